@@ -1,0 +1,17 @@
+// C++ view of the kernel-to-user ABI (kern/pdtt.h): sizes pinned so that a
+// change on one side that the other misses fails the build, not the data.
+#pragma once
+
+#include <cstddef>
+#include <linux/types.h>
+
+extern "C" {
+#include "pdtt.h"
+}
+
+static_assert(sizeof(pdtt_flow_key) == 44, "pdtt_flow_key layout changed");
+static_assert(sizeof(pdtt_counters) == 32, "pdtt_counters layout changed");
+static_assert(sizeof(pdtt_flow) == 112, "pdtt_flow layout changed");
+static_assert(sizeof(pdtt_event) == 144, "pdtt_event layout changed");
+static_assert(offsetof(pdtt_event, key) == 64, "pdtt_event.key moved");
+static_assert(offsetof(pdtt_event, comm) == 124, "pdtt_event.comm moved");

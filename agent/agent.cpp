@@ -1,0 +1,229 @@
+#include "agent.hpp"
+
+#include "factory.hpp"
+#include "log.hpp"
+
+#include <bpf/bpf.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+
+namespace pdtt {
+
+namespace {
+
+constexpr int kCapNetAdmin = 12;
+constexpr int kCapPerfmon = 38;
+constexpr int kCapBpf = 39;
+constexpr int kCapSysAdmin = 21;
+
+bool has_cap(const __user_cap_data_struct (&d)[2], int cap) {
+    return d[cap / 32].effective & (1u << (cap % 32));
+}
+
+Counters since(const Counters& now, const Counters& before) {
+    auto d = [](uint64_t a, uint64_t b) { return a > b ? a - b : 0; };
+    return {d(now.tx_bytes, before.tx_bytes), d(now.rx_bytes, before.rx_bytes),
+            d(now.tx_packets, before.tx_packets), d(now.rx_packets, before.rx_packets)};
+}
+
+Timestamp wall_now() { return std::chrono::time_point_cast<std::chrono::microseconds>(Clock::now()); }
+
+uint32_t netns_inode() {
+    struct stat st{};
+    if (::stat("/proc/self/ns/net", &st) != 0)
+        throw Error(kExitRuntime, "pdtt-agent: cannot read /proc/self/ns/net: " + std::string(std::strerror(errno)));
+    return static_cast<uint32_t>(st.st_ino);
+}
+
+} // namespace
+
+void check_privileges() {
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (::syscall(SYS_capget, &hdr, data) != 0)
+        return;   // let the load report what is missing
+    bool bpf = has_cap(data, kCapSysAdmin) ||
+               (has_cap(data, kCapBpf) && has_cap(data, kCapPerfmon));
+    if (!bpf || !has_cap(data, kCapNetAdmin))
+        throw Error(kExitPrivilege,
+                    "pdtt-agent: missing privilege: run as root, or grant CAP_BPF, CAP_PERFMON and "
+                    "CAP_NET_ADMIN (e.g. AmbientCapabilities= in the systemd unit)");
+}
+
+void check_btf() {
+    if (::access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+        throw Error(kExitPrivilege, "pdtt-agent: the kernel has no BTF at /sys/kernel/btf/vmlinux: "
+                                    "boot a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+}
+
+int resolve_interface(const std::string& name) {
+    if (unsigned idx = ::if_nametoindex(name.c_str()))
+        return static_cast<int>(idx);
+    std::string names;
+    if (struct if_nameindex* all = ::if_nameindex()) {
+        for (struct if_nameindex* i = all; i->if_index; i++)
+            names += (names.empty() ? "" : ", ") + std::string(i->if_name);
+        ::if_freenameindex(all);
+    }
+    throw Error(kExitUsage, "pdtt-agent: interface '" + name + "' does not exist; interfaces here: " + names);
+}
+
+Agent::Agent(const Config& cfg)
+    : cfg_(cfg), signals_(io_, SIGINT, SIGTERM, SIGHUP), sweep_timer_(io_), report_timer_(io_),
+      sweep_period_(std::min(cfg.interval, std::chrono::milliseconds(1000))) {
+    log::verbose() = cfg.verbose;
+    install_libbpf_logger();
+    check_privileges();
+    check_btf();
+    for (const auto& name : cfg_.interfaces)
+        ifnames_[resolve_interface(name)] = name;
+
+    sinks_ = make_sinks(cfg_);
+
+    BpfOptions opts;
+    opts.target_netns = netns_inode();
+    bpf_ = std::make_unique<Bpf>(opts);
+    bpf_->attach_state_tracepoint();
+    for (const auto& [idx, name] : ifnames_) {
+        bpf_->attach_xdp(name, idx, cfg_.xdp_mode);
+        bpf_->attach_egress(name, idx);
+    }
+    for (const auto& a : bpf_->attachments())
+        log::debug("attached " + a->describe());
+
+    agg_ = std::make_unique<Aggregator>(
+        sinks_, names_,
+        [this](uint32_t idx) {
+            auto it = ifnames_.find(idx);
+            return it != ifnames_.end() ? it->second : "if" + std::to_string(idx);
+        },
+        clock_);
+    ring_ = std::make_unique<RingReader>(io_, bpf_->ring_fd(), [this](const pdtt_event& e) { agg_->on_event(e); });
+}
+
+Agent::~Agent() = default;
+
+int Agent::run() {
+    std::signal(SIGPIPE, SIG_IGN);   // a closed stdout pipe is a counted write error
+    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+        if (!ec)
+            on_signal(sig);
+    });
+    ring_->start();
+    interval_start_ = std::chrono::steady_clock::now();
+    next_sweep_ = interval_start_ + sweep_period_;
+    next_report_ = interval_start_ + cfg_.interval;
+    arm_sweep();
+    arm_report();
+    log::info("monitoring " + std::to_string(ifnames_.size()) + " interface(s); report every " +
+              std::to_string(cfg_.interval.count() / 1000.0).substr(0, 5) + " s");
+    io_.run();
+    return kExitOk;
+}
+
+void Agent::on_signal(int sig) {
+    if (sig == SIGHUP) {
+        log::debug("SIGHUP: reopening log files");
+        for (auto& s : sinks_)
+            s->reopen();
+        signals_.async_wait([this](const boost::system::error_code& ec, int s) {
+            if (!ec)
+                on_signal(s);
+        });
+        return;
+    }
+    shutdown();
+}
+
+void Agent::arm_sweep() {
+    sweep_timer_.expires_at(next_sweep_);
+    sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec || stopping_)
+            return;
+        next_sweep_ += sweep_period_;
+        sweep();
+        arm_sweep();
+    });
+}
+
+void Agent::arm_report() {
+    report_timer_.expires_at(next_report_);
+    report_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec || stopping_)
+            return;
+        next_report_ += cfg_.interval;
+        report(false);
+        arm_report();
+    });
+}
+
+void Agent::sweep() {
+    ring_->drain();          // closes first, so the sweep's deltas find them gone
+    bpf_->sweep();
+    ring_->drain();
+    agg_->sweep_done();
+    Counters u = bpf_->unattributed();
+    agg_->add_unattributed(since(u, unattributed_seen_));
+    unattributed_seen_ = u;
+}
+
+AgentStats Agent::stats(double interval_s) const {
+    StatArray k = bpf_->stats();
+    AgentStats s;
+    s.ts = wall_now();
+    s.interval_s = interval_s;
+    s.events = ring_->consumed();
+    s.ring_drops = k[PDTT_STAT_RB_DROPS];
+    s.flow_table_full = k[PDTT_STAT_FLOW_FULL];
+    s.aux_table_full = k[PDTT_STAT_AUX_FULL];
+    s.flows_active = agg_->active();
+    s.flow_table_size = bpf_->flow_capacity();
+    for (const auto& sink : sinks_)
+        s.sink_errors += sink->errors();
+    return s;
+}
+
+void Agent::report(bool final) {
+    sweep();
+    auto now = std::chrono::steady_clock::now();
+    double interval_s = std::chrono::duration<double>(now - interval_start_).count();
+    interval_start_ = now;
+    clock_.resync();
+    agg_->report(wall_now(), interval_s);
+    AgentStats st = stats(interval_s);
+    for (auto& s : sinks_) {
+        s->agent_stats(st);
+        s->interval_end();
+        if (final)
+            s->flush();
+    }
+    if (!final) {
+        int fd = bpf_->flows_fd();
+        agg_->prune([fd](const pdtt_flow_key& k) {
+            pdtt_flow v;
+            return bpf_map_lookup_elem(fd, &k, &v) == 0;
+        });
+    }
+}
+
+void Agent::shutdown() {
+    if (stopping_)
+        return;
+    stopping_ = true;
+    log::debug("stopping: final report");
+    report(true);
+    ring_->stop();
+    sweep_timer_.cancel();
+    report_timer_.cancel();
+    signals_.cancel();
+    bpf_->detach_all();
+    io_.stop();
+}
+
+} // namespace pdtt

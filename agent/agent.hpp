@@ -1,0 +1,66 @@
+// The agent: checks the host, loads and attaches the kernel side, then runs
+// one Boost.Asio loop (ring buffer, sweep and report timers, signals).
+#pragma once
+
+#include "bpf.hpp"
+#include "config.hpp"
+#include "flows.hpp"
+#include "names.hpp"
+#include "ring.hpp"
+#include "sink.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace pdtt {
+
+// Throws Error(kExitPrivilege) unless we may load and attach BPF programs.
+void check_privileges();
+// Throws Error(kExitPrivilege) when the kernel has no BTF.
+void check_btf();
+// ifindex of NAME; Error(kExitUsage) naming the interfaces that exist.
+int resolve_interface(const std::string& name);
+
+class Agent {
+public:
+    explicit Agent(const Config& cfg);
+    ~Agent();
+    // Runs until SIGINT/SIGTERM; returns the exit status.
+    int run();
+
+private:
+    void on_signal(int sig);
+    void arm_sweep();
+    void arm_report();
+    void sweep();            // kernel sweep, drain, unattributed delta
+    void report(bool final);
+    AgentStats stats(double interval_s) const;
+    void shutdown();
+
+    Config cfg_;
+    boost::asio::io_context io_;
+    boost::asio::signal_set signals_;
+    boost::asio::steady_timer sweep_timer_;
+    boost::asio::steady_timer report_timer_;
+    std::chrono::steady_clock::time_point interval_start_;
+    std::chrono::steady_clock::time_point next_sweep_;
+    std::chrono::steady_clock::time_point next_report_;
+    std::chrono::milliseconds sweep_period_;
+    std::map<uint32_t, std::string> ifnames_;
+    SinkList sinks_;
+    UserNames names_;
+    WallClock clock_;
+    std::unique_ptr<Bpf> bpf_;
+    std::unique_ptr<Aggregator> agg_;
+    std::unique_ptr<RingReader> ring_;
+    Counters unattributed_seen_;
+    bool stopping_ = false;
+};
+
+} // namespace pdtt

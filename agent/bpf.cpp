@@ -1,0 +1,246 @@
+#include "bpf.hpp"
+
+#include "log.hpp"
+#include "pdtt.skel.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <filesystem>
+
+namespace pdtt {
+
+namespace {
+
+// TCX attach types (Linux 6.6); libbpf 1.1's headers predate them.
+constexpr int kBpfTcxEgress = 47;
+// clsact fallback: a handle and priority no other tool is likely to use.
+constexpr uint32_t kTcHandle = 0x7064;   // "pd"
+constexpr uint32_t kTcPriority = 0x7474; // "tt"
+
+std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
+
+[[noreturn]] void fail(int code, const std::string& msg) { throw Error(code, "pdtt-agent: " + msg); }
+
+int exit_code_for(int err) {
+    err = err < 0 ? -err : err;
+    return (err == EPERM || err == EACCES) ? kExitPrivilege : kExitRuntime;
+}
+
+class LinkAttachment : public Attachment {
+public:
+    LinkAttachment(Fd fd, std::string what) : fd_(std::move(fd)), what_(std::move(what)) {}
+    std::string describe() const override { return what_; }
+
+private:
+    Fd fd_;   // closing the last link fd detaches
+    std::string what_;
+};
+
+class LibbpfLinkAttachment : public Attachment {
+public:
+    LibbpfLinkAttachment(bpf_link* l, std::string what) : link_(l), what_(std::move(what)) {}
+    ~LibbpfLinkAttachment() override { bpf_link__destroy(link_); }
+    std::string describe() const override { return what_; }
+
+private:
+    bpf_link* link_;
+    std::string what_;
+};
+
+// Pre-TCX kernels: a clsact filter. It outlives a killed agent, so the next
+// start replaces it (same handle and priority).
+class TcFilterAttachment : public Attachment {
+public:
+    TcFilterAttachment(int ifindex, std::string what) : ifindex_(ifindex), what_(std::move(what)) {}
+    ~TcFilterAttachment() override {
+        LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_, .attach_point = BPF_TC_EGRESS);
+        LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
+        bpf_tc_detach(&hook, &opts);
+    }
+    std::string describe() const override { return what_; }
+
+private:
+    int ifindex_;
+    std::string what_;
+};
+
+int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
+    if (level == LIBBPF_DEBUG && !log::verbose())
+        return 0;
+    char buf[1024];
+    int n = std::vsnprintf(buf, sizeof(buf), fmt, args);
+    std::string s(buf, n > 0 ? std::min<size_t>(n, sizeof(buf) - 1) : 0);
+    while (!s.empty() && s.back() == '\n')
+        s.pop_back();
+    if (level == LIBBPF_DEBUG)
+        log::debug("libbpf: " + s);
+    else if (log::verbose())   // warnings are explained by our own error line
+        log::warn("libbpf: " + s);
+    return 0;
+}
+
+bool is_virtual(const std::string& ifname) {
+    return !std::filesystem::exists("/sys/class/net/" + ifname + "/device");
+}
+
+} // namespace
+
+Fd& Fd::operator=(Fd&& o) noexcept {
+    if (this != &o) {
+        if (fd_ >= 0)
+            ::close(fd_);
+        fd_ = o.release();
+    }
+    return *this;
+}
+
+Fd::~Fd() {
+    if (fd_ >= 0)
+        ::close(fd_);
+}
+
+void install_libbpf_logger() { libbpf_set_print(libbpf_print); }
+
+Bpf::Bpf(const BpfOptions& opts) : opts_(opts) {
+    try {
+        load(true);
+    } catch (const Error& first) {
+        // tp_btf needs the tracepoint in vmlinux BTF; the classic one does not.
+        log::debug(std::string("tp_btf load failed, trying the classic tracepoint: ") + first.what());
+        try {
+            load(false);
+        } catch (const Error&) {
+            throw first;
+        }
+    }
+}
+
+Bpf::~Bpf() {
+    attachments_.clear();
+    pdtt_bpf__destroy(skel_);
+}
+
+void Bpf::load(bool btf_tracepoint) {
+    pdtt_bpf__destroy(skel_);
+    skel_ = pdtt_bpf__open();
+    if (!skel_)
+        fail(kExitRuntime, "cannot open the BPF object: " + errstr(errno));
+
+    skel_->rodata->target_netns = opts_.target_netns;
+    skel_->rodata->ring_wakeup_bytes = opts_.ring_bytes / 4;
+    bpf_map__set_max_entries(skel_->maps.flows, opts_.flow_entries);
+    bpf_map__set_max_entries(skel_->maps.events, opts_.ring_bytes);
+    bpf_program__set_autoload(skel_->progs.pdtt_state_btf, btf_tracepoint);
+    bpf_program__set_autoload(skel_->progs.pdtt_state_tp, !btf_tracepoint);
+    btf_tracepoint_ = btf_tracepoint;
+
+    if (int err = pdtt_bpf__load(skel_))
+        fail(exit_code_for(err), "cannot load the BPF programs (" + errstr(err) +
+                                     "); run with -v for the verifier log");
+}
+
+void Bpf::attach_state_tracepoint() {
+    bpf_program* prog = btf_tracepoint_ ? skel_->progs.pdtt_state_btf : skel_->progs.pdtt_state_tp;
+    if (!btf_tracepoint_ && !std::filesystem::exists("/sys/kernel/tracing/events") &&
+        !std::filesystem::exists("/sys/kernel/debug/tracing/events")) {
+        // The classic tracepoint is found through tracefs.
+        if (::mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr) != 0)
+            log::warn("cannot mount tracefs on /sys/kernel/tracing: " + errstr(errno));
+    }
+    bpf_link* l = bpf_program__attach(prog);
+    if (!l)
+        fail(exit_code_for(errno), "cannot attach to tracepoint sock/inet_sock_set_state: " + errstr(errno));
+    attachments_.push_back(std::make_unique<LibbpfLinkAttachment>(
+        l, btf_tracepoint_ ? "tp_btf/inet_sock_set_state" : "tracepoint/sock/inet_sock_set_state"));
+}
+
+void Bpf::attach_xdp(const std::string& ifname, int ifindex, XdpMode mode) {
+    int prog = bpf_program__fd(skel_->progs.pdtt_xdp);
+    auto try_mode = [&](uint32_t flags) {
+        LIBBPF_OPTS(bpf_link_create_opts, o, .flags = flags);
+        return bpf_link_create(prog, ifindex, BPF_XDP, &o);
+    };
+    bool native = mode == XdpMode::native || (mode == XdpMode::automatic && !is_virtual(ifname));
+    int fd = try_mode(native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE);
+    int err = fd < 0 ? errno : 0;
+    if (fd < 0 && native && mode == XdpMode::automatic) {
+        log::debug(ifname + ": native XDP unavailable (" + errstr(err) + "), using generic");
+        native = false;
+        fd = try_mode(XDP_FLAGS_SKB_MODE);
+        err = fd < 0 ? errno : 0;
+    }
+    if (fd < 0) {
+        if (err == EBUSY || err == EEXIST)
+            fail(kExitRuntime, "another XDP program is attached to " + ifname +
+                                   " (see 'ip link show " + ifname + "'); detach it first");
+        if (mode == XdpMode::native)
+            fail(kExitPrivilege, "cannot attach native XDP to " + ifname + " (" + errstr(err) +
+                                     "); the driver may lack it: use --xdp-mode generic");
+        fail(exit_code_for(err), "cannot attach XDP to " + ifname + ": " + errstr(err));
+    }
+    attachments_.push_back(std::make_unique<LinkAttachment>(
+        Fd(fd), "xdp/" + std::string(native ? "native" : "generic") + " on " + ifname));
+}
+
+void Bpf::attach_egress(const std::string& ifname, int ifindex) {
+    int prog = bpf_program__fd(skel_->progs.pdtt_egress);
+    int fd = bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(kBpfTcxEgress), nullptr);
+    if (fd >= 0) {
+        attachments_.push_back(std::make_unique<LinkAttachment>(Fd(fd), "tcx/egress on " + ifname));
+        return;
+    }
+    int err = errno;
+    log::debug(ifname + ": TCX unavailable (" + errstr(err) + "), using a clsact filter");
+
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+    int r = bpf_tc_hook_create(&hook);
+    if (r && r != -EEXIST)
+        fail(exit_code_for(r), "cannot create a clsact qdisc on " + ifname + ": " + errstr(r));
+    LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog, .flags = BPF_TC_F_REPLACE, .handle = kTcHandle,
+                .priority = kTcPriority);
+    // BPF_TC_F_REPLACE takes over a filter a killed agent left behind.
+    if ((r = bpf_tc_attach(&hook, &opts)))
+        fail(exit_code_for(r), "cannot attach the egress program to " + ifname + ": " + errstr(r));
+    attachments_.push_back(std::make_unique<TcFilterAttachment>(ifindex, "tc/clsact egress on " + ifname));
+}
+
+void Bpf::sweep() {
+    LIBBPF_OPTS(bpf_test_run_opts, run);
+    if (int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.pdtt_sweep), &run))
+        log::warn("flow sweep failed: " + errstr(err));
+}
+
+int Bpf::ring_fd() const { return bpf_map__fd(skel_->maps.events); }
+int Bpf::flows_fd() const { return bpf_map__fd(skel_->maps.flows); }
+
+Counters Bpf::unattributed() const {
+    std::vector<pdtt_counters> per_cpu(libbpf_num_possible_cpus());
+    uint32_t key = PDTT_UNATTRIBUTED;
+    Counters sum;
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.unattributed), &key, per_cpu.data()) == 0) {
+        for (const auto& c : per_cpu)
+            sum += Counters{c.tx_bytes, c.rx_bytes, c.tx_packets, c.rx_packets};
+    }
+    return sum;
+}
+
+StatArray Bpf::stats() const {
+    StatArray out{};
+    std::vector<uint64_t> per_cpu(libbpf_num_possible_cpus());
+    for (uint32_t i = 0; i < PDTT_STAT_MAX; i++) {
+        if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.stats), &i, per_cpu.data()) == 0)
+            for (uint64_t v : per_cpu)
+                out[i] += v;
+    }
+    return out;
+}
+
+} // namespace pdtt

@@ -1,0 +1,95 @@
+// Owners of the kernel side: the loaded skeleton and every attachment.
+// Each handle has one move-only owner; destroying it detaches. Everything is
+// attached through BPF links where the kernel has them, so a killed agent
+// leaves nothing behind.
+#pragma once
+
+#include "abi.hpp"
+#include "config.hpp"
+#include "records.hpp"
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+struct pdtt_bpf;
+struct bpf_link;
+
+namespace pdtt {
+
+// Owns a file descriptor.
+class Fd {
+public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    Fd(Fd&& o) noexcept : fd_(o.release()) {}
+    Fd& operator=(Fd&& o) noexcept;
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd();
+    int get() const { return fd_; }
+    int release() {
+        int f = fd_;
+        fd_ = -1;
+        return f;
+    }
+    explicit operator bool() const { return fd_ >= 0; }
+
+private:
+    int fd_ = -1;
+};
+
+// One attached program; detaches when destroyed.
+class Attachment {
+public:
+    virtual ~Attachment() = default;
+    virtual std::string describe() const = 0;
+};
+
+struct BpfOptions {
+    uint32_t target_netns = 0;       // inode of the monitored namespace
+    uint32_t flow_entries = 262144;  // kernel flow table capacity
+    uint32_t ring_bytes = 8u << 20;  // ring buffer size, a power of two
+};
+
+using StatArray = std::array<uint64_t, PDTT_STAT_MAX>;
+
+class Bpf {
+public:
+    // open, set rodata and sizes, load. Throws pdtt::Error.
+    explicit Bpf(const BpfOptions& opts);
+    ~Bpf();
+    Bpf(const Bpf&) = delete;
+    Bpf& operator=(const Bpf&) = delete;
+
+    void attach_state_tracepoint();
+    void attach_xdp(const std::string& ifname, int ifindex, XdpMode mode);
+    void attach_egress(const std::string& ifname, int ifindex);
+    void detach_all() { attachments_.clear(); }
+    const std::vector<std::unique_ptr<Attachment>>& attachments() const { return attachments_; }
+
+    // Runs pdtt_sweep: one FLOW_DELTA per flow whose counters moved.
+    void sweep();
+
+    int ring_fd() const;
+    int flows_fd() const;
+    uint32_t flow_capacity() const { return opts_.flow_entries; }
+    Counters unattributed() const;   // summed over CPUs, since load
+    StatArray stats() const;         // summed over CPUs, since load
+    pdtt_bpf* skeleton() const { return skel_; }
+
+private:
+    void load(bool btf_tracepoint);
+
+    BpfOptions opts_;
+    pdtt_bpf* skel_ = nullptr;
+    bool btf_tracepoint_ = true;
+    std::vector<std::unique_ptr<Attachment>> attachments_;
+};
+
+// Routes libbpf's messages to our log (debug ones only with -v).
+void install_libbpf_logger();
+
+} // namespace pdtt

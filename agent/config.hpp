@@ -1,0 +1,56 @@
+// Command line and /etc/pdtt.conf, through Boost.Program_options.
+// Precedence: command line, then config file, then defaults.
+#pragma once
+
+#include <chrono>
+#include <iosfwd>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pdtt {
+
+// Exit statuses of SPEC.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRuntime = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitPrivilege = 3;
+
+// A one-line, user-facing error and the exit status it maps to.
+class Error : public std::runtime_error {
+public:
+    Error(int exit_code, const std::string& message)
+        : std::runtime_error(message), exit_code_(exit_code) {}
+    int exit_code() const { return exit_code_; }
+
+private:
+    int exit_code_;
+};
+
+enum class StdoutMode { text, json, none };
+enum class XdpMode { automatic, native, generic };
+
+struct Config {
+    std::vector<std::string> interfaces;
+    std::string log_prefix = "/var/log/pdtt";
+    std::chrono::milliseconds interval{10'000};
+    StdoutMode stdout_mode = StdoutMode::text;
+    std::vector<std::string> syslog;    // udp://host:port, tcp://host:port
+    bool files = true;
+    XdpMode xdp_mode = XdpMode::automatic;
+    bool verbose = false;
+    std::string config_file;            // the file that was read, "" if none
+};
+
+inline constexpr const char* kDefaultConfigFile = "/etc/pdtt.conf";
+
+// Parses argv (and the config file it names, or kDefaultConfigFile when that
+// exists). Returns nullopt after printing --help or --version to `out`.
+// Throws Error(kExitUsage, "...") with a one-line message naming the option,
+// or FILE:LINE and the key, for anything malformed.
+// default_config is a parameter so tests need not touch /etc.
+std::optional<Config> parse_config(int argc, const char* const argv[], std::ostream& out,
+                                   const std::string& default_config = kDefaultConfigFile);
+
+} // namespace pdtt

@@ -1,0 +1,183 @@
+#include "flows.hpp"
+
+#include <netinet/in.h>
+#include <time.h>
+
+#include <cstring>
+
+namespace pdtt {
+
+namespace {
+
+int64_t clock_us(clockid_t id) {
+    timespec ts{};
+    ::clock_gettime(id, &ts);
+    return int64_t(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+}
+
+// What moved since `before`; a counter that went backwards moved nothing.
+Counters since(const pdtt_counters& now, const Counters& before) {
+    auto d = [](uint64_t a, uint64_t b) { return a > b ? a - b : 0; };
+    return {d(now.tx_bytes, before.tx_bytes), d(now.rx_bytes, before.rx_bytes),
+            d(now.tx_packets, before.tx_packets), d(now.rx_packets, before.rx_packets)};
+}
+
+Counters to_counters(const pdtt_counters& c) { return {c.tx_bytes, c.rx_bytes, c.tx_packets, c.rx_packets}; }
+
+const char* proto_name(uint8_t p) {
+    switch (p) {
+    case IPPROTO_TCP:
+        return "tcp";
+    case IPPROTO_UDP:
+        return "udp";
+    default:
+        return "other";
+    }
+}
+
+} // namespace
+
+void WallClock::resync() { offset_us_ = clock_us(CLOCK_REALTIME) - clock_us(CLOCK_MONOTONIC); }
+
+uint64_t WallClock::mono_now_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+Timestamp WallClock::from_mono(uint64_t mono_ns) const {
+    return Timestamp(std::chrono::microseconds(int64_t(mono_ns / 1000) + offset_us_));
+}
+
+bool FlowKeyEq::operator()(const pdtt_flow_key& a, const pdtt_flow_key& b) const noexcept {
+    return std::memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+Aggregator::Aggregator(SinkList& sinks, UserNames& names, IfName ifname, const WallClock& clock)
+    : sinks_(sinks), names_(names), ifname_(std::move(ifname)), clock_(clock) {}
+
+Aggregator::Flow Aggregator::make_flow(const pdtt_event& e) {
+    Flow f;
+    f.open_ns = e.open_ns;
+    FlowId& id = f.id;
+    id.iface = ifname_(e.ifindex);
+    id.uid = e.uid;
+    id.user = names_.name(e.uid);
+    if (e.pid)
+        id.pid = e.pid;
+    if (e.comm[0])
+        id.comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
+    id.proto = proto_name(e.key.proto);
+    id.family = is_v4_mapped(e.key.raddr) ? "ipv4" : "ipv6";
+    id.local = format_addr(e.key.laddr);
+    id.lport = e.key.lport;
+    id.remote = format_addr(e.key.raddr);
+    id.rport = e.key.rport;
+    id.direction = e.direction == PDTT_DIR_OUTBOUND  ? Direction::outbound
+                   : e.direction == PDTT_DIR_INBOUND ? Direction::inbound
+                                                     : Direction::unknown;
+    return f;
+}
+
+FlowRecord Aggregator::record(FlowEvent type, const Flow& f, const pdtt_event& e, const Counters& cnt) const {
+    FlowRecord r;
+    r.type = type;
+    r.ts = clock_.from_mono(type == FlowEvent::open ? e.open_ns : e.ts_ns);
+    r.id = f.id;
+    r.cnt = cnt;
+    return r;
+}
+
+void Aggregator::account(Flow& f, const Counters& delta) {
+    User& u = users_[f.id.uid];
+    u.cnt += delta;
+    if (f.gen != gen_) {
+        f.gen = gen_;
+        u.flows++;
+    }
+    std::string pk = f.id.local;
+    pk += '\0';
+    pk += f.id.remote;
+    auto [it, fresh] = u.pair_index.try_emplace(std::move(pk), u.pairs.size());
+    if (fresh)
+        u.pairs.push_back({f.id.local, f.id.remote, 0, 0});
+    Pair& p = u.pairs[it->second];
+    p.tx += delta.tx_bytes;
+    p.rx += delta.rx_bytes;
+}
+
+void Aggregator::on_event(const pdtt_event& e) {
+    auto it = flows_.find(e.key);
+    if (it == flows_.end() || e.type == PDTT_EV_FLOW_OPEN) {
+        // A delta from a sweep that raced with this flow's close: already counted.
+        if (e.type == PDTT_EV_FLOW_DELTA && recently_closed_.count(e.key))
+            return;
+        it = flows_.insert_or_assign(e.key, make_flow(e)).first;
+        // Its open record was lost (ring full) when this is not FLOW_OPEN.
+        FlowRecord r = record(FlowEvent::open, it->second, e, {});
+        for (auto& s : sinks_)
+            s->flow_open(r);
+    }
+    Flow& f = it->second;
+    Counters delta = since(e.cnt, f.accounted);
+    if (!delta.empty()) {
+        account(f, delta);
+        f.accounted = to_counters(e.cnt);
+    }
+
+    if (e.type == PDTT_EV_FLOW_DELTA && !delta.empty()) {
+        FlowRecord r = record(FlowEvent::delta, f, e, delta);
+        for (auto& s : sinks_)
+            s->flow_delta(r);
+    } else if (e.type == PDTT_EV_FLOW_CLOSE) {
+        FlowRecord r = record(FlowEvent::close, f, e, to_counters(e.cnt));
+        r.tcp_bytes_acked = e.tcp_bytes_acked;
+        r.tcp_bytes_received = e.tcp_bytes_received;
+        r.duration_ms = e.ts_ns > f.open_ns ? (e.ts_ns - f.open_ns) / 1'000'000 : 0;
+        for (auto& s : sinks_)
+            s->flow_close(r);
+        recently_closed_.insert(e.key);
+        flows_.erase(it);
+    }
+}
+
+void Aggregator::add_unattributed(const Counters& delta) {
+    if (!delta.empty())
+        users_[kUnattributedUid].cnt += delta;
+}
+
+void Aggregator::report(Timestamp end, double interval_s) {
+    for (auto& [uid, u] : users_) {
+        if (u.cnt.empty())
+            continue;
+        UserReport r;
+        r.ts = end;
+        r.uid = uid;
+        r.user = names_.name(uid);
+        r.interval_s = interval_s;
+        r.tx_bytes = u.cnt.tx_bytes;
+        r.rx_bytes = u.cnt.rx_bytes;
+        r.tx_packets = u.cnt.tx_packets;
+        r.rx_packets = u.cnt.rx_packets;
+        r.flows = u.flows;
+        r.connections.reserve(u.pairs.size());
+        for (auto& p : u.pairs)
+            r.connections.push_back({std::move(p.local), std::move(p.remote), p.tx, p.rx});
+        for (auto& s : sinks_)
+            s->user_report(r);
+    }
+    users_.clear();
+    gen_++;
+}
+
+void Aggregator::prune(const std::function<bool(const pdtt_flow_key&)>& kernel_has) {
+    for (auto it = flows_.begin(); it != flows_.end();) {
+        // Only flows quiet for a whole interval are worth a syscall.
+        if (it->second.gen + 1 < gen_ && !kernel_has(it->first))
+            it = flows_.erase(it);
+        else
+            ++it;
+    }
+}
+
+} // namespace pdtt

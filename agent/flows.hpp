@@ -1,0 +1,92 @@
+// Flow table and user table. Kernel records carry cumulative counters, so
+// the delta of a record is its counters minus what this flow already
+// accounted: lost, duplicated or reordered records never double-count.
+#pragma once
+
+#include "abi.hpp"
+#include "names.hpp"
+#include "records.hpp"
+#include "sink.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace pdtt {
+
+// Converts CLOCK_MONOTONIC nanoseconds (kernel timestamps) to wall time.
+class WallClock {
+public:
+    WallClock() { resync(); }
+    void resync();   // after the wall clock was stepped
+    Timestamp from_mono(uint64_t mono_ns) const;
+    static uint64_t mono_now_ns();
+
+private:
+    int64_t offset_us_ = 0;   // wall - monotonic
+};
+
+struct FlowKeyHash {
+    size_t operator()(const pdtt_flow_key& k) const noexcept {
+        return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(&k), sizeof(k)));
+    }
+};
+struct FlowKeyEq {
+    bool operator()(const pdtt_flow_key& a, const pdtt_flow_key& b) const noexcept;
+};
+
+class Aggregator {
+public:
+    using IfName = std::function<std::string(uint32_t ifindex)>;
+
+    Aggregator(SinkList& sinks, UserNames& names, IfName ifname, const WallClock& clock);
+
+    void on_event(const pdtt_event& e);
+    // Call after each sweep's records were consumed: a later FLOW_DELTA for
+    // a key closed before it belongs to a new flow with the same 5-tuple.
+    void sweep_done() { recently_closed_.clear(); }
+    void add_unattributed(const Counters& delta);
+    // One user_report per user with traffic since the last report.
+    void report(Timestamp end, double interval_s);
+    // Forgets flows the kernel no longer has (their close record was lost).
+    void prune(const std::function<bool(const pdtt_flow_key&)>& kernel_has);
+
+    size_t active() const { return flows_.size(); }
+
+private:
+    struct Flow {
+        FlowId id;
+        Counters accounted;
+        uint64_t open_ns = 0;
+        uint64_t gen = UINT64_MAX;    // report generation it last moved bytes in
+    };
+    struct Pair {
+        std::string local, remote;
+        uint64_t tx = 0, rx = 0;
+    };
+    struct User {
+        Counters cnt;
+        uint64_t flows = 0;
+        std::vector<Pair> pairs;
+        std::unordered_map<std::string, size_t> pair_index;
+    };
+
+    Flow make_flow(const pdtt_event& e);
+    void account(Flow& f, const Counters& delta);
+    FlowRecord record(FlowEvent type, const Flow& f, const pdtt_event& e, const Counters& cnt) const;
+
+    SinkList& sinks_;
+    UserNames& names_;
+    IfName ifname_;
+    const WallClock& clock_;
+    uint64_t gen_ = 0;
+    std::unordered_map<pdtt_flow_key, Flow, FlowKeyHash, FlowKeyEq> flows_;
+    std::unordered_set<pdtt_flow_key, FlowKeyHash, FlowKeyEq> recently_closed_;
+    std::unordered_map<int64_t, User> users_;
+};
+
+} // namespace pdtt

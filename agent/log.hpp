@@ -1,0 +1,24 @@
+// Agent logging: one line per message on stderr; debug only with -v.
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+namespace pdtt::log {
+
+inline bool& verbose() {
+    static bool v = false;
+    return v;
+}
+
+inline void line(const char* level, const std::string& msg) {
+    std::fprintf(stderr, "pdtt-agent: %s%s\n", level, msg.c_str());
+}
+inline void debug(const std::string& msg) {
+    if (verbose())
+        line("debug: ", msg);
+}
+inline void info(const std::string& msg) { line("", msg); }
+inline void warn(const std::string& msg) { line("warning: ", msg); }
+
+} // namespace pdtt::log

@@ -1,0 +1,100 @@
+// What the agent core hands to sinks: decoded, attributed, named records.
+// Sinks format these; they never see kernel structs.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pdtt {
+
+using Clock = std::chrono::system_clock;
+using Timestamp = std::chrono::time_point<Clock, std::chrono::microseconds>;
+
+// uid of the pseudo-user that owns traffic matching no socket.
+inline constexpr int64_t kUnattributedUid = -1;
+inline constexpr const char* kUnattributedUser = "unattributed";
+
+struct Counters {
+    uint64_t tx_bytes = 0;
+    uint64_t rx_bytes = 0;
+    uint64_t tx_packets = 0;
+    uint64_t rx_packets = 0;
+
+    Counters& operator+=(const Counters& o) {
+        tx_bytes += o.tx_bytes;
+        rx_bytes += o.rx_bytes;
+        tx_packets += o.tx_packets;
+        rx_packets += o.rx_packets;
+        return *this;
+    }
+    bool empty() const { return tx_packets == 0 && rx_packets == 0 && tx_bytes == 0 && rx_bytes == 0; }
+    bool operator==(const Counters&) const = default;
+};
+
+enum class Direction { unknown, outbound, inbound };
+
+// Identity of one flow as users see it.
+struct FlowId {
+    std::string iface;
+    int64_t uid = kUnattributedUid;
+    std::string user;
+    std::optional<uint32_t> pid;   // nullopt: the kernel never ran in the owner
+    std::optional<std::string> comm;
+    std::string proto;             // "tcp", "udp"
+    std::string family;            // "ipv4", "ipv6"
+    std::string local;             // printable address
+    uint16_t lport = 0;
+    std::string remote;
+    uint16_t rport = 0;
+    Direction direction = Direction::unknown;
+};
+
+enum class FlowEvent { open, delta, close };
+
+struct FlowRecord {
+    FlowEvent type = FlowEvent::open;
+    Timestamp ts;
+    FlowId id;
+    Counters cnt;                  // delta: since previous record; close: totals
+    uint64_t tcp_bytes_acked = 0;  // close only
+    uint64_t tcp_bytes_received = 0;
+    uint64_t duration_ms = 0;      // close only
+};
+
+// One "Connection: LOCAL -> REMOTE" row of the per-user file.
+struct PairRow {
+    std::string local;
+    std::string remote;
+    uint64_t tx_bytes = 0;
+    uint64_t rx_bytes = 0;
+};
+
+struct UserReport {
+    Timestamp ts;                  // end of the interval
+    std::string user;
+    int64_t uid = 0;
+    double interval_s = 0;         // length of this interval (shorter at shutdown)
+    uint64_t tx_bytes = 0;
+    uint64_t rx_bytes = 0;
+    uint64_t tx_packets = 0;
+    uint64_t rx_packets = 0;
+    uint64_t flows = 0;            // flows that moved bytes in the interval
+    std::vector<PairRow> connections;
+};
+
+struct AgentStats {
+    Timestamp ts;
+    double interval_s = 0;
+    uint64_t events = 0;           // ring records consumed, since start
+    uint64_t ring_drops = 0;       // kernel: ring reservation failures, since start
+    uint64_t flow_table_full = 0;  // kernel: flow inserts that failed, since start
+    uint64_t aux_table_full = 0;   // kernel: pid/comm side table full, since start
+    uint64_t flows_active = 0;     // flows the agent tracks now
+    uint64_t flow_table_size = 0;  // capacity of the kernel flow table
+    uint64_t sink_errors = 0;      // write errors over all sinks, since start
+};
+
+} // namespace pdtt

@@ -1,0 +1,31 @@
+// The one interface every output implements. The agent core holds a list of
+// Sink pointers and knows no concrete sink; each lives in its own file.
+#pragma once
+
+#include "records.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace pdtt {
+
+class Sink {
+public:
+    virtual ~Sink() = default;
+    virtual void flow_open(const FlowRecord&) {}
+    virtual void flow_delta(const FlowRecord&) {}
+    virtual void flow_close(const FlowRecord&) {}
+    // One per user with traffic, at the end of each interval.
+    virtual void user_report(const UserReport&) {}
+    virtual void agent_stats(const AgentStats&) {}
+    // After every user_report/agent_stats of one interval has been handed in.
+    virtual void interval_end() {}
+    virtual void reopen() {}       // SIGHUP: logrotate moved our files
+    virtual void flush() {}
+    virtual uint64_t errors() const { return 0; }
+};
+
+using SinkList = std::vector<std::unique_ptr<Sink>>;
+
+} // namespace pdtt

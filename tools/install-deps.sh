@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every build, test and run dependency of pdtt from Debian's
+# packages. Idempotent: safe to run on every CI run and every fresh machine.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps.sh: run as root (it calls apt-get)" >&2
+    exit 3
+fi
+
+packages=(
+    # build
+    build-essential cmake pkg-config clang llvm
+    libbpf-dev libelf-dev zlib1g-dev bpftool
+    libboost1.81-dev libboost-program-options1.81-dev
+    libboost-test1.81-dev libboost-json1.81-dev
+    # run and test: namespaces, veth, traffic, users
+    iproute2 passwd procps util-linux python3 jq
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
