@@ -2,6 +2,7 @@
 
 #include "factory.hpp"
 #include "log.hpp"
+#include "sockdiag.hpp"
 
 #include <bpf/bpf.h>
 #include <linux/capability.h>
@@ -90,6 +91,9 @@ Agent::Agent(const Config& cfg)
     opts.target_netns = netns_inode();
     bpf_ = std::make_unique<Bpf>(opts);
     bpf_->attach_state_tracepoint();
+    // After the tracepoint, so a seeded flow that closes later is seen closing.
+    SeedResult seed = seed_existing_flows(bpf_->flows_fd(), opts.target_netns);
+    log::debug("sock_diag: " + std::to_string(seed.seeded) + " established TCP sockets entered");
     for (const auto& [idx, name] : ifnames_) {
         bpf_->attach_xdp(name, idx, cfg_.xdp_mode);
         bpf_->attach_egress(name, idx);

@@ -93,20 +93,6 @@ bool is_virtual(const std::string& ifname) {
 
 } // namespace
 
-Fd& Fd::operator=(Fd&& o) noexcept {
-    if (this != &o) {
-        if (fd_ >= 0)
-            ::close(fd_);
-        fd_ = o.release();
-    }
-    return *this;
-}
-
-Fd::~Fd() {
-    if (fd_ >= 0)
-        ::close(fd_);
-}
-
 void install_libbpf_logger() { libbpf_set_print(libbpf_print); }
 
 Bpf::Bpf(const BpfOptions& opts) : opts_(opts) {

@@ -6,6 +6,7 @@
 
 #include "abi.hpp"
 #include "config.hpp"
+#include "fd.hpp"
 #include "records.hpp"
 
 #include <array>
@@ -18,28 +19,6 @@ struct pdtt_bpf;
 struct bpf_link;
 
 namespace pdtt {
-
-// Owns a file descriptor.
-class Fd {
-public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(Fd&& o) noexcept : fd_(o.release()) {}
-    Fd& operator=(Fd&& o) noexcept;
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd();
-    int get() const { return fd_; }
-    int release() {
-        int f = fd_;
-        fd_ = -1;
-        return f;
-    }
-    explicit operator bool() const { return fd_ >= 0; }
-
-private:
-    int fd_ = -1;
-};
 
 // One attached program; detaches when destroyed.
 class Attachment {

@@ -1,0 +1,118 @@
+#include "sockdiag.hpp"
+
+#include "abi.hpp"
+#include "config.hpp"
+#include "fd.hpp"
+#include "flows.hpp"
+
+#include <bpf/bpf.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace pdtt {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& what) {
+    throw Error(kExitRuntime, "pdtt-agent: sock_diag: " + what + ": " + std::strerror(errno));
+}
+
+// Calls fn for every TCP socket of `family` in one of `states` (a bitmask).
+template <typename Fn>
+void dump(int family, uint32_t states, Fn fn) {
+    Fd nl(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+    if (!nl)
+        fail("socket");
+    struct {
+        nlmsghdr nlh;
+        inet_diag_req_v2 req;
+    } msg{};
+    msg.nlh.nlmsg_len = sizeof(msg);
+    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    msg.req.sdiag_family = static_cast<uint8_t>(family);
+    msg.req.sdiag_protocol = IPPROTO_TCP;
+    msg.req.idiag_states = states;
+    sockaddr_nl sa{};
+    sa.nl_family = AF_NETLINK;
+    if (::sendto(nl.get(), &msg, sizeof(msg), 0, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0)
+        fail("send");
+
+    std::vector<char> buf(1 << 16);
+    for (;;) {
+        ssize_t n = ::recv(nl.get(), buf.data(), buf.size(), 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            fail("recv");
+        }
+        for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+            if (h->nlmsg_type == NLMSG_DONE)
+                return;
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                errno = -reinterpret_cast<nlmsgerr*>(NLMSG_DATA(h))->error;
+                fail("dump");
+            }
+            fn(*reinterpret_cast<const inet_diag_msg*>(NLMSG_DATA(h)));
+        }
+    }
+}
+
+void to_key_addr(uint8_t out[16], int family, const __be32 addr[4]) {
+    if (family == AF_INET) {
+        std::memset(out, 0, 10);
+        out[10] = out[11] = 0xff;
+        std::memcpy(out + 12, addr, 4);
+    } else {
+        std::memcpy(out, addr, 16);
+    }
+}
+
+} // namespace
+
+SeedResult seed_existing_flows(int flows_fd, uint32_t netns) {
+    constexpr uint32_t kListen = 1u << TCP_LISTEN;
+    // Every state in which payload can still move.
+    constexpr uint32_t kOpen = (1u << TCP_ESTABLISHED) | (1u << TCP_FIN_WAIT1) | (1u << TCP_FIN_WAIT2) |
+                               (1u << TCP_CLOSE_WAIT) | (1u << TCP_LAST_ACK) | (1u << TCP_CLOSING);
+    std::set<uint16_t> listening;
+    for (int fam : {AF_INET, AF_INET6})
+        dump(fam, kListen, [&](const inet_diag_msg& m) { listening.insert(ntohs(m.id.idiag_sport)); });
+
+    SeedResult res;
+    uint64_t now = WallClock::mono_now_ns();
+    for (int fam : {AF_INET, AF_INET6}) {
+        dump(fam, kOpen, [&](const inet_diag_msg& m) {
+            pdtt_flow_key k{};
+            to_key_addr(k.laddr, fam, m.id.idiag_src);
+            to_key_addr(k.raddr, fam, m.id.idiag_dst);
+            k.lport = ntohs(m.id.idiag_sport);
+            k.rport = ntohs(m.id.idiag_dport);
+            k.proto = IPPROTO_TCP;
+            k.netns = netns;
+            pdtt_flow f{};
+            f.uid = m.idiag_uid;
+            f.open_ns = now;   // the agent's start: the real open time is unknown
+            f.family = is_v4_mapped(k.raddr) ? AF_INET : AF_INET6;
+            f.direction = listening.count(k.lport) ? PDTT_DIR_INBOUND : PDTT_DIR_OUTBOUND;
+            if (bpf_map_update_elem(flows_fd, &k, &f, BPF_NOEXIST) == 0)
+                res.seeded++;
+            else
+                res.skipped++;
+        });
+    }
+    return res;
+}
+
+} // namespace pdtt
