@@ -75,9 +75,13 @@ private:
 int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
     if (level == LIBBPF_DEBUG && !log::verbose())
         return 0;
-    char buf[1024];
-    int n = std::vsnprintf(buf, sizeof(buf), fmt, args);
-    std::string s(buf, n > 0 ? std::min<size_t>(n, sizeof(buf) - 1) : 0);
+    // Verifier logs run to megabytes: size the buffer to the message.
+    va_list copy;
+    va_copy(copy, args);
+    int n = std::vsnprintf(nullptr, 0, fmt, copy);
+    va_end(copy);
+    std::string s(n > 0 ? n : 0, '\0');
+    std::vsnprintf(s.data(), s.size() + 1, fmt, args);
     while (!s.empty() && s.back() == '\n')
         s.pop_back();
     if (level == LIBBPF_DEBUG)

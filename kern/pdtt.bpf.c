@@ -207,11 +207,13 @@ static __always_inline int parse_l4(void *l4, void *end, __u8 proto,
 }
 
 /*
- * Parse an Ethernet frame. frame_len is the whole packet (tc: skb->len),
- * used only where a super-packet leaves the IP length at 0 (BIG TCP).
+ * Parse an Ethernet frame. frame_len is the whole packet, fragments included:
+ * an IP length beyond it is a lie the stack drops, so we do too. super_ok:
+ * on egress a GSO super-packet may carry IP length 0 (BIG TCP); at XDP,
+ * before GRO, that is only ever malformed.
  */
 static __always_inline int parse_frame(void *data, void *end, __u64 frame_len,
-				       struct pkt *p)
+				       int super_ok, struct pkt *p)
 {
 	struct ethhdr *eth = data;
 	void *cur = eth + 1;
@@ -244,9 +246,9 @@ static __always_inline int parse_frame(void *data, void *end, __u64 frame_len,
 		if (ihl < sizeof(*iph) || cur + ihl > end)
 			return PKT_IGNORE;
 		tot = bpf_ntohs(iph->tot_len);
-		if (tot == 0)
+		if (tot == 0 && super_ok)
 			tot = frame_len - (cur - data);
-		if (tot < ihl)
+		if (tot < ihl || tot > frame_len - (cur - data))
 			return PKT_IGNORE;
 		map_v4(p->saddr, iph->saddr);
 		map_v4(p->daddr, iph->daddr);
@@ -269,8 +271,10 @@ static __always_inline int parse_frame(void *data, void *end, __u64 frame_len,
 		__builtin_memcpy(p->saddr, &ip6->saddr, 16);
 		__builtin_memcpy(p->daddr, &ip6->daddr, 16);
 		plen = bpf_ntohs(ip6->payload_len);
-		if (plen == 0)
+		if (plen == 0 && super_ok)
 			plen = frame_len - (cur - data) - sizeof(*ip6);
+		if (plen > frame_len - (cur - data) - sizeof(*ip6))
+			return PKT_IGNORE;
 		nexthdr = ip6->nexthdr;
 		cur = ip6 + 1;
 
@@ -384,8 +388,14 @@ int pdtt_xdp(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct pkt p = {};
+	__u64 len = end - data;
 
-	if (parse_frame(data, end, end - data, &p) == PKT_IP)
+	/* Multi-buffer frames (jumbo, native XDP) are longer than their head. */
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_xdp_get_buff_len))
+		len = bpf_xdp_get_buff_len(ctx);
+	if (len > 0x3ffff)	/* bounded for the verifier; no frame is this long */
+		len = 0x3ffff;
+	if (parse_frame(data, end, len, 0, &p) == PKT_IP)
 		account(&p, 0, 1, ctx->ingress_ifindex);
 	return XDP_PASS;
 }
@@ -398,7 +408,7 @@ int pdtt_egress(struct __sk_buff *skb)
 	struct pkt p = {};
 	__u64 segs = skb->gso_segs ? skb->gso_segs : 1;
 
-	if (parse_frame(data, end, skb->len, &p) == PKT_IP)
+	if (parse_frame(data, end, skb->len, 1, &p) == PKT_IP)
 		account(&p, 1, segs, skb->ifindex);
 	return TC_ACT_UNSPEC;
 }
@@ -422,7 +432,8 @@ static __always_inline int sock_key(struct sock *sk, struct pdtt_flow_key *k, __
 	} else {
 		return -1;
 	}
-	k->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/* Not skc_num: inet_put_port() zeroes it before the CLOSE transition. */
+	k->lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	k->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	k->proto = IPPROTO_TCP;
 	k->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
@@ -575,7 +586,9 @@ static long sweep_one(struct bpf_map *map, struct pdtt_flow_key *k,
 	now.rx_bytes = f->cnt.rx_bytes;
 	now.tx_packets = f->cnt.tx_packets;
 	now.rx_packets = f->cnt.rx_packets;
-	if (now.tx_packets == f->reported.tx_packets && now.rx_packets == f->reported.rx_packets)
+	/* All four: the snapshot is not atomic against the packet path. */
+	if (now.tx_bytes == f->reported.tx_bytes && now.rx_bytes == f->reported.rx_bytes &&
+	    now.tx_packets == f->reported.tx_packets && now.rx_packets == f->reported.rx_packets)
 		return 0;
 	e = ring_reserve();
 	if (!e)
