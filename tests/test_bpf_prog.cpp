@@ -1,0 +1,805 @@
+// Data-path tests: synthetic frames through pdtt_xdp and pdtt_egress with
+// BPF_PROG_TEST_RUN, no interface attached. Each table row names a frame and
+// the exact counter change it must cause: one flow entry, the unattributed
+// counters, or nothing at all. Needs root (loads BPF).
+#define BOOST_TEST_MODULE bpf_prog
+#include <boost/test/unit_test.hpp>
+#include <boost/test/data/monomorphic.hpp>
+#include <boost/test/data/test_case.hpp>
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/pkt_cls.h>
+#include <net/if.h>
+#include <netinet/in.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pdtt.h"
+#include "pdtt.skel.h"
+#include "packets.hpp"
+
+namespace bdata = boost::unit_test::data;
+using pkt::Frame;
+
+// ---- ABI helpers ----
+
+bool operator==(const pdtt_counters& a, const pdtt_counters& b)
+{
+    return std::memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+std::ostream& operator<<(std::ostream& os, const pdtt_counters& c)
+{
+    return os << "{tx " << c.tx_bytes << " B/" << c.tx_packets << " pkt, rx " << c.rx_bytes
+              << " B/" << c.rx_packets << " pkt}";
+}
+
+bool operator==(const pdtt_flow_key& a, const pdtt_flow_key& b)
+{
+    return std::memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+bool operator<(const pdtt_flow_key& a, const pdtt_flow_key& b)
+{
+    return std::memcmp(&a, &b, sizeof(a)) < 0;
+}
+
+namespace {
+
+constexpr __u32 kNetns = 0xf00012a4;  // any value: the data path copies it into keys
+
+// A flow the tests talk about; inserted ones stand for sockets the
+// tracepoint already saw.
+struct Known {
+    const char* name;
+    pdtt_flow_key key;
+    bool inserted;
+};
+
+pdtt_flow_key make_key(const pkt::Addr& laddr, const pkt::Addr& raddr, __u16 lport,
+                       __u16 rport, __u8 proto, __u32 netns = kNetns)
+{
+    pdtt_flow_key k{};
+    std::memcpy(k.laddr, laddr.data(), 16);
+    std::memcpy(k.raddr, raddr.data(), 16);
+    k.lport = lport;
+    k.rport = rport;
+    k.proto = proto;
+    k.netns = netns;
+    return k;
+}
+
+const Known tcp4{"tcp4", make_key(pkt::v4(10, 0, 0, 1), pkt::v4(192, 0, 2, 7), 40000, 443, IPPROTO_TCP), true};
+const Known tcp6{"tcp6", make_key(pkt::v6("2001:db8::1"), pkt::v6("2001:db8::2"), 40001, 443, IPPROTO_TCP), true};
+const Known udp4{"udp4", make_key(pkt::v4(10, 0, 0, 1), pkt::v4(192, 0, 2, 53), 5353, 53, IPPROTO_UDP), true};
+const Known udp6{"udp6", make_key(pkt::v6("2001:db8::1"), pkt::v6("2001:db8::53"), 5354, 53, IPPROTO_UDP), true};
+const Known tcp4_other_ns{"tcp4 in another netns",
+    make_key(pkt::v4(10, 0, 0, 1), pkt::v4(192, 0, 2, 7), 40003, 443, IPPROTO_TCP, kNetns + 1), true};
+const Known tcp4_unknown{"tcp4 not in the map",
+    make_key(pkt::v4(10, 0, 0, 1), pkt::v4(192, 0, 2, 7), 40002, 443, IPPROTO_TCP), false};
+const Known udp4_unknown{"udp4 not in the map",
+    make_key(pkt::v4(10, 0, 0, 1), pkt::v4(192, 0, 2, 53), 5355, 53, IPPROTO_UDP), false};
+
+const Known* const kAllFlows[] = {&tcp4, &tcp6, &udp4, &udp6, &tcp4_other_ns, &tcp4_unknown, &udp4_unknown};
+
+// Nonzero so that a program that overwrites instead of adding is caught.
+pdtt_flow initial_value(const Known& k)
+{
+    pdtt_flow f{};
+    f.cnt = {1000, 2000, 10, 20};
+    f.reported = {900, 1900, 9, 19};
+    f.open_ns = 123456789;
+    f.uid = 1000 + k.key.lport % 100;
+    f.pid = 4242;
+    f.family = k.key.laddr[10] == 0xff ? AF_INET : AF_INET6;
+    f.direction = PDTT_DIR_OUTBOUND;
+    std::strncpy(f.comm, "curl", sizeof(f.comm));
+    return f;
+}
+
+std::string flow_name(const pdtt_flow_key& key)
+{
+    for (const Known* k : kAllFlows)
+        if (k->key == key)
+            return k->name;
+    return "unexpected key";
+}
+
+enum class Prog { xdp, tc };
+
+std::ostream& operator<<(std::ostream& os, Prog p)
+{
+    return os << (p == Prog::xdp ? "pdtt_xdp" : "pdtt_egress");
+}
+
+// A frame of flow k as it crosses the program: ingress comes from the remote end.
+Frame on(const Known& k, Prog p)
+{
+    pkt::Addr l, r;
+    std::copy(std::begin(k.key.laddr), std::end(k.key.laddr), l.begin());
+    std::copy(std::begin(k.key.raddr), std::end(k.key.raddr), r.begin());
+    if (p == Prog::xdp)
+        return Frame(r, l, k.key.rport, k.key.lport);
+    return Frame(l, r, k.key.lport, k.key.rport);
+}
+
+int expected_verdict(Prog p)
+{
+    return p == Prog::xdp ? XDP_PASS : TC_ACT_UNSPEC;
+}
+
+// ---- the loaded object, shared by every test ----
+
+class Bpf {
+public:
+    Bpf()
+    {
+        ncpu_ = libbpf_num_possible_cpus();
+        if (ncpu_ <= 0)
+            throw std::runtime_error("libbpf_num_possible_cpus failed");
+        lo_ = if_nametoindex("lo");
+        skel_ = pdtt_bpf__open();
+        if (!skel_)
+            throw std::runtime_error(std::string("pdtt_bpf__open: ") + std::strerror(errno));
+        skel_->rodata->target_netns = kNetns;
+        if (int err = pdtt_bpf__load(skel_)) {
+            pdtt_bpf__destroy(skel_);
+            throw std::runtime_error(std::string("pdtt_bpf__load (root needed): ") + std::strerror(-err));
+        }
+        rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_event, this, nullptr);
+        if (!rb_) {
+            pdtt_bpf__destroy(skel_);
+            throw std::runtime_error(std::string("ring_buffer__new: ") + std::strerror(errno));
+        }
+    }
+    Bpf(const Bpf&) = delete;
+    Bpf& operator=(const Bpf&) = delete;
+    ~Bpf()
+    {
+        ring_buffer__free(rb_);
+        pdtt_bpf__destroy(skel_);
+    }
+
+    int prog_fd(Prog p) const
+    {
+        return bpf_program__fd(p == Prog::xdp ? skel_->progs.pdtt_xdp : skel_->progs.pdtt_egress);
+    }
+    int flows_fd() const { return bpf_map__fd(skel_->maps.flows); }
+    int unattributed_fd() const { return bpf_map__fd(skel_->maps.unattributed); }
+    int stats_fd() const { return bpf_map__fd(skel_->maps.stats); }
+    int ncpu() const { return ncpu_; }
+    unsigned lo() const { return lo_; }
+
+    std::vector<pdtt_event> drain()
+    {
+        events_.clear();
+        int n = ring_buffer__consume(rb_);
+        BOOST_TEST_REQUIRE(n >= 0, "ring_buffer__consume succeeded");
+        return std::move(events_);
+    }
+
+private:
+    static int on_event(void* ctx, void* data, size_t size)
+    {
+        auto* self = static_cast<Bpf*>(ctx);
+        pdtt_event e{};
+        BOOST_TEST(size == sizeof(e), "ring buffer record has the size of struct pdtt_event");
+        std::memcpy(&e, data, std::min(size, sizeof(e)));
+        self->events_.push_back(e);
+        return 0;
+    }
+
+    pdtt_bpf* skel_ = nullptr;
+    ring_buffer* rb_ = nullptr;
+    std::vector<pdtt_event> events_;
+    int ncpu_ = 0;
+    unsigned lo_ = 0;
+};
+
+Bpf& bpf()
+{
+    static Bpf b;  // a failed load throws, so every test reports it
+    return b;
+}
+
+// ---- map state ----
+
+struct Snapshot {
+    std::vector<std::pair<pdtt_flow_key, pdtt_flow>> flows;  // sorted by key
+    pdtt_counters unattributed{};
+    std::array<__u64, PDTT_STAT_MAX> stats{};
+};
+
+Snapshot snapshot()
+{
+    Snapshot s;
+    pdtt_flow_key key{}, next{};
+    const pdtt_flow_key* prev = nullptr;
+    while (bpf_map_get_next_key(bpf().flows_fd(), prev, &next) == 0) {
+        pdtt_flow f{};
+        BOOST_TEST_REQUIRE(bpf_map_lookup_elem(bpf().flows_fd(), &next, &f) == 0, "flows lookup");
+        s.flows.emplace_back(next, f);
+        key = next;
+        prev = &key;
+    }
+    std::sort(s.flows.begin(), s.flows.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+
+    std::vector<pdtt_counters> per_cpu(bpf().ncpu());
+    __u32 zero = 0;
+    BOOST_TEST_REQUIRE(bpf_map_lookup_elem(bpf().unattributed_fd(), &zero, per_cpu.data()) == 0,
+                       "unattributed lookup");
+    for (const auto& c : per_cpu) {
+        s.unattributed.tx_bytes += c.tx_bytes;
+        s.unattributed.rx_bytes += c.rx_bytes;
+        s.unattributed.tx_packets += c.tx_packets;
+        s.unattributed.rx_packets += c.rx_packets;
+    }
+
+    std::vector<__u64> vals(bpf().ncpu());
+    for (__u32 i = 0; i < PDTT_STAT_MAX; i++) {
+        BOOST_TEST_REQUIRE(bpf_map_lookup_elem(bpf().stats_fd(), &i, vals.data()) == 0, "stats lookup");
+        for (auto v : vals)
+            s.stats[i] += v;
+    }
+    return s;
+}
+
+pdtt_flow lookup(const Known& k)
+{
+    pdtt_flow f{};
+    BOOST_TEST_REQUIRE(bpf_map_lookup_elem(bpf().flows_fd(), &k.key, &f) == 0,
+                       "flow " << k.name << " is in the map");
+    return f;
+}
+
+// Fresh maps for every test: only the inserted flows, all counters zero, ring empty.
+struct Reset {
+    Reset()
+    {
+        Bpf& b = bpf();
+        pdtt_flow_key key{};
+        while (bpf_map_get_next_key(b.flows_fd(), nullptr, &key) == 0)
+            BOOST_TEST_REQUIRE(bpf_map_delete_elem(b.flows_fd(), &key) == 0, "flows cleared");
+
+        std::vector<pdtt_counters> zero_cnt(b.ncpu());
+        std::vector<__u64> zero_u64(b.ncpu());
+        __u32 zero = 0;
+        BOOST_TEST_REQUIRE(bpf_map_update_elem(b.unattributed_fd(), &zero, zero_cnt.data(), BPF_ANY) == 0,
+                           "unattributed cleared");
+        for (__u32 i = 0; i < PDTT_STAT_MAX; i++)
+            BOOST_TEST_REQUIRE(bpf_map_update_elem(b.stats_fd(), &i, zero_u64.data(), BPF_ANY) == 0,
+                               "stats cleared");
+        b.drain();
+
+        for (const Known* k : kAllFlows) {
+            if (!k->inserted)
+                continue;
+            pdtt_flow f = initial_value(*k);
+            BOOST_TEST_REQUIRE(bpf_map_update_elem(b.flows_fd(), &k->key, &f, BPF_NOEXIST) == 0,
+                               "flow " << k->name << " inserted");
+        }
+    }
+};
+
+struct RunResult {
+    int err;
+    __u32 retval;
+    pkt::Bytes out;
+};
+
+RunResult run(Prog p, const pkt::Bytes& frame, __sk_buff* ctx = nullptr)
+{
+    pkt::Bytes out(4096);
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.data_in = frame.data();
+    opts.data_size_in = static_cast<__u32>(frame.size());
+    opts.data_out = out.data();
+    opts.data_size_out = static_cast<__u32>(out.size());
+    opts.repeat = 1;
+    if (ctx) {
+        opts.ctx_in = ctx;
+        opts.ctx_size_in = sizeof(*ctx);
+    }
+    int err = bpf_prog_test_run_opts(bpf().prog_fd(p), &opts);
+    out.resize(std::min<size_t>(opts.data_size_out, out.size()));
+    return {err, opts.retval, std::move(out)};
+}
+
+// ---- expectations ----
+
+enum class Where { nothing, flow, unattributed };
+
+struct Effect {
+    Where where;
+    const Known* flow;  // Where::flow
+    __u64 bytes;
+    __u64 packets;
+};
+
+Effect nothing() { return {Where::nothing, nullptr, 0, 0}; }
+Effect to_flow(const Known& k, __u64 bytes, __u64 packets = 1) { return {Where::flow, &k, bytes, packets}; }
+Effect to_unattributed(__u64 bytes) { return {Where::unattributed, nullptr, bytes, 1}; }
+
+void add(pdtt_counters& c, Prog p, __u64 bytes, __u64 packets)
+{
+    if (p == Prog::xdp) {
+        c.rx_bytes += bytes;
+        c.rx_packets += packets;
+    } else {
+        c.tx_bytes += bytes;
+        c.tx_packets += packets;
+    }
+}
+
+Snapshot expected(const Snapshot& before, const Effect& e, Prog p)
+{
+    Snapshot want = before;
+    if (e.where == Where::flow) {
+        auto it = std::find_if(want.flows.begin(), want.flows.end(),
+                               [&](const auto& kv) { return kv.first == e.flow->key; });
+        BOOST_TEST_REQUIRE((it != want.flows.end()), "expected flow " << e.flow->name << " is in the map");
+        add(it->second.cnt, p, e.bytes, e.packets);
+        it->second.seen = 1;
+        it->second.ifindex = bpf().lo();  // test_run runs on the loopback device
+        want.stats[PDTT_STAT_EVENTS] += 1;
+    } else if (e.where == Where::unattributed) {
+        add(want.unattributed, p, e.bytes, e.packets);
+    }
+    return want;
+}
+
+void check_state(const Snapshot& want, const Snapshot& got)
+{
+    BOOST_TEST_REQUIRE(got.flows.size() == want.flows.size(), "the data path adds or removes no flow");
+    for (size_t i = 0; i < want.flows.size(); i++) {
+        const auto& [wk, w] = want.flows[i];
+        const auto& [gk, g] = got.flows[i];
+        BOOST_TEST_CONTEXT("flow " << flow_name(wk)) {
+            BOOST_TEST((gk == wk), "same key");
+            BOOST_TEST(g.cnt == w.cnt, "counters: got " << g.cnt << ", want " << w.cnt);
+            BOOST_TEST(g.seen == w.seen, "seen: got " << g.seen << ", want " << w.seen);
+            BOOST_TEST(g.ifindex == w.ifindex, "ifindex");
+            BOOST_TEST((std::memcmp(&g, &w, sizeof(g)) == 0), "no other field of the entry changed");
+        }
+    }
+    BOOST_TEST(got.unattributed == want.unattributed,
+               "unattributed counters (summed over CPUs): got " << got.unattributed << ", want " << want.unattributed);
+    BOOST_TEST(got.stats[PDTT_STAT_EVENTS] == want.stats[PDTT_STAT_EVENTS], "records submitted");
+    BOOST_TEST(got.stats[PDTT_STAT_RB_DROPS] == want.stats[PDTT_STAT_RB_DROPS], "ring buffer drops");
+    BOOST_TEST(got.stats[PDTT_STAT_FLOW_FULL] == want.stats[PDTT_STAT_FLOW_FULL], "flow-full count");
+}
+
+void check_open_event(const pdtt_event& e, const Known& k, const pdtt_flow& now)
+{
+    const pdtt_flow init = initial_value(k);
+    BOOST_TEST(e.type == PDTT_EV_FLOW_OPEN, "record type is FLOW_OPEN");
+    BOOST_TEST((e.key == k.key), "record carries the flow key");
+    BOOST_TEST(e.cnt == now.cnt, "record carries the counters including this packet");
+    BOOST_TEST(e.uid == init.uid, "record uid");
+    BOOST_TEST(e.pid == init.pid, "record pid");
+    BOOST_TEST(std::string(e.comm) == std::string(init.comm), "record comm");
+    BOOST_TEST(e.family == init.family, "record family");
+    BOOST_TEST(e.direction == init.direction, "record direction");
+    BOOST_TEST(e.open_ns == init.open_ns, "record open_ns");
+    BOOST_TEST(e.ifindex == bpf().lo(), "record ifindex is the packet's interface");
+    BOOST_TEST(e.ts_ns != 0u, "record timestamp set");
+    BOOST_TEST(e.tcp_bytes_acked == 0u, "no TCP totals on FLOW_OPEN");
+    BOOST_TEST(e.tcp_bytes_received == 0u, "no TCP totals on FLOW_OPEN");
+}
+
+// ---- the table ----
+
+enum class Progs { both, xdp_only, tc_only };
+
+struct Case {
+    const char* what;
+    Progs progs;
+    std::function<Frame(Prog)> frame;
+    Effect effect;
+};
+
+constexpr __u16 kIP = ETH_P_IP, kIP6 = ETH_P_IPV6, kQ = ETH_P_8021Q, kAD = ETH_P_8021AD, kARP = ETH_P_ARP;
+constexpr __u8 kHop = 0, kRouting = 43, kFragment = 44, kAuth = 51, kDest = 60, kEsp = 50, kIcmp6 = 58;
+using pkt::kEth, pkt::kVlan, pkt::kIp4, pkt::kIp6, pkt::kTcp, pkt::kUdp, pkt::kMoreFragments;
+
+const pkt::Bytes kIpOpts12 = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0};      // NOPs, EOL
+const pkt::Bytes kTcpOpts12 = {1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2};    // NOP NOP timestamps
+
+pkt::Bytes noise(size_t n, std::uint32_t seed)
+{
+    pkt::Bytes b(n);
+    for (auto& x : b) {
+        seed = seed * 1103515245u + 12345u;
+        x = static_cast<std::uint8_t>(seed >> 16);
+    }
+    return b;
+}
+
+const std::vector<Case>& cases()
+{
+    static const std::vector<Case> t = {
+        // Counted to a known flow: transport payload only.
+        {"IPv4 TCP, known flow: payload counted, headers not", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100); },
+         to_flow(tcp4, 100)},
+        {"IPv4 TCP pure ACK padded to 60 bytes: 0 bytes, padding not counted", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().pad_to(60); },
+         to_flow(tcp4, 0)},
+        {"IPv4 with 12 bytes of IP options (IHL 8)", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP, kIpOpts12).tcp().payload(100); },
+         to_flow(tcp4, 100)},
+        {"IPv4 TCP with 12 bytes of TCP options (doff 8)", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp(kTcpOpts12).payload(100); },
+         to_flow(tcp4, 100)},
+        {"IPv4 first fragment (MF, offset 0): counted to the flow", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP, {}, kMoreFragments).tcp().payload(96); },
+         to_flow(tcp4, 96)},
+        {"IPv6 TCP, known flow", Progs::both,
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100); },
+         to_flow(tcp6, 100)},
+        {"IPv6 hop-by-hop (8) + destination options (16) + routing (24), then TCP", Progs::both,
+         [](Prog p) {
+             return on(tcp6, p).eth({kIP6}).ipv6(kHop).ext6(kDest, 0).ext6(kRouting, 1).ext6(IPPROTO_TCP, 2)
+                 .tcp().payload(100);
+         },
+         to_flow(tcp6, 100)},
+        {"IPv6 authentication header (24), then TCP", Progs::both,
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(kAuth).ah6(IPPROTO_TCP, 4).tcp().payload(100); },
+         to_flow(tcp6, 100)},
+        {"IPv6 with 6 extension headers (the most the parser walks), then TCP", Progs::both,
+         [](Prog p) {
+             return on(tcp6, p).eth({kIP6}).ipv6(kHop).ext6(kDest, 0).ext6(kRouting, 0).ext6(kDest, 0)
+                 .ah6(kDest, 0).ext6(kDest, 0).ext6(IPPROTO_TCP, 0).tcp().payload(100);
+         },
+         to_flow(tcp6, 100)},
+        {"IPv6 first fragment (offset 0, M set): counted to the flow", Progs::both,
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(kFragment).frag6(IPPROTO_TCP, 0, true).tcp().payload(96); },
+         to_flow(tcp6, 96)},
+        {"one VLAN tag (802.1Q), IPv4 TCP", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kQ, kIP}).ipv4(IPPROTO_TCP).tcp().payload(100); },
+         to_flow(tcp4, 100)},
+        {"two VLAN tags (802.1ad + 802.1Q), IPv4 TCP", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kAD, kQ, kIP}).ipv4(IPPROTO_TCP).tcp().payload(100); },
+         to_flow(tcp4, 100)},
+        {"two VLAN tags (802.1ad + 802.1Q), IPv6 TCP", Progs::both,
+         [](Prog p) { return on(tcp6, p).eth({kAD, kQ, kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100); },
+         to_flow(tcp6, 100)},
+        {"UDP, known flow: IP payload minus 8", Progs::both,
+         [](Prog p) { return on(udp4, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64); },
+         to_flow(udp4, 64)},
+        {"UDP padded to 60 bytes: padding not counted", Progs::both,
+         [](Prog p) { return on(udp4, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(4).pad_to(60); },
+         to_flow(udp4, 4)},
+        {"UDP over IPv6, known flow", Progs::both,
+         [](Prog p) { return on(udp6, p).eth({kIP6}).ipv6(IPPROTO_UDP).udp().payload(64); },
+         to_flow(udp6, 64)},
+        {"IPv4 tot_len 0 (BIG TCP super-packet): length from skb->len", Progs::tc_only,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).tot_len(0); },
+         to_flow(tcp4, 100)},
+        {"IPv6 payload_len 0 (BIG TCP super-packet): length from skb->len", Progs::tc_only,
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100).payload_len(0); },
+         to_flow(tcp6, 100)},
+
+        // Unattributed: no matching flow, or no ports to match on.
+        {"TCP, unknown flow: payload unattributed", Progs::both,
+         [](Prog p) { return on(tcp4_unknown, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100); },
+         to_unattributed(100)},
+        {"UDP, unknown flow: payload unattributed", Progs::both,
+         [](Prog p) { return on(udp4_unknown, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64); },
+         to_unattributed(64)},
+        {"TCP flow known only in another netns: unattributed", Progs::both,
+         [](Prog p) { return on(tcp4_other_ns, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100); },
+         to_unattributed(100)},
+        {"UDP on the 4-tuple of a TCP flow: unattributed", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64); },
+         to_unattributed(64)},
+        {"IPv4 non-first fragment: whole IP payload unattributed", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP, {}, 185).payload(200); },
+         to_unattributed(200)},
+        {"IPv4 middle fragment (MF, offset 185): whole IP payload unattributed", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP, {}, kMoreFragments | 185).payload(200); },
+         to_unattributed(200)},
+        {"IPv6 non-first fragment: everything after the fragment header unattributed", Progs::both,
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(kFragment).frag6(IPPROTO_TCP, 185, false).payload(200); },
+         to_unattributed(200)},
+        {"IPv6 hop-by-hop then non-first fragment: unattributed", Progs::both,
+         [](Prog p) {
+             return on(tcp6, p).eth({kIP6}).ipv6(kHop).ext6(kFragment, 0).frag6(IPPROTO_TCP, 185, true).payload(200);
+         },
+         to_unattributed(200)},
+        {"ICMP echo: whole IP payload unattributed", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_ICMP).icmp_echo().payload(56); },
+         to_unattributed(64)},
+        {"ICMPv6 echo: whole IP payload unattributed", Progs::both,
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(kIcmp6).icmp_echo(128).payload(56); },
+         to_unattributed(64)},
+        {"IPv6 ESP (not walked as an extension header): whole payload unattributed", Progs::both,
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(kEsp).payload(80); },
+         to_unattributed(80)},
+
+        // Not IP, or not parsed: no counter moves.
+        {"three VLAN tags: not parsed", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kAD, kQ, kQ, kIP}).ipv4(IPPROTO_TCP).tcp().payload(100); },
+         nothing()},
+        {"ARP", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kARP}).raw(noise(28, 1)); },
+         nothing()},
+        {"64 bytes of noise (ethertype 0xdead)", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({0xdead}).raw(noise(50, 2)); },
+         nothing()},
+        {"IPv4 ethertype followed by noise (version 9)", Progs::both,
+         [](Prog p) {
+             pkt::Bytes b = noise(80, 3);
+             b[0] = 0x9f;
+             return on(tcp4, p).eth({kIP}).raw(b);
+         },
+         nothing()},
+        {"IPv4 ethertype carrying version 6", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).version(6); },
+         nothing()},
+        {"IPv6 ethertype carrying version 4", Progs::both,
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100).version(4); },
+         nothing()},
+
+        // Truncated at every header. For tc, test_run itself refuses (EINVAL) a
+        // frame whose IP or IPv6 header is shorter than its ethertype needs,
+        // so those cuts reach pdtt_egress only behind a VLAN tag.
+        {"14-byte frame: IPv4 ethertype and nothing after", Progs::xdp_only,
+         [](Prog p) { return on(tcp4, p).eth({kIP}); },
+         nothing()},
+        {"14-byte frame: IPv6 ethertype and nothing after", Progs::xdp_only,
+         [](Prog p) { return on(tcp6, p).eth({kIP6}); },
+         nothing()},
+        {"18-byte frame: VLAN tag, IPv4 ethertype and nothing after", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kQ, kIP}); },
+         nothing()},
+        {"cut inside the VLAN tag", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kQ, kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).cut(kEth + 2); },
+         nothing()},
+        {"cut inside the second VLAN tag", Progs::both,
+         [](Prog p) {
+             return on(tcp4, p).eth({kAD, kQ, kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).cut(kEth + kVlan + 2);
+         },
+         nothing()},
+        {"cut inside the IPv4 header", Progs::xdp_only,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).cut(kEth + 10); },
+         nothing()},
+        {"cut inside the IPv4 header after a VLAN tag", Progs::both,
+         [](Prog p) {
+             return on(tcp4, p).eth({kQ, kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).cut(kEth + kVlan + 10);
+         },
+         nothing()},
+        {"cut inside the IPv4 options", Progs::both,
+         [](Prog p) {
+             return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP, kIpOpts12).tcp().payload(100).cut(kEth + kIp4 + 6);
+         },
+         nothing()},
+        {"cut inside the TCP header (IPv4)", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).cut(kEth + kIp4 + 10); },
+         nothing()},
+        {"cut inside the TCP header after a VLAN tag", Progs::both,
+         [](Prog p) {
+             return on(tcp4, p).eth({kQ, kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).cut(kEth + kVlan + kIp4 + 19);
+         },
+         nothing()},
+        {"cut inside the UDP header (IPv4)", Progs::both,
+         [](Prog p) { return on(udp4, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64).cut(kEth + kIp4 + 4); },
+         nothing()},
+        {"cut inside the IPv6 header", Progs::xdp_only,
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100).cut(kEth + 20); },
+         nothing()},
+        {"cut inside the IPv6 header after a VLAN tag", Progs::both,
+         [](Prog p) {
+             return on(tcp6, p).eth({kQ, kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100).cut(kEth + kVlan + 20);
+         },
+         nothing()},
+        {"cut inside the TCP header (IPv6)", Progs::both,
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100).cut(kEth + kIp6 + 10); },
+         nothing()},
+        {"cut inside the UDP header (IPv6)", Progs::both,
+         [](Prog p) { return on(udp6, p).eth({kIP6}).ipv6(IPPROTO_UDP).udp().payload(64).cut(kEth + kIp6 + 4); },
+         nothing()},
+        {"cut inside an IPv6 extension header's first 8 bytes", Progs::both,
+         [](Prog p) {
+             return on(tcp6, p).eth({kIP6}).ipv6(kHop).ext6(IPPROTO_TCP, 0).tcp().payload(100).cut(kEth + kIp6 + 4);
+         },
+         nothing()},
+        {"cut inside the IPv6 fragment header", Progs::both,
+         [](Prog p) {
+             return on(tcp6, p).eth({kIP6}).ipv6(kFragment).frag6(IPPROTO_TCP, 0, true).tcp().payload(100)
+                 .cut(kEth + kIp6 + 4);
+         },
+         nothing()},
+        {"cut inside the TCP header after an IPv6 extension header", Progs::both,
+         [](Prog p) {
+             return on(tcp6, p).eth({kIP6}).ipv6(kHop).ext6(IPPROTO_TCP, 0).tcp().payload(100)
+                 .cut(kEth + kIp6 + 8 + 10);
+         },
+         nothing()},
+        {"cut in the second half of a 16-byte IPv6 extension header, ICMPv6 after it", Progs::both,
+         [](Prog p) {
+             return on(tcp6, p).eth({kIP6}).ipv6(kDest).ext6(kIcmp6, 1).icmp_echo(128).payload(56)
+                 .cut(kEth + kIp6 + 12);
+         },
+         nothing()},
+
+        // Malformed lengths.
+        {"IPv4 IHL 4 (shorter than the fixed header)", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).ihl(4); },
+         nothing()},
+        {"IPv4 IHL 4, ICMP (nothing after the IP header would catch it)", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_ICMP).icmp_echo().payload(56).ihl(4); },
+         nothing()},
+        {"TCP doff 4 (shorter than the fixed header)", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).doff(4); },
+         nothing()},
+        {"TCP doff 15: header longer than the IP payload", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(10).doff(15); },
+         nothing()},
+        {"IPv4 tot_len 19: smaller than the IP header", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).tot_len(19); },
+         nothing()},
+        {"IPv4 tot_len 30: smaller than IP + TCP headers", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).tot_len(30); },
+         nothing()},
+        {"IPv4 tot_len 24: smaller than IP + UDP headers", Progs::both,
+         [](Prog p) { return on(udp4, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64).tot_len(24); },
+         nothing()},
+        {"IPv6 payload_len 10: smaller than the TCP header", Progs::both,
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100).payload_len(10); },
+         nothing()},
+        {"IPv6 payload_len 8: smaller than a 16-byte extension header", Progs::both,
+         [](Prog p) {
+             return on(tcp6, p).eth({kIP6}).ipv6(kHop).ext6(IPPROTO_TCP, 1).tcp().payload(100).payload_len(8);
+         },
+         nothing()},
+        {"IPv6 payload_len 4: smaller than the fragment header", Progs::both,
+         [](Prog p) {
+             return on(tcp6, p).eth({kIP6}).ipv6(kFragment).frag6(IPPROTO_TCP, 185, false).payload(100).payload_len(4);
+         },
+         nothing()},
+        {"IPv6 with 7 extension headers (more than the parser walks)", Progs::both,
+         [](Prog p) {
+             return on(tcp6, p).eth({kIP6}).ipv6(kHop).ext6(kDest, 0).ext6(kRouting, 0).ext6(kDest, 0)
+                 .ah6(kDest, 0).ext6(kDest, 0).ext6(kDest, 0).ext6(IPPROTO_TCP, 0).tcp().payload(100);
+         },
+         nothing()},
+        {"IPv4 tot_len claims more than the frame holds", Progs::both,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).tot_len(1400); },
+         nothing()},
+        {"IPv6 payload_len claims more than the frame holds", Progs::both,
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100).payload_len(1400); },
+         nothing()},
+        {"IPv4 tot_len 0 on ingress (no super-packets before GRO; ip_rcv drops it)", Progs::xdp_only,
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).tot_len(0); },
+         nothing()},
+    };
+    return t;
+}
+
+struct Sample {
+    const Case* c;
+    Prog prog;
+};
+
+std::ostream& operator<<(std::ostream& os, const Sample& s)
+{
+    return os << s.prog << ": " << s.c->what;
+}
+
+std::vector<Sample> samples()
+{
+    std::vector<Sample> v;
+    for (const Case& c : cases()) {
+        if (c.progs != Progs::tc_only)
+            v.push_back({&c, Prog::xdp});
+        if (c.progs != Progs::xdp_only)
+            v.push_back({&c, Prog::tc});
+    }
+    return v;
+}
+
+pkt::Bytes tcp4_frame(Prog p, size_t payload)
+{
+    return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(payload).build();
+}
+
+}  // namespace
+
+BOOST_DATA_TEST_CASE_F(Reset, frame_table, bdata::make(samples()), s)
+{
+    const Case& c = *s.c;
+    const pkt::Bytes frame = c.frame(s.prog).build();
+    BOOST_TEST_REQUIRE(frame.size() >= kEth, "test_run needs at least an Ethernet header");
+
+    const Snapshot before = snapshot();
+    RunResult r = run(s.prog, frame);
+    BOOST_TEST_REQUIRE(r.err == 0, "bpf_prog_test_run_opts: " << std::strerror(-r.err));
+    BOOST_TEST(static_cast<int>(r.retval) == expected_verdict(s.prog), "verdict");
+    BOOST_TEST((r.out == frame), "frame leaves the program unmodified");
+
+    const Snapshot after = snapshot();
+    const std::vector<pdtt_event> events = bpf().drain();
+    check_state(expected(before, c.effect, s.prog), after);
+
+    if (c.effect.where == Where::flow) {
+        BOOST_TEST_REQUIRE(events.size() == 1u, "first packet of the flow emits one record");
+        check_open_event(events[0], *c.effect.flow, lookup(*c.effect.flow));
+    } else {
+        BOOST_TEST(events.empty(), "no ring buffer record for a packet matching no flow");
+    }
+}
+
+BOOST_DATA_TEST_CASE_F(Reset, flow_open_once_then_silent, bdata::make({Prog::xdp, Prog::tc}), prog)
+{
+    const pkt::Bytes frame = tcp4_frame(prog, 100);
+    pdtt_counters want = initial_value(tcp4).cnt;
+
+    BOOST_TEST_REQUIRE(lookup(tcp4).seen == 0u, "flow starts unseen");
+    BOOST_TEST_REQUIRE(run(prog, frame).err == 0, "first packet ran");
+    add(want, prog, 100, 1);
+    std::vector<pdtt_event> first = bpf().drain();
+    BOOST_TEST(lookup(tcp4).seen != 0u, "first packet sets seen");
+    BOOST_TEST_REQUIRE(first.size() == 1u, "first packet emits exactly one record");
+    check_open_event(first[0], tcp4, lookup(tcp4));
+    BOOST_TEST(snapshot().stats[PDTT_STAT_EVENTS] == 1u, "one record counted in stats");
+
+    BOOST_TEST_REQUIRE(run(prog, frame).err == 0, "second packet ran");
+    add(want, prog, 100, 1);
+    BOOST_TEST(bpf().drain().empty(), "second packet emits no record");
+    BOOST_TEST(lookup(tcp4).cnt == want, "both packets counted: got " << lookup(tcp4).cnt << ", want " << want);
+    BOOST_TEST(lookup(tcp4).seen != 0u, "seen stays set");
+    BOOST_TEST(snapshot().stats[PDTT_STAT_EVENTS] == 1u, "still one record counted in stats");
+}
+
+BOOST_FIXTURE_TEST_CASE(both_directions_share_one_entry, Reset)
+{
+    BOOST_TEST_REQUIRE(run(Prog::xdp, tcp4_frame(Prog::xdp, 100)).err == 0, "ingress packet ran");
+    BOOST_TEST_REQUIRE(run(Prog::tc, tcp4_frame(Prog::tc, 50)).err == 0, "egress packet ran");
+
+    pdtt_counters want = initial_value(tcp4).cnt;
+    add(want, Prog::xdp, 100, 1);
+    add(want, Prog::tc, 50, 1);
+    BOOST_TEST(lookup(tcp4).cnt == want,
+               "rx from XDP and tx from tc on the same entry: got " << lookup(tcp4).cnt << ", want " << want);
+    std::vector<pdtt_event> events = bpf().drain();
+    BOOST_TEST(events.size() == 1u, "one FLOW_OPEN for the flow, not one per direction");
+    BOOST_TEST(snapshot().unattributed == pdtt_counters{}, "nothing unattributed: got " << snapshot().unattributed);
+}
+
+BOOST_FIXTURE_TEST_CASE(gso_super_packet_counts_its_segments, Reset)
+{
+    const pkt::Bytes frame = tcp4_frame(Prog::tc, 400);
+    __sk_buff ctx{};
+    ctx.gso_segs = 4;
+    ctx.gso_size = 100;
+
+    RunResult r = run(Prog::tc, frame, &ctx);
+    if (r.err == -EINVAL) {
+        BOOST_TEST_MESSAGE("skipped: this kernel rejects gso_segs in the test_run ctx (EINVAL)");
+        return;
+    }
+    BOOST_TEST_REQUIRE(r.err == 0, "bpf_prog_test_run_opts with ctx: " << std::strerror(-r.err));
+    BOOST_TEST(static_cast<int>(r.retval) == TC_ACT_UNSPEC, "verdict");
+
+    pdtt_counters want = initial_value(tcp4).cnt;
+    add(want, Prog::tc, 400, 4);
+    BOOST_TEST(lookup(tcp4).cnt == want,
+               "400 payload bytes in 4 packets: got " << lookup(tcp4).cnt << ", want " << want);
+}

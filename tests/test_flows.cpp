@@ -1,0 +1,199 @@
+// Aggregation arithmetic: kernel records (cumulative counters) in, per-flow
+// deltas and per-user interval reports out. No kernel needed.
+#define BOOST_TEST_MODULE flows
+#include <boost/test/unit_test.hpp>
+
+#include "flows.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cstring>
+
+using namespace pdtt;
+
+namespace {
+
+struct Capture : Sink {
+    std::vector<FlowRecord> opens, deltas, closes;
+    std::vector<UserReport> reports;
+    void flow_open(const FlowRecord& r) override { opens.push_back(r); }
+    void flow_delta(const FlowRecord& r) override { deltas.push_back(r); }
+    void flow_close(const FlowRecord& r) override { closes.push_back(r); }
+    void user_report(const UserReport& r) override { reports.push_back(r); }
+};
+
+bool fake_passwd(uint32_t uid, std::string& name) {
+    if (uid != 1001)
+        return false;
+    name = "alice";
+    return true;
+}
+
+struct Fixture {
+    SinkList sinks;
+    Capture* cap;
+    UserNames names{std::chrono::seconds(600), &fake_passwd};
+    WallClock clock;
+    Aggregator agg{sinks, names, [](uint32_t i) { return i == 3 ? std::string("veth0") : "if" + std::to_string(i); },
+                   clock};
+    Fixture() {
+        auto c = std::make_unique<Capture>();
+        cap = c.get();
+        sinks.push_back(std::move(c));
+    }
+};
+
+pdtt_event ev(uint8_t type, const char* local, uint16_t lport, const char* remote, uint16_t rport, uint32_t uid,
+              uint64_t tx, uint64_t rx) {
+    pdtt_event e{};
+    e.type = type;
+    auto put = [](uint8_t* dst, const char* s) {
+        in_addr a4;
+        if (inet_pton(AF_INET, s, &a4) == 1) {
+            dst[10] = dst[11] = 0xff;
+            std::memcpy(dst + 12, &a4, 4);
+        } else {
+            BOOST_REQUIRE(inet_pton(AF_INET6, s, dst) == 1);
+        }
+    };
+    put(e.key.laddr, local);
+    put(e.key.raddr, remote);
+    e.key.lport = lport;
+    e.key.rport = rport;
+    e.key.proto = IPPROTO_TCP;
+    e.key.netns = 4026531840u;
+    e.uid = uid;
+    e.ifindex = 3;
+    e.cnt = {tx, rx, tx ? tx / 1000 + 1 : 0, rx ? rx / 1000 + 1 : 0};
+    e.open_ns = 1'000'000'000;
+    e.ts_ns = 3'500'000'000;
+    e.direction = PDTT_DIR_OUTBOUND;
+    e.pid = 42;
+    std::strcpy(e.comm, "rsync");
+    return e;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(open_delta_close_accounts_each_byte_once, Fixture) {
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 0, 0));
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1000, 500));
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 3000, 700));
+    auto close = ev(PDTT_EV_FLOW_CLOSE, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 3500, 900);
+    close.tcp_bytes_acked = 3501;
+    close.tcp_bytes_received = 901;
+    agg.on_event(close);
+
+    BOOST_TEST_REQUIRE(cap->opens.size() == 1u);
+    BOOST_TEST(cap->opens[0].id.user == "alice");
+    BOOST_TEST(cap->opens[0].id.iface == "veth0");
+    BOOST_TEST(cap->opens[0].id.local == "10.0.0.1");
+    BOOST_TEST(cap->opens[0].id.remote == "10.0.0.2");
+    BOOST_TEST(cap->opens[0].id.family == "ipv4");
+    BOOST_TEST(*cap->opens[0].id.pid == 42u);
+    BOOST_TEST(*cap->opens[0].id.comm == "rsync");
+    BOOST_TEST_REQUIRE(cap->deltas.size() == 2u);
+    BOOST_TEST(cap->deltas[0].cnt.tx_bytes == 1000u);
+    BOOST_TEST(cap->deltas[1].cnt.tx_bytes == 2000u);   // differences, not cumulative
+    BOOST_TEST(cap->deltas[1].cnt.rx_bytes == 200u);
+    BOOST_TEST_REQUIRE(cap->closes.size() == 1u);
+    BOOST_TEST(cap->closes[0].cnt.tx_bytes == 3500u);   // totals at close
+    BOOST_TEST(cap->closes[0].tcp_bytes_acked == 3501u);
+    BOOST_TEST(cap->closes[0].duration_ms == 2500u);
+    BOOST_TEST(agg.active() == 0u);
+
+    agg.report(Timestamp{}, 10.0);
+    BOOST_TEST_REQUIRE(cap->reports.size() == 1u);
+    BOOST_TEST(cap->reports[0].tx_bytes == 3500u);
+    BOOST_TEST(cap->reports[0].rx_bytes == 900u);
+    BOOST_TEST(cap->reports[0].flows == 1u);
+    BOOST_TEST_REQUIRE(cap->reports[0].connections.size() == 1u);
+    BOOST_TEST(cap->reports[0].connections[0].tx_bytes == 3500u);
+}
+
+BOOST_FIXTURE_TEST_CASE(interval_bytes_sum_to_flow_total_across_reports, Fixture) {
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 0, 0));
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1000, 0));
+    agg.report(Timestamp{}, 10.0);
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 2500, 0));
+    agg.report(Timestamp{}, 10.0);
+    agg.report(Timestamp{}, 10.0);   // idle interval: no report
+    BOOST_TEST_REQUIRE(cap->reports.size() == 2u);
+    BOOST_TEST(cap->reports[0].tx_bytes == 1000u);
+    BOOST_TEST(cap->reports[1].tx_bytes == 1500u);
+}
+
+BOOST_FIXTURE_TEST_CASE(lost_open_record_is_recovered_from_the_delta, Fixture) {
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "fd00::1", 5000, "fd00::2", 80, 1001, 100, 200));
+    BOOST_TEST_REQUIRE(cap->opens.size() == 1u);
+    BOOST_TEST(cap->opens[0].id.family == "ipv6");
+    BOOST_TEST(cap->opens[0].id.local == "fd00::1");
+    BOOST_TEST_REQUIRE(cap->deltas.size() == 1u);
+    BOOST_TEST(cap->deltas[0].cnt.rx_bytes == 200u);
+}
+
+BOOST_FIXTURE_TEST_CASE(duplicate_and_stale_records_never_double_count, Fixture) {
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 0, 0));
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1000, 0));
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1000, 0));   // duplicate
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 800, 0));    // stale
+    agg.on_event(ev(PDTT_EV_FLOW_CLOSE, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1200, 0));
+    // A sweep record that raced with the close: already in the close's totals.
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1100, 0));
+    BOOST_TEST(cap->deltas.size() == 1u);
+    BOOST_TEST(agg.active() == 0u);
+    agg.report(Timestamp{}, 10.0);
+    BOOST_TEST_REQUIRE(cap->reports.size() == 1u);
+    BOOST_TEST(cap->reports[0].tx_bytes == 1200u);
+    // After the sweep is done, the same 5-tuple is a new flow.
+    agg.sweep_done();
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 10, 0));
+    BOOST_TEST(agg.active() == 1u);
+    BOOST_TEST(cap->opens.size() == 2u);
+}
+
+BOOST_FIXTURE_TEST_CASE(users_and_pairs_are_kept_apart, Fixture) {
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 100, 10));
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40001, "10.0.0.2", 22, 1001, 200, 20));   // same pair
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40002, "10.0.0.3", 22, 1001, 400, 40));   // other pair
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40003, "10.0.0.2", 22, 2002, 800, 80));   // other user
+    agg.add_unattributed({7, 9, 1, 1});
+    agg.report(Timestamp{}, 5.0);
+    BOOST_TEST_REQUIRE(cap->reports.size() == 3u);
+    std::map<int64_t, UserReport> by_uid;
+    for (auto& r : cap->reports)
+        by_uid[r.uid] = r;
+    const auto& alice = by_uid.at(1001);
+    BOOST_TEST(alice.user == "alice");
+    BOOST_TEST(alice.tx_bytes == 700u);
+    BOOST_TEST(alice.flows == 3u);
+    BOOST_TEST_REQUIRE(alice.connections.size() == 2u);
+    BOOST_TEST(alice.connections[0].remote == "10.0.0.2");
+    BOOST_TEST(alice.connections[0].tx_bytes == 300u);
+    BOOST_TEST(alice.connections[0].rx_bytes == 30u);
+    BOOST_TEST(alice.connections[1].remote == "10.0.0.3");
+    BOOST_TEST(by_uid.at(2002).user == "uid-2002");   // no passwd entry
+    BOOST_TEST(by_uid.at(2002).tx_bytes == 800u);
+    BOOST_TEST(by_uid.at(kUnattributedUid).user == "unattributed");
+    BOOST_TEST(by_uid.at(kUnattributedUid).rx_bytes == 9u);
+    BOOST_TEST(by_uid.at(kUnattributedUid).connections.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(prune_forgets_flows_the_kernel_lost, Fixture) {
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 100, 10));
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40001, "10.0.0.2", 22, 1001, 100, 10));
+    agg.report(Timestamp{}, 1.0);
+    agg.report(Timestamp{}, 1.0);
+    agg.prune([](const pdtt_flow_key& k) { return k.lport == 40001; });
+    BOOST_TEST(agg.active() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(addresses_format_like_users_write_them) {
+    uint8_t v4[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 168, 1, 100};
+    BOOST_TEST(format_addr(v4) == "192.168.1.100");
+    uint8_t v6[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    BOOST_TEST(format_addr(v6) == "fd00::1");
+    BOOST_TEST(is_v4_mapped(v4));
+    BOOST_TEST(!is_v4_mapped(v6));
+}
