@@ -1,0 +1,22 @@
+#include "factory.hpp"
+
+namespace pdtt {
+
+SinkList make_sinks(const Config& cfg) {
+    SinkList sinks;
+    if (cfg.files)
+        sinks.push_back(make_file_sink(cfg.log_prefix));
+    switch (cfg.stdout_mode) {
+    case StdoutMode::text:
+        sinks.push_back(make_text_sink(stdout));
+        break;
+    case StdoutMode::json:
+        sinks.push_back(make_json_sink(stdout));
+        break;
+    case StdoutMode::none:
+        break;
+    }
+    return sinks;
+}
+
+} // namespace pdtt
