@@ -424,8 +424,8 @@ static __always_inline int sock_key(struct sock *sk, struct pdtt_flow_key *k, __
 		map_v4(k->raddr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
 		*family = AF_INET;
 	} else if (fam == AF_INET6) {
-		BPF_CORE_READ_INTO(k->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(k->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&k->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&k->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 		/* IPv4-mapped peers are IPv4 to the user, and on the wire. */
 		*family = (*(__u64 *)k->raddr == 0 && *(__u32 *)(k->raddr + 8) ==
 			   bpf_htonl(0xffff)) ? AF_INET : AF_INET6;
@@ -519,13 +519,16 @@ static __always_inline void flow_closed(struct sock *sk)
 
 static __always_inline void handle_state(struct sock *sk, int oldstate, int newstate)
 {
+	struct listen_key lk = {};
 	struct owner o;
 	__u64 skp = (__u64)sk;
 
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return;
-	if (target_netns && BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) != target_netns)
+	lk.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (target_netns && lk.netns != target_netns)
 		return;
+	lk.port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 
 	switch (newstate) {
 	case TCP_SYN_SENT:	/* inside connect(): the owner is current */
@@ -533,17 +536,11 @@ static __always_inline void handle_state(struct sock *sk, int oldstate, int news
 		if (bpf_map_update_elem(&connecting, &skp, &o, BPF_ANY))
 			stat_inc(PDTT_STAT_AUX_FULL);
 		break;
-	case TCP_LISTEN: {	/* inside listen() */
-		struct listen_key lk = {
-			.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum),
-			.port = BPF_CORE_READ(sk, __sk_common.skc_num),
-		};
-
+	case TCP_LISTEN:	/* inside listen() */
 		current_owner(&o);
 		if (bpf_map_update_elem(&listeners, &lk, &o, BPF_ANY))
 			stat_inc(PDTT_STAT_AUX_FULL);
 		break;
-	}
 	case TCP_ESTABLISHED:
 		if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)
 			flow_established(sk, oldstate);
@@ -551,6 +548,8 @@ static __always_inline void handle_state(struct sock *sk, int oldstate, int news
 	case TCP_CLOSE:
 		if (oldstate == TCP_SYN_SENT)
 			bpf_map_delete_elem(&connecting, &skp);
+		else if (oldstate == TCP_LISTEN)
+			bpf_map_delete_elem(&listeners, &lk);
 		else
 			flow_closed(sk);
 		break;
