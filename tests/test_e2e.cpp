@@ -316,3 +316,25 @@ BOOST_FIXTURE_TEST_CASE(kill_9_leaves_nothing_attached_and_the_next_start_works,
         closes += str(r, "type") == "flow_close" && i64(r, "uid") == bob.uid();
     BOOST_TEST(closes == 1);
 }
+
+BOOST_FIXTURE_TEST_CASE(the_original_command_line_works_under_the_original_name, Lab) {
+    fs::path alias = dir / "pdtt_xdp_user";
+    fs::create_symlink(PDTT_AGENT_BIN, alias);
+    // The original README's form: pdtt_xdp_user -i IFACE -l PREFIX -t SECONDS, text on the console.
+    agent = std::make_unique<Process>(
+        std::vector<std::string>{alias.string(), "-i", link.a_name(), "-l", (dir / "traffic").string(), "-t", "1"},
+        host.name());
+    BOOST_REQUIRE(wait_until([&] { return agent->err().find("monitoring") != std::string::npos || !agent->running(); },
+                             15s));
+    BOOST_REQUIRE_MESSAGE(agent->running(), agent->err());
+    transfer(alice, link.b_ip4(), 250'000, 50'000);
+    agent->signal(SIGINT);
+    auto st = agent->wait(3s);
+    BOOST_REQUIRE(st.has_value());
+    BOOST_TEST(*st == 0);
+    FileSums f = read_user_file(dir / ("traffic-" + alice.name() + ".log"));
+    BOOST_TEST(near(f.tx, 250'000 + kHeader));
+    BOOST_TEST(near(f.rx, 50'000));
+    // The console table names the user on a row of its own.
+    BOOST_TEST(agent->out().find("\n" + alice.name() + " ") != std::string::npos, agent->out());
+}
