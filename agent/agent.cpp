@@ -85,10 +85,12 @@ Agent::Agent(const Config& cfg)
     for (const auto& name : cfg_.interfaces)
         ifnames_[resolve_interface(name)] = name;
 
-    sinks_ = make_sinks(cfg_);
+    sinks_ = make_sinks(cfg_, io_);
 
     BpfOptions opts;
     opts.target_netns = netns_inode();
+    opts.flow_entries = cfg_.flow_table_size;
+    opts.ring_bytes = cfg_.ring_buffer_mib << 20;
     bpf_ = std::make_unique<Bpf>(opts);
     bpf_->attach_state_tracepoint();
     // After the tracepoint, so a seeded flow that closes later is seen closing.

@@ -32,6 +32,9 @@ constexpr std::size_t kMaxIfName = 15;   // IFNAMSIZ - 1
     throw Error(kExitUsage, std::string(kProg) + ": " + message);
 }
 
+bool all_digits(std::string_view s);
+[[noreturn]] void bad_value(const std::string& where, const std::string& value, const std::string& problem);
+
 // Keys of the config file: the long options that make sense there.
 struct Key {
     std::string_view name;
@@ -40,7 +43,24 @@ struct Key {
 constexpr Key kKeys[] = {
     {"interface", true}, {"log-prefix", false}, {"interval", false}, {"stdout", false},
     {"syslog", true},    {"no-files", false},   {"xdp-mode", false}, {"verbose", false},
+    {"syslog-facility", false}, {"syslog-app-name", false}, {"udp-timeout", false},
+    {"flow-table-size", false}, {"ring-buffer-mib", false},
 };
+
+constexpr std::string_view kFacilities[] = {
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+};
+
+// A whole number from lo to hi, named for messages.
+uint64_t parse_count(const std::string& where, const std::string& value, uint64_t lo, uint64_t hi,
+                     const char* unit) {
+    if (!all_digits(value) || value.size() > 12 || std::stoull(value) < lo || std::stoull(value) > hi)
+        bad_value(where, value, "must be a whole number of " + std::string(unit) + " from " + std::to_string(lo) +
+                                    " to " + std::to_string(hi));
+    return std::stoull(value);
+}
 
 const Key* find_key(std::string_view name) {
     for (const Key& k : kKeys)
@@ -202,6 +222,25 @@ void apply(Config& cfg, std::string_view key, const std::string& value, const st
         cfg.xdp_mode = parse_xdp_mode(where, value);
     } else if (key == "verbose") {
         cfg.verbose = parse_bool(where, value);
+    } else if (key == "syslog-facility") {
+        cfg.syslog_facility = syslog_facility_code(value);
+        if (cfg.syslog_facility < 0)
+            bad_value(where, value, "not a syslog facility (local0..local7, daemon, user, ...)");
+    } else if (key == "syslog-app-name") {
+        // RFC 5424 APP-NAME: 1 to 48 printable US-ASCII characters, no space.
+        if (value.empty() || value.size() > 48 ||
+            !std::all_of(value.begin(), value.end(), [](char c) { return c > 32 && c < 127; }))
+            bad_value(where, value, "must be 1 to 48 printable ASCII characters without spaces");
+        cfg.syslog_app_name = value;
+    } else if (key == "udp-timeout") {
+        cfg.udp_timeout = std::chrono::seconds(parse_count(where, value, 1, 86400, "seconds"));
+    } else if (key == "flow-table-size") {
+        cfg.flow_table_size = static_cast<uint32_t>(parse_count(where, value, 16, 1u << 24, "entries"));
+    } else if (key == "ring-buffer-mib") {
+        uint64_t mib = parse_count(where, value, 1, 1024, "MiB");
+        if (mib & (mib - 1))
+            bad_value(where, value, "must be a power of two (1, 2, 4, ... 1024)");
+        cfg.ring_buffer_mib = static_cast<uint32_t>(mib);
     }
 }
 
@@ -289,6 +328,14 @@ po::options_description describe(const std::string& default_config) {
         ("xdp-mode", po::value<std::string>()->value_name("MODE"),
             "XDP mode: auto, native or generic (default: auto)")
         ("verbose,v", po::bool_switch(), "libbpf and agent debug on stderr (default: off)")
+        ("syslog-facility", po::value<std::string>()->value_name("NAME"), "syslog facility (default: local0)")
+        ("syslog-app-name", po::value<std::string>()->value_name("NAME"), "syslog APP-NAME (default: pdtt)")
+        ("udp-timeout", po::value<std::string>()->value_name("SECONDS"),
+            "a UDP flow closes after this long idle (default: 60)")
+        ("flow-table-size", po::value<std::string>()->value_name("N"),
+            "kernel flow table entries, about 200 bytes each when used (default: 262144)")
+        ("ring-buffer-mib", po::value<std::string>()->value_name("MIB"),
+            "kernel-to-agent ring buffer, a power of two, locked in memory (default: 8)")
         ("help,h", po::bool_switch(), "print this help and exit")
         ("version,V", po::bool_switch(), "print the version and exit");
     // clang-format on
@@ -296,6 +343,13 @@ po::options_description describe(const std::string& default_config) {
 }
 
 } // namespace
+
+int syslog_facility_code(std::string_view name) {
+    for (size_t i = 0; i < std::size(kFacilities); i++)
+        if (kFacilities[i] == name)
+            return static_cast<int>(i);
+    return -1;
+}
 
 std::optional<Config> parse_config(int argc, const char* const argv[], std::ostream& out,
                                    const std::string& default_config) {
@@ -348,7 +402,8 @@ std::optional<Config> parse_config(int argc, const char* const argv[], std::ostr
         for (const std::string& v : vm[key].as<std::vector<std::string>>())
             apply(cfg, key, v, std::string("--") + key);
     }
-    for (const char* key : {"log-prefix", "interval", "stdout", "xdp-mode"})
+    for (const char* key : {"log-prefix", "interval", "stdout", "xdp-mode", "syslog-facility", "syslog-app-name",
+                            "udp-timeout", "flow-table-size", "ring-buffer-mib"})
         if (vm.count(key))
             apply(cfg, key, vm[key].as<std::string>(), std::string("--") + key);
     if (vm["no-files"].as<bool>())

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <iosfwd>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pdtt {
@@ -41,7 +43,15 @@ struct Config {
     XdpMode xdp_mode = XdpMode::automatic;
     bool verbose = false;
     std::string config_file;            // the file that was read, "" if none
+    int syslog_facility = 16;           // local0
+    std::string syslog_app_name = "pdtt";
+    std::chrono::seconds udp_timeout{60};
+    uint32_t flow_table_size = 262144;  // kernel flow table entries
+    uint32_t ring_buffer_mib = 8;       // kernel-to-user ring, MiB (power of two)
 };
+
+// RFC 5424 facility number of a name ("local0" -> 16); -1 if unknown.
+int syslog_facility_code(std::string_view name);
 
 inline constexpr const char* kDefaultConfigFile = "/etc/pdtt.conf";
 

@@ -2,7 +2,7 @@
 
 namespace pdtt {
 
-SinkList make_sinks(const Config& cfg) {
+SinkList make_sinks(const Config& cfg, boost::asio::io_context& /*io*/) {
     SinkList sinks;
     if (cfg.files)
         sinks.push_back(make_file_sink(cfg.log_prefix));

@@ -4,6 +4,8 @@
 #include "config.hpp"
 #include "sink.hpp"
 
+#include <boost/asio/io_context.hpp>
+
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -12,7 +14,8 @@ namespace pdtt {
 
 // The sinks cfg asks for: per-user files unless --no-files, then the console.
 // Throws Error(kExitUsage, ...) when the log directory is unusable.
-SinkList make_sinks(const Config& cfg);
+// Sinks that do network I/O run it on io, the agent's loop.
+SinkList make_sinks(const Config& cfg, boost::asio::io_context& io);
 
 // Per-user files PREFIX-USERNAME.log in the original report format.
 // Throws Error(kExitUsage, ...) when the directory of prefix is missing or not writable.

@@ -569,7 +569,9 @@ BOOST_AUTO_TEST_CASE(example_documents_every_key) {
     BOOST_TEST_REQUIRE(!text.empty());
     for (const char* line : {"# interface = eth0\n", "# log-prefix = /var/log/pdtt\n", "# interval = 10\n",
                              "# stdout = text\n", "# syslog = udp://", "# no-files = false\n",
-                             "# xdp-mode = auto\n", "# verbose = false\n"})
+                             "# xdp-mode = auto\n", "# verbose = false\n", "# syslog-facility = local0\n",
+                             "# syslog-app-name = pdtt\n", "# udp-timeout = 60\n",
+                             "# flow-table-size = 262144\n", "# ring-buffer-mib = 8\n"})
         CHECK_HAS(text, line);
 }
 
@@ -592,6 +594,45 @@ BOOST_AUTO_TEST_CASE(example_with_every_line_uncommented_is_valid) {
     BOOST_TEST(c.syslog.size() == 2u);
     BOOST_TEST(c.files);
     BOOST_TEST(!c.verbose);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(sizes_and_syslog_identity)
+
+BOOST_AUTO_TEST_CASE(defaults_and_settings) {
+    const pdtt::Config d = parse({"-i", "eth0"});
+    BOOST_TEST(d.syslog_facility == 16);
+    BOOST_TEST(d.syslog_app_name == "pdtt");
+    BOOST_TEST(d.udp_timeout.count() == 60);
+    BOOST_TEST(d.flow_table_size == 262144u);
+    BOOST_TEST(d.ring_buffer_mib == 8u);
+    const pdtt::Config c = parse({"-i", "eth0", "--syslog-facility", "daemon", "--syslog-app-name", "dtn-agent",
+                                  "--udp-timeout", "5", "--flow-table-size", "64", "--ring-buffer-mib", "1"});
+    BOOST_TEST(c.syslog_facility == 3);
+    BOOST_TEST(c.syslog_app_name == "dtn-agent");
+    BOOST_TEST(c.udp_timeout.count() == 5);
+    BOOST_TEST(c.flow_table_size == 64u);
+    BOOST_TEST(c.ring_buffer_mib == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(bad_values_name_the_option) {
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"--syslog-facility", "local9"}, "--syslog-facility 'local9'"},
+        {{"--syslog-app-name", "has space"}, "--syslog-app-name"},
+        {{"--syslog-app-name", std::string(49, 'a')}, "--syslog-app-name"},
+        {{"--udp-timeout", "0"}, "--udp-timeout '0'"},
+        {{"--udp-timeout", "1.5"}, "--udp-timeout '1.5'"},
+        {{"--flow-table-size", "8"}, "--flow-table-size '8'"},
+        {{"--flow-table-size", "99999999999"}, "--flow-table-size"},
+        {{"--ring-buffer-mib", "3"}, "power of two"},
+        {{"--ring-buffer-mib", "2048"}, "--ring-buffer-mib '2048'"},
+    };
+    for (const auto& [args, needle] : cases) {
+        std::vector<std::string> argv{"-i", "eth0"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        BOOST_TEST_CONTEXT(args[0] << " " << args[1]) { CHECK_HAS(usage_error(argv), needle); }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -576,26 +576,28 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(factory)
 
 BOOST_AUTO_TEST_CASE(sinks_follow_config) {
+    boost::asio::io_context io;
     TempDir dir;
     Config cfg;
     cfg.log_prefix = (dir.path / "pdtt").string();
     cfg.stdout_mode = StdoutMode::json;
-    BOOST_TEST(make_sinks(cfg).size() == 2u);
+    BOOST_TEST(make_sinks(cfg, io).size() == 2u);
     cfg.stdout_mode = StdoutMode::none;
-    BOOST_TEST(make_sinks(cfg).size() == 1u);
+    BOOST_TEST(make_sinks(cfg, io).size() == 1u);
     cfg.files = false;
-    BOOST_TEST(make_sinks(cfg).empty());
+    BOOST_TEST(make_sinks(cfg, io).empty());
     cfg.stdout_mode = StdoutMode::text;
-    BOOST_TEST(make_sinks(cfg).size() == 1u);
+    BOOST_TEST(make_sinks(cfg, io).size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(no_files_skips_directory_check) {
+    boost::asio::io_context io;
     Config cfg;
     cfg.log_prefix = "/nonexistent-pdtt-dir/pdtt";
     cfg.stdout_mode = StdoutMode::none;
-    BOOST_CHECK_THROW(make_sinks(cfg), Error);
+    BOOST_CHECK_THROW(make_sinks(cfg, io), Error);
     cfg.files = false;
-    BOOST_CHECK_NO_THROW(make_sinks(cfg));
+    BOOST_CHECK_NO_THROW(make_sinks(cfg, io));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
