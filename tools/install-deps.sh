@@ -16,6 +16,10 @@ packages=(
     libboost-test1.81-dev libboost-json1.81-dev
     # run and test: namespaces, veth, traffic, users
     iproute2 passwd procps util-linux python3 jq
+    # syslog tests: a real receiver
+    rsyslog
+    # benchmarks: load and the tools users have today
+    iperf3 nethogs libbpf-tools
 )
 
 missing=()
