@@ -109,7 +109,7 @@ Agent::Agent(const Config& cfg)
             auto it = ifnames_.find(idx);
             return it != ifnames_.end() ? it->second : "if" + std::to_string(idx);
         },
-        clock_);
+        clock_, [this](const pdtt_flow_key& k) { return resolve_udp(k); });
     ring_ = std::make_unique<RingReader>(io_, bpf_->ring_fd(), [this](const pdtt_event& e) { agg_->on_event(e); });
 }
 
@@ -173,10 +173,71 @@ void Agent::sweep() {
     ring_->drain();          // closes first, so the sweep's deltas find them gone
     bpf_->sweep();
     ring_->drain();
+    close_udp_flows();
     agg_->sweep_done();
     Counters u = bpf_->unattributed();
     agg_->add_unattributed(since(u, unattributed_seen_));
     unattributed_seen_ = u;
+}
+
+int64_t Agent::resolve_udp(const pdtt_flow_key& k) {
+    uint64_t now = WallClock::mono_now_ns();
+    if (now - udp_socks_ns_ > 100'000'000) {   // one socket table read serves a burst
+        try {
+            udp_socks_ = udp_sockets();
+        } catch (const Error& e) {
+            log::warn(e.what());
+        }
+        udp_socks_ns_ = now;
+    }
+    auto uid = udp_receiver(udp_socks_, k);
+    if (!uid)
+        return kUnattributedUid;
+    // Teach the kernel side, so the port's next peers are attributed there.
+    struct {
+        uint32_t netns;
+        uint16_t port, pad;
+    } owner_key{k.netns, k.lport, 0};
+    bpf_map_update_elem(bpf_->udp_owners_fd(), &owner_key, &*uid, BPF_ANY);
+    return *uid;
+}
+
+void Agent::close_udp_flows() {
+    if (agg_->udp_active() == 0)
+        return;
+    try {
+        udp_socks_ = udp_sockets();
+        udp_socks_ns_ = WallClock::mono_now_ns();
+    } catch (const Error& e) {
+        log::warn(e.what());
+        return;
+    }
+    uint64_t now = WallClock::mono_now_ns();
+    auto idle_ns = static_cast<uint64_t>(std::chrono::nanoseconds(cfg_.udp_timeout).count());
+    auto keys = agg_->udp_to_close(now, idle_ns, [this](const pdtt_flow_key& k) {
+        return udp_receiver(udp_socks_, k).has_value();
+    });
+    for (const auto& k : keys) {
+        pdtt_flow f;
+        if (!bpf_->take_flow(k, f)) {
+            agg_->forget(k);
+            continue;
+        }
+        // The same record the tracepoint emits for a TCP close.
+        pdtt_event e{};
+        e.type = PDTT_EV_FLOW_CLOSE;
+        e.ts_ns = now;
+        e.key = k;
+        e.cnt = f.cnt;
+        e.open_ns = f.open_ns;
+        e.uid = f.uid;
+        e.pid = f.pid;
+        e.ifindex = f.ifindex;
+        e.family = f.family;
+        e.direction = f.direction;
+        std::memcpy(e.comm, f.comm, sizeof(e.comm));
+        agg_->on_event(e);
+    }
 }
 
 AgentStats Agent::stats(double interval_s) const {

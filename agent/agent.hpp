@@ -8,6 +8,7 @@
 #include "names.hpp"
 #include "ring.hpp"
 #include "sink.hpp"
+#include "sockdiag.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -39,6 +40,8 @@ private:
     void arm_sweep();
     void arm_report();
     void sweep();            // kernel sweep, drain, unattributed delta
+    int64_t resolve_udp(const pdtt_flow_key& k);
+    void close_udp_flows();  // idle, or their socket is gone
     void report(bool final);
     AgentStats stats(double interval_s) const;
     void shutdown();
@@ -60,6 +63,8 @@ private:
     std::unique_ptr<Aggregator> agg_;
     std::unique_ptr<RingReader> ring_;
     Counters unattributed_seen_;
+    std::vector<UdpSocket> udp_socks_;
+    uint64_t udp_socks_ns_ = 0;   // when udp_socks_ was read
     bool stopping_ = false;
 };
 

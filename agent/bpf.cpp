@@ -210,6 +210,11 @@ void Bpf::sweep() {
 
 int Bpf::ring_fd() const { return bpf_map__fd(skel_->maps.events); }
 int Bpf::flows_fd() const { return bpf_map__fd(skel_->maps.flows); }
+int Bpf::udp_owners_fd() const { return bpf_map__fd(skel_->maps.udp_owners); }
+
+bool Bpf::take_flow(const pdtt_flow_key& k, pdtt_flow& out) {
+    return bpf_map_lookup_and_delete_elem(flows_fd(), &k, &out) == 0;
+}
 
 Counters Bpf::unattributed() const {
     std::vector<pdtt_counters> per_cpu(libbpf_num_possible_cpus());

@@ -54,6 +54,9 @@ public:
 
     int ring_fd() const;
     int flows_fd() const;
+    int udp_owners_fd() const;
+    // Removes a flow from the kernel table, returning its final counters.
+    bool take_flow(const pdtt_flow_key& k, pdtt_flow& out);
     uint32_t flow_capacity() const { return opts_.flow_entries; }
     Counters unattributed() const;   // summed over CPUs, since load
     StatArray stats() const;         // summed over CPUs, since load

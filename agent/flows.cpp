@@ -53,16 +53,21 @@ bool FlowKeyEq::operator()(const pdtt_flow_key& a, const pdtt_flow_key& b) const
     return std::memcmp(&a, &b, sizeof(a)) == 0;
 }
 
-Aggregator::Aggregator(SinkList& sinks, UserNames& names, IfName ifname, const WallClock& clock)
-    : sinks_(sinks), names_(names), ifname_(std::move(ifname)), clock_(clock) {}
+Aggregator::Aggregator(SinkList& sinks, UserNames& names, IfName ifname, const WallClock& clock, Resolve resolve)
+    : sinks_(sinks), names_(names), ifname_(std::move(ifname)), clock_(clock), resolve_(std::move(resolve)) {}
 
 Aggregator::Flow Aggregator::make_flow(const pdtt_event& e) {
     Flow f;
     f.open_ns = e.open_ns;
     FlowId& id = f.id;
+    f.udp = e.key.proto == IPPROTO_UDP;
+    f.active_ns = e.ts_ns;
     id.iface = ifname_(e.ifindex);
-    id.uid = e.uid;
-    id.user = names_.name(e.uid);
+    if (e.uid != PDTT_UID_UNRESOLVED)
+        id.uid = e.uid;
+    else
+        id.uid = resolve_ ? resolve_(e.key) : kUnattributedUid;
+    id.user = names_.name(id.uid);
     if (e.pid)
         id.pid = e.pid;
     if (e.comm[0])
@@ -112,7 +117,10 @@ void Aggregator::on_event(const pdtt_event& e) {
         // A delta from a sweep that raced with this flow's close: already counted.
         if (e.type == PDTT_EV_FLOW_DELTA && recently_closed_.count(e.key))
             return;
-        it = flows_.insert_or_assign(e.key, make_flow(e)).first;
+        if (it != flows_.end())
+            erase(it);   // a new flow on the 5-tuple of one whose close was lost
+        it = flows_.emplace(e.key, make_flow(e)).first;
+        udp_flows_ += it->second.udp;
         // Its open record was lost (ring full) when this is not FLOW_OPEN.
         FlowRecord r = record(FlowEvent::open, it->second, e, {});
         for (auto& s : sinks_)
@@ -123,6 +131,7 @@ void Aggregator::on_event(const pdtt_event& e) {
     if (!delta.empty()) {
         account(f, delta);
         f.accounted = to_counters(e.cnt);
+        f.active_ns = e.ts_ns;
     }
 
     if (e.type == PDTT_EV_FLOW_DELTA && !delta.empty()) {
@@ -137,8 +146,29 @@ void Aggregator::on_event(const pdtt_event& e) {
         for (auto& s : sinks_)
             s->flow_close(r);
         recently_closed_.insert(e.key);
-        flows_.erase(it);
+        erase(it);
     }
+}
+
+Aggregator::FlowMap::iterator Aggregator::erase(FlowMap::iterator it) {
+    udp_flows_ -= it->second.udp;
+    return flows_.erase(it);
+}
+
+void Aggregator::forget(const pdtt_flow_key& k) {
+    if (auto it = flows_.find(k); it != flows_.end())
+        erase(it);
+}
+
+std::vector<pdtt_flow_key> Aggregator::udp_to_close(uint64_t now_ns, uint64_t idle_ns,
+                                                    const std::function<bool(const pdtt_flow_key&)>& socket_alive) const {
+    std::vector<pdtt_flow_key> out;
+    if (udp_flows_ == 0)
+        return out;
+    for (const auto& [k, f] : flows_)
+        if (f.udp && (now_ns - f.active_ns >= idle_ns || !socket_alive(k)))
+            out.push_back(k);
+    return out;
 }
 
 void Aggregator::add_unattributed(const Counters& delta) {
@@ -174,7 +204,7 @@ void Aggregator::prune(const std::function<bool(const pdtt_flow_key&)>& kernel_h
     for (auto it = flows_.begin(); it != flows_.end();) {
         // Only flows quiet for a whole interval are worth a syscall.
         if (it->second.gen + 1 < gen_ && !kernel_has(it->first))
-            it = flows_.erase(it);
+            it = erase(it);
         else
             ++it;
     }

@@ -42,8 +42,11 @@ struct FlowKeyEq {
 class Aggregator {
 public:
     using IfName = std::function<std::string(uint32_t ifindex)>;
+    // Owner of a UDP flow the kernel side could not attribute (uid
+    // PDTT_UID_UNRESOLVED); kUnattributedUid when no socket owns it.
+    using Resolve = std::function<int64_t(const pdtt_flow_key&)>;
 
-    Aggregator(SinkList& sinks, UserNames& names, IfName ifname, const WallClock& clock);
+    Aggregator(SinkList& sinks, UserNames& names, IfName ifname, const WallClock& clock, Resolve resolve = {});
 
     void on_event(const pdtt_event& e);
     // Call after each sweep's records were consumed: a later FLOW_DELTA for
@@ -56,6 +59,13 @@ public:
     void prune(const std::function<bool(const pdtt_flow_key&)>& kernel_has);
 
     size_t active() const { return flows_.size(); }
+    size_t udp_active() const { return udp_flows_; }
+
+    // UDP flows to close: idle for `idle_ns` (CLOCK_MONOTONIC), or whose
+    // socket is gone. The caller takes their final counters from the kernel.
+    std::vector<pdtt_flow_key> udp_to_close(uint64_t now_ns, uint64_t idle_ns,
+                                            const std::function<bool(const pdtt_flow_key&)>& socket_alive) const;
+    void forget(const pdtt_flow_key& k);
 
 private:
     struct Flow {
@@ -63,6 +73,8 @@ private:
         Counters accounted;
         uint64_t open_ns = 0;
         uint64_t gen = UINT64_MAX;    // report generation it last moved bytes in
+        uint64_t active_ns = 0;       // kernel time of the last record that moved bytes
+        bool udp = false;
     };
     struct Pair {
         std::string local, remote;
@@ -83,8 +95,13 @@ private:
     UserNames& names_;
     IfName ifname_;
     const WallClock& clock_;
+    Resolve resolve_;
     uint64_t gen_ = 0;
-    std::unordered_map<pdtt_flow_key, Flow, FlowKeyHash, FlowKeyEq> flows_;
+    size_t udp_flows_ = 0;
+    using FlowMap = std::unordered_map<pdtt_flow_key, Flow, FlowKeyHash, FlowKeyEq>;
+    FlowMap::iterator erase(FlowMap::iterator it);
+
+    FlowMap flows_;
     std::unordered_set<pdtt_flow_key, FlowKeyHash, FlowKeyEq> recently_closed_;
     std::unordered_map<int64_t, User> users_;
 };

@@ -28,9 +28,9 @@ namespace {
     throw Error(kExitRuntime, "pdtt-agent: sock_diag: " + what + ": " + std::strerror(errno));
 }
 
-// Calls fn for every TCP socket of `family` in one of `states` (a bitmask).
+// Calls fn for every socket of `family` and `protocol` in one of `states` (a bitmask).
 template <typename Fn>
-void dump(int family, uint32_t states, Fn fn) {
+void dump(int family, uint8_t protocol, uint32_t states, Fn fn) {
     Fd nl(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
     if (!nl)
         fail("socket");
@@ -42,7 +42,7 @@ void dump(int family, uint32_t states, Fn fn) {
     msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
     msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     msg.req.sdiag_family = static_cast<uint8_t>(family);
-    msg.req.sdiag_protocol = IPPROTO_TCP;
+    msg.req.sdiag_protocol = protocol;
     msg.req.idiag_states = states;
     sockaddr_nl sa{};
     sa.nl_family = AF_NETLINK;
@@ -88,12 +88,12 @@ SeedResult seed_existing_flows(int flows_fd, uint32_t netns) {
                                (1u << TCP_CLOSE_WAIT) | (1u << TCP_LAST_ACK) | (1u << TCP_CLOSING);
     std::set<uint16_t> listening;
     for (int fam : {AF_INET, AF_INET6})
-        dump(fam, kListen, [&](const inet_diag_msg& m) { listening.insert(ntohs(m.id.idiag_sport)); });
+        dump(fam, IPPROTO_TCP, kListen, [&](const inet_diag_msg& m) { listening.insert(ntohs(m.id.idiag_sport)); });
 
     SeedResult res;
     uint64_t now = WallClock::mono_now_ns();
     for (int fam : {AF_INET, AF_INET6}) {
-        dump(fam, kOpen, [&](const inet_diag_msg& m) {
+        dump(fam, IPPROTO_TCP, kOpen, [&](const inet_diag_msg& m) {
             pdtt_flow_key k{};
             to_key_addr(k.laddr, fam, m.id.idiag_src);
             to_key_addr(k.raddr, fam, m.id.idiag_dst);
@@ -113,6 +113,39 @@ SeedResult seed_existing_flows(int flows_fd, uint32_t netns) {
         });
     }
     return res;
+}
+
+std::vector<UdpSocket> udp_sockets() {
+    std::vector<UdpSocket> out;
+    for (int fam : {AF_INET, AF_INET6}) {
+        dump(fam, IPPROTO_UDP, ~0u, [&](const inet_diag_msg& m) {
+            UdpSocket u{};
+            to_key_addr(u.laddr, fam, m.id.idiag_src);
+            to_key_addr(u.raddr, fam, m.id.idiag_dst);
+            u.lport = ntohs(m.id.idiag_sport);
+            u.rport = ntohs(m.id.idiag_dport);
+            u.uid = m.idiag_uid;
+            out.push_back(u);
+        });
+    }
+    return out;
+}
+
+std::optional<uint32_t> udp_receiver(const std::vector<UdpSocket>& socks, const pdtt_flow_key& k) {
+    static const uint8_t any[16] = {};
+    static const uint8_t any4[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0};
+    auto same = [](const uint8_t* a, const uint8_t* b) { return std::memcmp(a, b, 16) == 0; };
+    std::optional<uint32_t> bound;
+    for (const UdpSocket& u : socks) {
+        if (u.lport != k.lport)
+            continue;
+        if (u.rport == k.rport && same(u.raddr, k.raddr))
+            return u.uid;
+        bool unconnected = u.rport == 0;
+        if (unconnected && (same(u.laddr, k.laddr) || same(u.laddr, any) || same(u.laddr, any4)))
+            bound = u.uid;
+    }
+    return bound;
 }
 
 } // namespace pdtt

@@ -23,6 +23,7 @@
 #define ETH_P_8021AD	0x88A8
 #define AF_INET		2
 #define AF_INET6	10
+#define EEXIST		17
 #define TC_ACT_UNSPEC	(-1)	/* tcx: TCX_NEXT; clsact: continue */
 #define IP_MF		0x2000
 #define IP_OFFSET	0x1FFF
@@ -93,6 +94,26 @@ struct {
 	__type(key, struct listen_key);
 	__type(value, struct owner);
 } listeners SEC(".maps");
+
+struct udp_owner_key {
+	__u32 netns;
+	__u16 port;	/* local port, host order */
+	__u16 pad;
+};
+
+/* Owners of local UDP ports: learnt from senders here, and kept by the
+ * agent from the socket table for receivers that never sent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct udp_owner_key);
+	__type(value, __u32);
+} udp_owners SEC(".maps");
+
+static __always_inline int is_v4(const __u8 *a)
+{
+	return *(__u64 *)a == 0 && *(__u32 *)(a + 8) == bpf_htonl(0xffff);
+}
 
 static __always_inline void stat_inc(__u32 idx)
 {
@@ -331,30 +352,30 @@ static __always_inline void emit_open(const struct pdtt_flow_key *k, struct pdtt
 	ring_submit(e);
 }
 
-/* Add one packet to its flow, or to the unattributed counters. */
-static __always_inline void account(struct pkt *p, int egress, __u64 segs, __u32 ifindex)
+/* Normalised key of a parsed packet: "local" is this host. */
+static __always_inline void packet_key(const struct pkt *p, int egress, struct pdtt_flow_key *k)
 {
-	struct pdtt_flow_key k = {};
-	struct pdtt_flow *f = NULL;
+	if (egress) {
+		__builtin_memcpy(k->laddr, p->saddr, 16);
+		__builtin_memcpy(k->raddr, p->daddr, 16);
+		k->lport = p->sport;
+		k->rport = p->dport;
+	} else {
+		__builtin_memcpy(k->laddr, p->daddr, 16);
+		__builtin_memcpy(k->raddr, p->saddr, 16);
+		k->lport = p->dport;
+		k->rport = p->sport;
+	}
+	k->proto = p->proto;
+	k->netns = target_netns;
+}
+
+/* Add one packet to its flow, or (f == NULL) to the unattributed counters. */
+static __always_inline void account(struct pdtt_flow *f, const struct pdtt_flow_key *k,
+				    const struct pkt *p, int egress, __u64 segs, __u32 ifindex)
+{
 	struct pdtt_counters *u;
 	__u32 zero = 0;
-
-	if (p->has_ports) {
-		if (egress) {
-			__builtin_memcpy(k.laddr, p->saddr, 16);
-			__builtin_memcpy(k.raddr, p->daddr, 16);
-			k.lport = p->sport;
-			k.rport = p->dport;
-		} else {
-			__builtin_memcpy(k.laddr, p->daddr, 16);
-			__builtin_memcpy(k.raddr, p->saddr, 16);
-			k.lport = p->dport;
-			k.rport = p->sport;
-		}
-		k.proto = p->proto;
-		k.netns = target_netns;
-		f = bpf_map_lookup_elem(&flows, &k);
-	}
 
 	if (f) {
 		if (egress) {
@@ -366,7 +387,7 @@ static __always_inline void account(struct pkt *p, int egress, __u64 segs, __u32
 		}
 		if (f->ifindex != ifindex)
 			f->ifindex = ifindex;
-		emit_open(&k, f);
+		emit_open(k, f);
 		return;
 	}
 
@@ -382,11 +403,42 @@ static __always_inline void account(struct pkt *p, int egress, __u64 segs, __u32
 	}
 }
 
+/*
+ * UDP has no state transitions to hook: a UDP flow is created by its first
+ * packet. The agent closes it when it goes idle or its socket is gone.
+ */
+static __always_inline struct pdtt_flow *udp_flow_create(const struct pdtt_flow_key *k, __u32 uid,
+							  __u8 direction)
+{
+	struct pdtt_flow f = {};
+	long err;
+
+	f.uid = uid;
+	f.direction = direction;
+	f.family = is_v4(k->raddr) ? AF_INET : AF_INET6;
+	f.open_ns = bpf_ktime_get_ns();
+	err = bpf_map_update_elem(&flows, k, &f, BPF_NOEXIST);
+	if (err && err != -EEXIST) {
+		stat_inc(PDTT_STAT_FLOW_FULL);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&flows, k);	/* EEXIST: another CPU won */
+}
+
+static __always_inline struct udp_owner_key udp_owner_key(const struct pdtt_flow_key *k)
+{
+	struct udp_owner_key ok = { .netns = k->netns, .port = k->lport };
+
+	return ok;
+}
+
 SEC("xdp")
 int pdtt_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
+	struct pdtt_flow_key k = {};
+	struct pdtt_flow *f = NULL;
 	struct pkt p = {};
 	__u64 len = end - data;
 
@@ -395,8 +447,40 @@ int pdtt_xdp(struct xdp_md *ctx)
 		len = bpf_xdp_get_buff_len(ctx);
 	if (len > 0x3ffff)	/* bounded for the verifier; no frame is this long */
 		len = 0x3ffff;
-	if (parse_frame(data, end, len, 0, &p) == PKT_IP)
-		account(&p, 0, 1, ctx->ingress_ifindex);
+	if (parse_frame(data, end, len, 0, &p) != PKT_IP)
+		return XDP_PASS;
+	if (p.has_ports) {
+		packet_key(&p, 0, &k);
+		f = bpf_map_lookup_elem(&flows, &k);
+		if (!f && p.proto == IPPROTO_UDP) {
+			/* Only a datagram some local socket will receive opens a flow:
+			 * a flood to closed ports must not fill the table. */
+			struct bpf_sock_tuple t = {};
+			struct udp_owner_key ok = udp_owner_key(&k);
+			struct bpf_sock *sk;
+			__u32 *uid;
+
+			if (is_v4(k.laddr)) {
+				__builtin_memcpy(&t.ipv4.saddr, k.raddr + 12, 4);
+				__builtin_memcpy(&t.ipv4.daddr, k.laddr + 12, 4);
+				t.ipv4.sport = bpf_htons(k.rport);
+				t.ipv4.dport = bpf_htons(k.lport);
+				sk = bpf_sk_lookup_udp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+			} else {
+				__builtin_memcpy(t.ipv6.saddr, k.raddr, 16);
+				__builtin_memcpy(t.ipv6.daddr, k.laddr, 16);
+				t.ipv6.sport = bpf_htons(k.rport);
+				t.ipv6.dport = bpf_htons(k.lport);
+				sk = bpf_sk_lookup_udp(ctx, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+			}
+			if (sk) {
+				bpf_sk_release(sk);
+				uid = bpf_map_lookup_elem(&udp_owners, &ok);
+				f = udp_flow_create(&k, uid ? *uid : PDTT_UID_UNRESOLVED, PDTT_DIR_INBOUND);
+			}
+		}
+	}
+	account(f, &k, &p, 0, 1, ctx->ingress_ifindex);
 	return XDP_PASS;
 }
 
@@ -405,11 +489,27 @@ int pdtt_egress(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
+	struct pdtt_flow_key k = {};
+	struct pdtt_flow *f = NULL;
 	struct pkt p = {};
 	__u64 segs = skb->gso_segs ? skb->gso_segs : 1;
 
-	if (parse_frame(data, end, skb->len, 1, &p) == PKT_IP)
-		account(&p, 1, segs, skb->ifindex);
+	if (parse_frame(data, end, skb->len, 1, &p) != PKT_IP)
+		return TC_ACT_UNSPEC;
+	if (p.has_ports) {
+		packet_key(&p, 1, &k);
+		f = bpf_map_lookup_elem(&flows, &k);
+		/* A local UDP sender: its socket's owner is on the skb. Forwarded
+		 * packets have no socket and stay unattributed. */
+		if (!f && p.proto == IPPROTO_UDP && skb->sk) {
+			struct udp_owner_key ok = udp_owner_key(&k);
+			__u32 uid = bpf_get_socket_uid(skb);
+
+			bpf_map_update_elem(&udp_owners, &ok, &uid, BPF_ANY);
+			f = udp_flow_create(&k, uid, PDTT_DIR_OUTBOUND);
+		}
+	}
+	account(f, &k, &p, 1, segs, skb->ifindex);
 	return TC_ACT_UNSPEC;
 }
 
@@ -427,8 +527,7 @@ static __always_inline int sock_key(struct sock *sk, struct pdtt_flow_key *k, __
 		BPF_CORE_READ_INTO(&k->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
 		BPF_CORE_READ_INTO(&k->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 		/* IPv4-mapped peers are IPv4 to the user, and on the wire. */
-		*family = (*(__u64 *)k->raddr == 0 && *(__u32 *)(k->raddr + 8) ==
-			   bpf_htonl(0xffff)) ? AF_INET : AF_INET6;
+		*family = is_v4(k->raddr) ? AF_INET : AF_INET6;
 	} else {
 		return -1;
 	}

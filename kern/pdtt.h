@@ -91,6 +91,10 @@ enum pdtt_stat {
 	PDTT_STAT_MAX,
 };
 
+/* uid of a UDP flow whose receiving socket's owner the kernel side did not
+ * know yet; the agent resolves it from the socket table. */
+#define PDTT_UID_UNRESOLVED 0xfffffffeu
+
 /* Index of the unattributed counters: [0] all traffic matching no flow. */
 #define PDTT_UNATTRIBUTED 0
 

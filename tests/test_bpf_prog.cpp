@@ -4,6 +4,13 @@
 // counters, or nothing at all. Needs root (loads BPF).
 #define BOOST_TEST_MODULE bpf_prog
 #include <boost/test/unit_test.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <optional>
 #include <boost/test/data/monomorphic.hpp>
 #include <boost/test/data/test_case.hpp>
 
@@ -181,6 +188,7 @@ public:
     int flows_fd() const { return bpf_map__fd(skel_->maps.flows); }
     int unattributed_fd() const { return bpf_map__fd(skel_->maps.unattributed); }
     int stats_fd() const { return bpf_map__fd(skel_->maps.stats); }
+    int udp_owners_fd() const { return bpf_map__fd(skel_->maps.udp_owners); }
     int ncpu() const { return ncpu_; }
     unsigned lo() const { return lo_; }
 
@@ -285,6 +293,9 @@ struct Reset {
             BOOST_TEST_REQUIRE(bpf_map_update_elem(b.stats_fd(), &i, zero_u64.data(), BPF_ANY) == 0,
                                "stats cleared");
         b.drain();
+        __u64 okey = 0;   // struct udp_owner_key is 8 bytes
+        while (bpf_map_get_next_key(b.udp_owners_fd(), nullptr, &okey) == 0)
+            BOOST_TEST_REQUIRE(bpf_map_delete_elem(b.udp_owners_fd(), &okey) == 0, "udp_owners cleared");
 
         for (const Known* k : kAllFlows) {
             if (!k->inserted)
@@ -500,13 +511,13 @@ const std::vector<Case>& cases()
         {"TCP, unknown flow: payload unattributed", Progs::both,
          [](Prog p) { return on(tcp4_unknown, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100); },
          to_unattributed(100)},
-        {"UDP, unknown flow: payload unattributed", Progs::both,
+        {"UDP, unknown flow, no local socket receives it: unattributed", Progs::xdp_only,
          [](Prog p) { return on(udp4_unknown, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64); },
          to_unattributed(64)},
         {"TCP flow known only in another netns: unattributed", Progs::both,
          [](Prog p) { return on(tcp4_other_ns, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100); },
          to_unattributed(100)},
-        {"UDP on the 4-tuple of a TCP flow: unattributed", Progs::both,
+        {"UDP on the 4-tuple of a TCP flow, no local socket: unattributed", Progs::xdp_only,
          [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64); },
          to_unattributed(64)},
         {"IPv4 non-first fragment: whole IP payload unattributed", Progs::both,
@@ -802,4 +813,102 @@ BOOST_FIXTURE_TEST_CASE(gso_super_packet_counts_its_segments, Reset)
     add(want, Prog::tc, 400, 4);
     BOOST_TEST(lookup(tcp4).cnt == want,
                "400 payload bytes in 4 packets: got " << lookup(tcp4).cnt << ", want " << want);
+}
+
+// ---- UDP flows: opened by their first packet ----
+
+namespace {
+
+struct UdpOwnerKey {
+    __u32 netns;
+    __u16 port;
+    __u16 pad;
+};
+
+std::optional<pdtt_flow> find_flow(const pdtt_flow_key& k)
+{
+    pdtt_flow f{};
+    if (bpf_map_lookup_elem(bpf().flows_fd(), &k, &f) != 0)
+        return std::nullopt;
+    return f;
+}
+
+// A UDP socket bound to the wildcard address on a free port, as some
+// receiver on this host; bpf_sk_lookup_udp from XDP finds it.
+struct BoundUdp {
+    int fd = -1;
+    __u16 port = 0;
+    BoundUdp()
+    {
+        fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        BOOST_TEST_REQUIRE(fd >= 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        BOOST_TEST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+        socklen_t len = sizeof(a);
+        BOOST_TEST_REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+        port = ntohs(a.sin_port);
+    }
+    ~BoundUdp() { ::close(fd); }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(egress_udp_opens_a_flow_owned_by_the_sending_socket, Reset)
+{
+    // test_run gives the skb a socket owned by the caller (root here).
+    BOOST_TEST_REQUIRE(run(Prog::tc, on(udp4_unknown, Prog::tc).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64).build())
+                           .err == 0);
+    auto f = find_flow(udp4_unknown.key);
+    BOOST_TEST_REQUIRE(f.has_value(), "a flow entry was created");
+    BOOST_TEST(f->cnt == (pdtt_counters{64, 0, 1, 0}), "the first datagram is counted: " << f->cnt);
+    BOOST_TEST(f->uid == ::getuid());
+    BOOST_TEST(f->direction == PDTT_DIR_OUTBOUND);
+    BOOST_TEST(f->family == AF_INET);
+    BOOST_TEST(f->seen != 0u);
+    std::vector<pdtt_event> ev = bpf().drain();
+    BOOST_TEST_REQUIRE(ev.size() == 1u, "one FLOW_OPEN");
+    BOOST_TEST(ev[0].type == PDTT_EV_FLOW_OPEN);
+    BOOST_TEST(ev[0].uid == ::getuid());
+
+    // The sender's port is now known to belong to it.
+    UdpOwnerKey ok{kNetns, udp4_unknown.key.lport, 0};
+    __u32 uid = 12345;
+    BOOST_TEST_REQUIRE(bpf_map_lookup_elem(bpf().udp_owners_fd(), &ok, &uid) == 0, "owner of the local port learnt");
+    BOOST_TEST(uid == ::getuid());
+
+    BOOST_TEST_REQUIRE(run(Prog::tc, on(udp4_unknown, Prog::tc).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(36).build())
+                           .err == 0);
+    BOOST_TEST(find_flow(udp4_unknown.key)->cnt == (pdtt_counters{100, 0, 2, 0}));
+    BOOST_TEST(bpf().drain().empty(), "no record for the second datagram");
+}
+
+BOOST_FIXTURE_TEST_CASE(ingress_udp_to_a_bound_socket_opens_a_flow, Reset)
+{
+    BoundUdp rx;
+    const Known to_rx{"udp4 to a bound socket",
+                      make_key(pkt::v4(10, 0, 0, 1), pkt::v4(192, 0, 2, 99), rx.port, 4000, IPPROTO_UDP), false};
+    auto frame = [&] { return on(to_rx, Prog::xdp).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(200).build(); };
+
+    BOOST_TEST_REQUIRE(run(Prog::xdp, frame()).err == 0);
+    auto f = find_flow(to_rx.key);
+    BOOST_TEST_REQUIRE(f.has_value(), "a socket receives it, so a flow opens");
+    BOOST_TEST(f->cnt == (pdtt_counters{0, 200, 0, 1}));
+    BOOST_TEST(f->direction == PDTT_DIR_INBOUND);
+    BOOST_TEST(f->uid == PDTT_UID_UNRESOLVED, "the kernel side does not know the receiver's owner yet");
+    BOOST_TEST(bpf().drain().size() == 1u, "one FLOW_OPEN");
+
+    // With the port's owner known (learnt from a send, or set by the agent),
+    // a new peer's flow carries it at once.
+    UdpOwnerKey ok{kNetns, rx.port, 0};
+    __u32 owner = 4321;
+    BOOST_TEST_REQUIRE(bpf_map_update_elem(bpf().udp_owners_fd(), &ok, &owner, BPF_ANY) == 0);
+    const Known other_peer{"udp4 from another peer",
+                           make_key(pkt::v4(10, 0, 0, 1), pkt::v4(192, 0, 2, 100), rx.port, 4000, IPPROTO_UDP), false};
+    BOOST_TEST_REQUIRE(
+        run(Prog::xdp, on(other_peer, Prog::xdp).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(10).build()).err == 0);
+    auto g = find_flow(other_peer.key);
+    BOOST_TEST_REQUIRE(g.has_value());
+    BOOST_TEST(g->uid == owner);
+    BOOST_TEST(snapshot().unattributed == pdtt_counters{}, "nothing unattributed");
 }
