@@ -4,169 +4,22 @@
 #define BOOST_TEST_MODULE e2e
 #include <boost/test/unit_test.hpp>
 
-#include "netns.hpp"
+#include "agent_lab.hpp"
 
-#include <boost/json.hpp>
-#include <bpf/bpf.h>
-
-#include <csignal>
-#include <filesystem>
-#include <fstream>
 #include <map>
-#include <regex>
-#include <set>
-#include <sstream>
 
-namespace json = boost::json;
-namespace fs = std::filesystem;
-using namespace std::chrono_literals;
 using namespace pdtt::test;
 
 namespace {
-
-constexpr const char* kPort = "5001";
-constexpr int kBpfTcxEgress = 47;   // libbpf 1.1 headers predate TCX
-constexpr uint64_t kHeader = 16;   // pdtt-traffic's per-connection header, payload too
 
 struct Global {
     Global() { cleanup_stale(); }
 };
 BOOST_TEST_GLOBAL_FIXTURE(Global);
 
-// What one per-user file says.
-struct FileSums {
-    int reports = 0;
-    uint64_t tx = 0, rx = 0, total = 0;
-    std::set<std::string> pairs;
-};
-
-FileSums read_user_file(const fs::path& p) {
-    FileSums s;
-    std::ifstream in(p);
-    std::string line;
-    static const std::regex row(R"(  TX: (\d+) bytes \| RX: (\d+) bytes \| Total: (\d+) bytes)");
-    static const std::regex total(R"(Total traffic: (\d+) bytes)");
-    std::smatch m;
-    while (std::getline(in, line)) {
-        if (line.rfind("=== Network Statistics Report [", 0) == 0)
-            s.reports++;
-        else if (line.rfind("Connection: ", 0) == 0)
-            s.pairs.insert(line.substr(12));
-        else if (std::regex_match(line, m, row)) {
-            s.tx += std::stoull(m[1]);
-            s.rx += std::stoull(m[2]);
-        } else if (std::regex_match(line, m, total))
-            s.total += std::stoull(m[1]);
-    }
-    return s;
-}
-
-bool near(uint64_t got, uint64_t want, double tolerance = 0.01) {
-    double d = got > want ? double(got - want) : double(want - got);
-    return d <= tolerance * double(want);
-}
-
-std::vector<json::object> parse_lines(const std::string& out) {
-    std::vector<json::object> recs;
-    std::istringstream in(out);
-    std::string line;
-    while (std::getline(in, line)) {
-        boost::system::error_code ec;
-        json::value v = json::parse(line, ec);
-        BOOST_REQUIRE_MESSAGE(!ec && v.is_object(), "not a JSON object: " << line);
-        recs.push_back(v.as_object());
-    }
-    return recs;
-}
-
-uint64_t u64(const json::object& o, const char* k) { return json::value_to<uint64_t>(o.at(k)); }
-int64_t i64(const json::object& o, const char* k) { return json::value_to<int64_t>(o.at(k)); }
-std::string str(const json::object& o, const char* k) { return json::value_to<std::string>(o.at(k)); }
-
-// Two namespaces joined by veth; the agent side is "host", the servers are in
-// "peer". Members are destroyed in reverse: processes, then links, then users.
-struct Lab {
-    TestUser alice{"pdtt-test1"};
-    TestUser bob{"pdtt-test2"};
-    Netns host, peer;
-    VethPair link{&host, &peer, 7};
-    fs::path dir;
-    std::unique_ptr<Process> srv4, srv6, agent;
-
-    Lab() {
-        char tmpl[] = "/tmp/pdtt-e2e-XXXXXX";
-        BOOST_REQUIRE(::mkdtemp(tmpl));
-        dir = tmpl;
-        srv4 = serve(link.b_ip4());
-        srv6 = serve(link.b_ip6());
-    }
-    ~Lab() {
-        agent.reset();
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-
-    std::unique_ptr<Process> serve(const std::string& addr) {
-        auto p = std::make_unique<Process>(
-            std::vector<std::string>{PDTT_TRAFFIC_BIN, "serve", "--bind", addr, "--port", kPort}, peer.name());
-        BOOST_REQUIRE_MESSAGE(p->wait_for_line("ready", 10s), "server did not start: " << p->err());
-        return p;
-    }
-
-    fs::path user_file(const TestUser& u) const { return dir / ("pdtt-" + u.name() + ".log"); }
-
-    void start_agent(std::vector<std::string> extra = {}) {
-        std::vector<std::string> argv{PDTT_AGENT_BIN, "-i", link.a_name(), "--stdout", "json",
-                                      "-l", (dir / "pdtt").string()};
-        argv.insert(argv.end(), extra.begin(), extra.end());
-        agent = std::make_unique<Process>(argv, host.name());
-        bool up = wait_until([&] { return agent->err().find("monitoring") != std::string::npos || !agent->running(); },
-                             15s);
-        BOOST_REQUIRE_MESSAGE(up && agent->running(), "agent did not start: " << agent->err());
-    }
-
-    // SIGTERM; the agent must exit 0 promptly (SPEC: within two seconds).
-    std::vector<json::object> stop_agent() {
-        agent->signal(SIGTERM);
-        auto st = agent->wait(3s);
-        BOOST_REQUIRE_MESSAGE(st.has_value(), "agent still running 3 s after SIGTERM");
-        BOOST_TEST(*st == 0, "agent exit status after SIGTERM: " << *st << "; stderr: " << agent->err());
-        return parse_lines(agent->out());
-    }
-
-    std::unique_ptr<Process> start_transfer(const TestUser& u, const std::string& to, uint64_t tx, uint64_t rx,
-                                            int connections = 1, std::vector<std::string> extra = {}) {
-        std::vector<std::string> argv{PDTT_TRAFFIC_BIN, "send", "--to", to, "--port", kPort,
-                                      "--tx", std::to_string(tx), "--rx", std::to_string(rx),
-                                      "--connections", std::to_string(connections),
-                                      "--uid", std::to_string(u.uid())};
-        argv.insert(argv.end(), extra.begin(), extra.end());
-        return std::make_unique<Process>(argv, host.name());
-    }
-
-    void transfer(const TestUser& u, const std::string& to, uint64_t tx, uint64_t rx, int connections = 1) {
-        auto c = start_transfer(u, to, tx, rx, connections);
-        auto st = c->wait(60s);
-        BOOST_REQUIRE_MESSAGE(st && *st == 0, "transfer failed: " << c->err());
-    }
-
-    // What is still attached to the monitored interface. TCX is asked of the
-    // kernel directly: Debian's bpftool predates it.
-    std::string attached() const {
-        std::string ipl = capture("ip -n " + host.name() + " -d link show dev " + link.a_name());
-        std::string net = capture(host.exec("tc filter show dev " + link.a_name() + " egress"));
-        std::string left;
-        if (ipl.find("prog/xdp") != std::string::npos || ipl.find("xdpgeneric") != std::string::npos)
-            left += "xdp ";
-        EnterNetns in(host);
-        LIBBPF_OPTS(bpf_prog_query_opts, q);
-        if (bpf_prog_query_opts(link.a_ifindex(), static_cast<bpf_attach_type>(kBpfTcxEgress), &q) == 0 &&
-            q.prog_cnt > 0)
-            left += "tcx ";
-        if (net.find("pdtt") != std::string::npos || net.find("bpf") != std::string::npos)
-            left += "clsact ";
-        return left;
-    }
+// The lab with TCP servers on the peer's IPv4 and IPv6 addresses.
+struct E2e : Lab {
+    std::unique_ptr<Process> srv4 = serve(link.b_ip4()), srv6 = serve(link.b_ip6());
 };
 
 struct Expect {
@@ -176,7 +29,7 @@ struct Expect {
 
 } // namespace
 
-BOOST_FIXTURE_TEST_CASE(two_users_bytes_match_in_json_and_files, Lab) {
+BOOST_FIXTURE_TEST_CASE(two_users_bytes_match_in_json_and_files, E2e) {
     start_agent({"-t", "1"});
     std::map<int64_t, Expect> want;
     auto move = [&](const TestUser& u, const std::string& to, uint64_t tx, uint64_t rx, int n = 1) {
@@ -249,7 +102,7 @@ BOOST_FIXTURE_TEST_CASE(two_users_bytes_match_in_json_and_files, Lab) {
     BOOST_TEST(attached().empty(), "left attached after SIGTERM: " << attached());
 }
 
-BOOST_FIXTURE_TEST_CASE(transfer_started_before_the_agent_is_attributed, Lab) {
+BOOST_FIXTURE_TEST_CASE(transfer_started_before_the_agent_is_attributed, E2e) {
     // Connected before the agent starts; the bytes move after it is up.
     auto early = start_transfer(bob, link.b_ip4(), 400'000, 600'000, 1, {"--pause-before-ms", "4000"});
     BOOST_REQUIRE(wait_until([&] { return capture(host.exec("ss -Htn state established")).find(link.b_ip4()) !=
@@ -272,7 +125,7 @@ BOOST_FIXTURE_TEST_CASE(transfer_started_before_the_agent_is_attributed, Lab) {
     BOOST_TEST(found == 1);
 }
 
-BOOST_FIXTURE_TEST_CASE(sigterm_writes_the_final_partial_report, Lab) {
+BOOST_FIXTURE_TEST_CASE(sigterm_writes_the_final_partial_report, E2e) {
     start_agent({"-t", "3600"});
     transfer(alice, link.b_ip4(), 700'000, 300'000);
     auto recs = stop_agent();
@@ -286,7 +139,7 @@ BOOST_FIXTURE_TEST_CASE(sigterm_writes_the_final_partial_report, Lab) {
     BOOST_TEST(stats == 1);
 }
 
-BOOST_FIXTURE_TEST_CASE(sighup_after_rotation_starts_a_new_file_and_loses_nothing, Lab) {
+BOOST_FIXTURE_TEST_CASE(sighup_after_rotation_starts_a_new_file_and_loses_nothing, E2e) {
     start_agent({"-t", "1"});
     transfer(alice, link.b_ip4(), 800'000, 100'000);
     fs::path file = user_file(alice), rotated = file.string() + ".1";
@@ -302,7 +155,7 @@ BOOST_FIXTURE_TEST_CASE(sighup_after_rotation_starts_a_new_file_and_loses_nothin
     BOOST_TEST(b.pairs.count(link.a_ip6() + " -> " + link.b_ip6()) == 1u);
 }
 
-BOOST_FIXTURE_TEST_CASE(kill_9_leaves_nothing_attached_and_the_next_start_works, Lab) {
+BOOST_FIXTURE_TEST_CASE(kill_9_leaves_nothing_attached_and_the_next_start_works, E2e) {
     start_agent();
     BOOST_TEST(attached() == "xdp tcx ");
     agent->signal(SIGKILL);
@@ -317,7 +170,7 @@ BOOST_FIXTURE_TEST_CASE(kill_9_leaves_nothing_attached_and_the_next_start_works,
     BOOST_TEST(closes == 1);
 }
 
-BOOST_FIXTURE_TEST_CASE(the_original_command_line_works_under_the_original_name, Lab) {
+BOOST_FIXTURE_TEST_CASE(the_original_command_line_works_under_the_original_name, E2e) {
     fs::path alias = dir / "pdtt_xdp_user";
     fs::create_symlink(PDTT_AGENT_BIN, alias);
     // The original README's form: pdtt_xdp_user -i IFACE -l PREFIX -t SECONDS, text on the console.

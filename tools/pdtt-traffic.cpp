@@ -6,7 +6,7 @@
 //   pdtt-traffic send  --to ADDR --port P --tx BYTES --rx BYTES
 //                      [--proto tcp|udp] [--connections N] [--parallel T]
 //                      [--uid UID] [--pause-before-ms MS] [--hold-ms MS]
-//                      [--size BYTES] [--timeout-ms MS]
+//                      [--size BYTES] [--timeout-ms MS] [--sport PORT]
 //
 // TCP wire protocol, per connection:
 //   client -> server  16-byte header: u64 tx, u64 rx, both big-endian
@@ -160,14 +160,14 @@ const char *kUsage =
 	"       pdtt-traffic send --to ADDR --port P --tx BYTES --rx BYTES [--proto tcp|udp]\n"
 	"                         [--connections N] [--parallel T] [--uid UID]\n"
 	"                         [--pause-before-ms MS] [--hold-ms MS] [--size BYTES]\n"
-	"                         [--timeout-ms MS]\n";
+	"                         [--timeout-ms MS] [--sport PORT]\n";
 
 Args parse_args(int argc, char **argv)
 {
 	static const std::map<std::string, std::vector<std::string>> known = {
 		{"serve", {"bind", "port", "proto", "count", "ready-file", "timeout-ms"}},
 		{"send", {"to", "port", "tx", "rx", "proto", "connections", "parallel", "uid",
-			  "pause-before-ms", "hold-ms", "size", "timeout-ms"}},
+			  "pause-before-ms", "hold-ms", "size", "timeout-ms", "sport"}},
 	};
 	Args a;
 	if (argc < 2)
@@ -439,17 +439,40 @@ void drop_to(uid_t uid)
 
 struct SendCfg {
 	Addr to;
-	std::uint64_t tx, rx, pause_ms, hold_ms, timeout_ms, size;
+	std::uint64_t tx, rx, pause_ms, hold_ms, timeout_ms, size, sport;
 };
 
-void send_tcp_one(const SendCfg &c)
+// A socket to c.to's family, bound to source port c.sport when given (to
+// make the same 5-tuple in two namespaces).
+Fd client_socket(const SendCfg &c, int type)
 {
-	Fd fd(::socket(c.to.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+	Fd fd(::socket(c.to.family(), type | SOCK_CLOEXEC, 0));
 	if (fd.get() < 0)
 		throw Error(errno_text("socket"));
 	set_timeouts(fd.get(), c.timeout_ms);
+	if (c.sport) {
+		int one = 1;
+		setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		sockaddr_storage ss{};
+		ss.ss_family = static_cast<sa_family_t>(c.to.family());
+		socklen_t len = sizeof(sockaddr_in);
+		if (c.to.family() == AF_INET6) {
+			reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_port = htons(static_cast<uint16_t>(c.sport));
+			len = sizeof(sockaddr_in6);
+		} else {
+			reinterpret_cast<sockaddr_in *>(&ss)->sin_port = htons(static_cast<uint16_t>(c.sport));
+		}
+		if (::bind(fd.get(), reinterpret_cast<sockaddr *>(&ss), len) != 0)
+			throw Error(errno_text("bind --sport"));
+	}
 	if (::connect(fd.get(), reinterpret_cast<const sockaddr *>(&c.to.ss), c.to.len) != 0)
 		throw Error(errno_text("connect"));
+	return fd;
+}
+
+void send_tcp_one(const SendCfg &c)
+{
+	Fd fd = client_socket(c, SOCK_STREAM);
 	sleep_ms(c.pause_ms);
 	unsigned char hdr[kHeader];
 	put_be64(hdr, c.tx);
@@ -463,12 +486,7 @@ void send_tcp_one(const SendCfg &c)
 // One socket for all datagrams of this "connection".
 void send_udp_one(const SendCfg &c)
 {
-	Fd fd(::socket(c.to.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
-	if (fd.get() < 0)
-		throw Error(errno_text("socket"));
-	set_timeouts(fd.get(), c.timeout_ms);
-	if (::connect(fd.get(), reinterpret_cast<const sockaddr *>(&c.to.ss), c.to.len) != 0)
-		throw Error(errno_text("connect"));
+	Fd fd = client_socket(c, SOCK_DGRAM);
 	sleep_ms(c.pause_ms);
 	std::uint64_t n = std::max<std::uint64_t>({(c.tx + c.size - 1) / c.size,
 						   (c.rx + c.size - 1) / c.size, 1});
@@ -507,7 +525,10 @@ int send_main(const Args &a)
 		  a.num("pause-before-ms", 0),
 		  a.num("hold-ms", 0),
 		  a.num("timeout-ms", 30000),
-		  a.num("size", 1400)};
+		  a.num("size", 1400),
+		  a.num("sport", 0)};
+	if (c.sport > 65535)
+		throw UsageError("--sport: 1..65535");
 	if (c.size < 8 || c.size > kMaxDatagram)
 		throw UsageError("--size: 8.." + std::to_string(kMaxDatagram));
 	std::uint64_t conns = a.num("connections", 1);

@@ -1,0 +1,202 @@
+// Counting everything a user moves: UDP, several interfaces, namespaces,
+// a full flow table. Real traffic through the real agent in private
+// namespaces; every figure is checked against the bytes actually moved.
+#define BOOST_TEST_MODULE counting
+#include <boost/test/unit_test.hpp>
+
+#include "agent_lab.hpp"
+
+#include <map>
+
+using namespace pdtt::test;
+
+namespace {
+
+struct Global {
+    Global() { cleanup_stale(); }
+};
+BOOST_TEST_GLOBAL_FIXTURE(Global);
+
+struct Sums {
+    uint64_t tx = 0, rx = 0;
+    int flows = 0;
+};
+
+// flow_close totals per uid, for records matching `pred`.
+std::map<int64_t, Sums> closes_by_uid(const std::vector<json::object>& recs,
+                                      const std::function<bool(const json::object&)>& pred = {}) {
+    std::map<int64_t, Sums> out;
+    for (const auto& r : recs) {
+        if (str(r, "type") != "flow_close" || (pred && !pred(r)))
+            continue;
+        auto& s = out[i64(r, "uid")];
+        s.tx += u64(r, "tx_bytes");
+        s.rx += u64(r, "rx_bytes");
+        s.flows++;
+    }
+    return out;
+}
+
+// user_report totals per uid over the whole run.
+std::map<int64_t, Sums> reports_by_uid(const std::vector<json::object>& recs) {
+    std::map<int64_t, Sums> out;
+    for (const auto& r : recs) {
+        if (str(r, "type") != "user_report")
+            continue;
+        auto& s = out[i64(r, "uid")];
+        s.tx += u64(r, "tx_bytes");
+        s.rx += u64(r, "rx_bytes");
+    }
+    return out;
+}
+
+std::vector<json::object> records_so_far(const Process& agent) { return parse_lines(agent.out()); }
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(udp_server_and_connected_client_each_get_their_bytes, Lab) {
+    start_agent({"-t", "1", "--udp-timeout", "2"});
+    // alice: an unconnected UDP server on this host, several peers talk to it.
+    const std::string uid = std::to_string(alice.uid()), gid = std::to_string(alice.gid());
+    auto alice_server = [&](const std::string& addr) {
+        auto p = std::make_unique<Process>(
+            std::vector<std::string>{"setpriv", "--reuid", uid, "--regid", gid, "--clear-groups", PDTT_TRAFFIC_BIN,
+                                     "serve", "--proto", "udp", "--bind", addr, "--port", "6000"},
+            host.name());
+        BOOST_REQUIRE_MESSAGE(p->wait_for_line("ready", 10s), "alice's server: " << p->err());
+        return p;
+    };
+    auto a4 = alice_server(link.a_ip4()), a6 = alice_server(link.a_ip6());
+    // bob: a connected UDP client of a server on the peer.
+    auto peer4 = serve(link.b_ip4(), {"--proto", "udp"}), peer6 = serve(link.b_ip6(), {"--proto", "udp"});
+
+    Sums alice_want, bob_want;
+    std::vector<std::unique_ptr<Process>> peers;
+    for (int i = 0; i < 3; i++) {   // three peers to alice over IPv4, two over IPv6
+        const std::string to = i < 2 ? link.a_ip4() : link.a_ip6();
+        peers.push_back(std::make_unique<Process>(
+            std::vector<std::string>{PDTT_TRAFFIC_BIN, "send", "--proto", "udp", "--to", to, "--port", "6000",
+                                     "--tx", "120000", "--rx", "60000", "--size", "1000"},
+            peer.name()));
+        alice_want.rx += 120'000;
+        alice_want.tx += 60'000;
+        alice_want.flows++;
+    }
+    peers.push_back(std::make_unique<Process>(
+        std::vector<std::string>{PDTT_TRAFFIC_BIN, "send", "--proto", "udp", "--to", link.a_ip6(), "--port", "6000",
+                                 "--tx", "50000", "--rx", "200000", "--size", "1200"},
+        peer.name()));
+    alice_want.rx += 50'000;
+    alice_want.tx += 200'000;
+    alice_want.flows++;
+    transfer(bob, link.b_ip4(), 300'000, 90'000, 1, {"--proto", "udp", "--size", "1400"});
+    transfer(bob, link.b_ip6(), 80'000, 400'000, 1, {"--proto", "udp", "--size", "1100"});
+    bob_want = {380'000, 490'000, 2};
+    for (auto& p : peers) {
+        auto st = p->wait(30s);
+        BOOST_REQUIRE_MESSAGE(st && *st == 0, "peer transfer failed: " << p->err());
+    }
+
+    // alice's server still holds its socket: her flows end by idle timeout.
+    BOOST_TEST(wait_until([&] { return closes_by_uid(records_so_far(*agent))[alice.uid()].flows == alice_want.flows; },
+                          15s),
+               "alice's idle UDP flows were closed by the timeout");
+    auto recs = stop_agent();
+    auto closes = closes_by_uid(recs, [](const json::object& r) { return str(r, "proto") == "udp"; });
+    for (auto [u, want] : {std::pair{&alice, alice_want}, std::pair{&bob, bob_want}}) {
+        BOOST_TEST_CONTEXT("user " << u->name()) {
+            const Sums& got = closes[u->uid()];
+            BOOST_TEST(got.flows == want.flows);
+            BOOST_TEST(near(got.tx, want.tx), got.tx << " vs " << want.tx);
+            BOOST_TEST(near(got.rx, want.rx), got.rx << " vs " << want.rx);
+            FileSums f = read_user_file(user_file(*u));
+            BOOST_TEST(f.tx == got.tx);
+            BOOST_TEST(f.rx == got.rx);
+        }
+    }
+    for (const auto& r : recs)
+        if (str(r, "type") == "flow_close" && i64(r, "uid") == alice.uid())
+            BOOST_TEST(str(r, "direction") == "inbound");
+}
+
+BOOST_FIXTURE_TEST_CASE(two_interfaces_each_record_names_its_own, Lab) {
+    Netns peer2;
+    VethPair link2{&host, &peer2, 8};
+    auto s1 = serve(link.b_ip4()), s2 = serve(link2.b_ip4(), {}, &peer2);
+    start_agent({"-i", link.a_name(), "-i", link2.a_name(), "-t", "1"});
+    transfer(bob, link.b_ip4(), 600'000, 100'000);
+    transfer(alice, link2.b_ip4(), 200'000, 700'000);
+    auto recs = stop_agent();
+
+    std::map<std::string, Sums> by_iface;
+    for (const auto& r : recs)
+        if (str(r, "type") == "flow_close") {
+            auto& s = by_iface[str(r, "iface")];
+            s.tx += u64(r, "tx_bytes");
+            s.rx += u64(r, "rx_bytes");
+            s.flows++;
+            BOOST_TEST(i64(r, "uid") == (str(r, "iface") == link.a_name() ? bob.uid() : alice.uid()));
+        }
+    BOOST_TEST(by_iface.size() == 2u);
+    BOOST_TEST(near(by_iface[link.a_name()].tx, 600'000 + kHeader));
+    BOOST_TEST(near(by_iface[link.a_name()].rx, 100'000));
+    BOOST_TEST(near(by_iface[link2.a_name()].tx, 200'000 + kHeader));
+    BOOST_TEST(near(by_iface[link2.a_name()].rx, 700'000));
+    BOOST_TEST(attached_to(link2.a_name(), link2.a_ifindex()).empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(the_same_five_tuple_in_another_namespace_is_not_merged, Lab) {
+    // A second host namespace wired exactly like the first: same addresses,
+    // same ports. The agent watches only the first.
+    Netns host2, peer2;
+    VethPair twin{&host2, &peer2, 7};
+    auto s1 = serve(link.b_ip4()), s2 = serve(twin.b_ip4(), {}, &peer2);
+    start_agent({"-t", "1"});
+    const std::vector<std::string> same_port{"--sport", "47001", "--hold-ms", "500"};
+    auto here = start_transfer(bob, link.b_ip4(), 300'000, 30'000, 1, same_port);
+    auto twin_argv = std::vector<std::string>{PDTT_TRAFFIC_BIN, "send", "--to", twin.b_ip4(), "--port", kPort,
+                                              "--tx", "900000", "--rx", "90000", "--uid",
+                                              std::to_string(alice.uid()), "--sport", "47001", "--hold-ms", "500"};
+    Process there(twin_argv, host2.name());
+    for (Process* p : {here.get(), &there}) {
+        auto st = p->wait(30s);
+        BOOST_REQUIRE_MESSAGE(st && *st == 0, "transfer failed: " << p->err());
+    }
+    auto recs = stop_agent();
+    auto closes = closes_by_uid(recs);
+    BOOST_TEST(closes.size() == 1u, "only the watched namespace's flow is reported");
+    BOOST_TEST(closes[bob.uid()].flows == 1);
+    BOOST_TEST(near(closes[bob.uid()].tx, 300'000 + kHeader), "not merged with the twin's 900000");
+    BOOST_TEST(closes.count(alice.uid()) == 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_full_flow_table_loses_no_byte_and_recovers, Lab) {
+    auto srv = serve(link.b_ip4());
+    start_agent({"-t", "1", "--flow-table-size", "64"});
+    // 300 connections open at once against 64 slots.
+    transfer(bob, link.b_ip4(), 20'000, 10'000, 300, {"--parallel", "300", "--hold-ms", "1500"});
+    // Pressure over: the next flow is attributed again.
+    transfer(alice, link.b_ip4(), 50'000, 5'000);
+    auto recs = stop_agent();
+
+    uint64_t tx = 0, rx = 0, full = 0;
+    for (const auto& r : recs) {
+        if (str(r, "type") == "user_report") {
+            tx += u64(r, "tx_bytes");
+            rx += u64(r, "rx_bytes");
+        } else if (str(r, "type") == "agent_stats") {
+            full = u64(r, "flow_table_full");
+            BOOST_TEST(u64(r, "flow_table_size") == 64u);
+        }
+    }
+    // Every byte is somewhere: the users that got a slot, or unattributed.
+    BOOST_TEST(near(tx, 300 * (20'000 + kHeader) + 50'000 + kHeader), tx);
+    BOOST_TEST(near(rx, 300 * 10'000 + 5'000), rx);
+    BOOST_TEST(full > 0u, "the loss is counted in agent_stats");
+    auto reports = reports_by_uid(recs);
+    BOOST_TEST(reports[-1].tx > 0u, "overflow bytes went to unattributed");
+    BOOST_TEST(reports[bob.uid()].tx > 0u, "flows that got a slot stay bob's");
+    auto closes = closes_by_uid(recs);
+    BOOST_TEST(closes[alice.uid()].flows == 1, "after the pressure, a new flow is attributed");
+    BOOST_TEST(near(closes[alice.uid()].tx, 50'000 + kHeader));
+}
