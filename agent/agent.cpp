@@ -2,6 +2,7 @@
 
 #include "factory.hpp"
 #include "log.hpp"
+#include "netlink.hpp"
 #include "sockdiag.hpp"
 
 #include <bpf/bpf.h>
@@ -11,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 
@@ -82,8 +84,17 @@ Agent::Agent(const Config& cfg)
     install_libbpf_logger();
     check_privileges();
     check_btf();
-    for (const auto& name : cfg_.interfaces)
-        ifnames_[resolve_interface(name)] = name;
+    for (const auto& name : cfg_.interfaces) {
+        Iface i{name, resolve_interface(name), {}, {}};
+        // Traffic of a VLAN device crosses its parent too: count it once, there.
+        for (std::string p = vlan_parent(name); !p.empty(); p = vlan_parent(p))
+            if (std::find(cfg_.interfaces.begin(), cfg_.interfaces.end(), p) != cfg_.interfaces.end())
+                i.counted_on = p;
+        if (!i.counted_on.empty())
+            log::info(name + ": a VLAN of " + i.counted_on + ", which is monitored too: counted there, once");
+        ifnames_[i.ifindex] = name;
+        ifaces_.push_back(std::move(i));
+    }
 
     sinks_ = make_sinks(cfg_, io_);
 
@@ -96,12 +107,10 @@ Agent::Agent(const Config& cfg)
     // After the tracepoint, so a seeded flow that closes later is seen closing.
     SeedResult seed = seed_existing_flows(bpf_->flows_fd(), opts.target_netns);
     log::debug("sock_diag: " + std::to_string(seed.seeded) + " established TCP sockets entered");
-    for (const auto& [idx, name] : ifnames_) {
-        bpf_->attach_xdp(name, idx, cfg_.xdp_mode);
-        bpf_->attach_egress(name, idx);
-    }
-    for (const auto& a : bpf_->attachments())
-        log::debug("attached " + a->describe());
+    for (auto& i : ifaces_)
+        if (i.counted_on.empty())
+            attach(i);
+    links_ = std::make_unique<LinkMonitor>(io_, [this](const LinkEvent& ev) { on_link(ev); });
 
     agg_ = std::make_unique<Aggregator>(
         sinks_, names_,
@@ -115,6 +124,37 @@ Agent::Agent(const Config& cfg)
 
 Agent::~Agent() = default;
 
+void Agent::attach(Iface& i) {
+    i.links.push_back(bpf_->attach_xdp(i.name, i.ifindex, cfg_.xdp_mode));
+    i.links.push_back(bpf_->attach_egress(i.name, i.ifindex));
+    for (const auto& a : i.links)
+        log::debug("attached " + a->describe());
+}
+
+void Agent::on_link(const LinkEvent& ev) {
+    for (auto& i : ifaces_) {
+        if (!i.counted_on.empty())
+            continue;
+        if (ev.removed && ev.ifindex == i.ifindex) {
+            // The kernel already detached our links with the device.
+            i.links.clear();
+            i.ifindex = 0;
+            log::warn("interface " + i.name + " was deleted; counting resumes when it comes back");
+        } else if (!ev.removed && i.ifindex == 0 && ev.name == i.name) {
+            i.ifindex = ev.ifindex;
+            ifnames_[i.ifindex] = i.name;
+            try {
+                attach(i);
+                log::info("interface " + i.name + " is back; counting resumes");
+            } catch (const Error& e) {
+                i.links.clear();
+                i.ifindex = 0;
+                log::warn(std::string(e.what()) + " (will retry when it changes again)");
+            }
+        }
+    }
+}
+
 int Agent::run() {
     std::signal(SIGPIPE, SIG_IGN);   // a closed stdout pipe is a counted write error
     signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
@@ -122,6 +162,7 @@ int Agent::run() {
             on_signal(sig);
     });
     ring_->start();
+    links_->start();
     interval_start_ = std::chrono::steady_clock::now();
     next_sweep_ = interval_start_ + sweep_period_;
     next_report_ = interval_start_ + cfg_.interval;
@@ -253,6 +294,8 @@ AgentStats Agent::stats(double interval_s) const {
     s.flow_table_size = bpf_->flow_capacity();
     for (const auto& sink : sinks_)
         s.sink_errors += sink->errors();
+    for (const auto& i : ifaces_)
+        s.interfaces_missing += i.counted_on.empty() && i.ifindex == 0;
     return s;
 }
 
@@ -289,7 +332,9 @@ void Agent::shutdown() {
     sweep_timer_.cancel();
     report_timer_.cancel();
     signals_.cancel();
-    bpf_->detach_all();
+    links_->stop();
+    ifaces_.clear();
+    bpf_->detach_tracepoint();
     io_.stop();
 }
 

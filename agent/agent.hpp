@@ -6,6 +6,7 @@
 #include "config.hpp"
 #include "flows.hpp"
 #include "names.hpp"
+#include "netlink.hpp"
 #include "ring.hpp"
 #include "sink.hpp"
 #include "sockdiag.hpp"
@@ -36,6 +37,16 @@ public:
     int run();
 
 private:
+    // One monitored interface and what is attached to it.
+    struct Iface {
+        std::string name;
+        int ifindex = 0;                                  // 0 while it does not exist
+        std::vector<std::unique_ptr<Attachment>> links;
+        std::string counted_on;                           // a monitored VLAN parent counts it
+    };
+
+    void attach(Iface& i);
+    void on_link(const LinkEvent& ev);
     void on_signal(int sig);
     void arm_sweep();
     void arm_report();
@@ -62,6 +73,8 @@ private:
     std::unique_ptr<Bpf> bpf_;
     std::unique_ptr<Aggregator> agg_;
     std::unique_ptr<RingReader> ring_;
+    std::vector<Iface> ifaces_;
+    std::unique_ptr<LinkMonitor> links_;
     Counters unattributed_seen_;
     std::vector<UdpSocket> udp_socks_;
     uint64_t udp_socks_ns_ = 0;   // when udp_socks_ was read

@@ -114,7 +114,7 @@ Bpf::Bpf(const BpfOptions& opts) : opts_(opts) {
 }
 
 Bpf::~Bpf() {
-    attachments_.clear();
+    tracepoint_.reset();
     pdtt_bpf__destroy(skel_);
 }
 
@@ -148,11 +148,12 @@ void Bpf::attach_state_tracepoint() {
     bpf_link* l = bpf_program__attach(prog);
     if (!l)
         fail(exit_code_for(errno), "cannot attach to tracepoint sock/inet_sock_set_state: " + errstr(errno));
-    attachments_.push_back(std::make_unique<LibbpfLinkAttachment>(
-        l, btf_tracepoint_ ? "tp_btf/inet_sock_set_state" : "tracepoint/sock/inet_sock_set_state"));
+    tracepoint_ = std::make_unique<LibbpfLinkAttachment>(
+        l, btf_tracepoint_ ? "tp_btf/inet_sock_set_state" : "tracepoint/sock/inet_sock_set_state");
+    log::debug("attached " + tracepoint_->describe());
 }
 
-void Bpf::attach_xdp(const std::string& ifname, int ifindex, XdpMode mode) {
+std::unique_ptr<Attachment> Bpf::attach_xdp(const std::string& ifname, int ifindex, XdpMode mode) {
     int prog = bpf_program__fd(skel_->progs.pdtt_xdp);
     auto try_mode = [&](uint32_t flags) {
         LIBBPF_OPTS(bpf_link_create_opts, o, .flags = flags);
@@ -176,17 +177,14 @@ void Bpf::attach_xdp(const std::string& ifname, int ifindex, XdpMode mode) {
                                      "); the driver may lack it: use --xdp-mode generic");
         fail(exit_code_for(err), "cannot attach XDP to " + ifname + ": " + errstr(err));
     }
-    attachments_.push_back(std::make_unique<LinkAttachment>(
-        Fd(fd), "xdp/" + std::string(native ? "native" : "generic") + " on " + ifname));
+    return std::make_unique<LinkAttachment>(Fd(fd), "xdp/" + std::string(native ? "native" : "generic") + " on " + ifname);
 }
 
-void Bpf::attach_egress(const std::string& ifname, int ifindex) {
+std::unique_ptr<Attachment> Bpf::attach_egress(const std::string& ifname, int ifindex) {
     int prog = bpf_program__fd(skel_->progs.pdtt_egress);
     int fd = bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(kBpfTcxEgress), nullptr);
-    if (fd >= 0) {
-        attachments_.push_back(std::make_unique<LinkAttachment>(Fd(fd), "tcx/egress on " + ifname));
-        return;
-    }
+    if (fd >= 0)
+        return std::make_unique<LinkAttachment>(Fd(fd), "tcx/egress on " + ifname);
     int err = errno;
     log::debug(ifname + ": TCX unavailable (" + errstr(err) + "), using a clsact filter");
 
@@ -199,7 +197,7 @@ void Bpf::attach_egress(const std::string& ifname, int ifindex) {
     // BPF_TC_F_REPLACE takes over a filter a killed agent left behind.
     if ((r = bpf_tc_attach(&hook, &opts)))
         fail(exit_code_for(r), "cannot attach the egress program to " + ifname + ": " + errstr(r));
-    attachments_.push_back(std::make_unique<TcFilterAttachment>(ifindex, "tc/clsact egress on " + ifname));
+    return std::make_unique<TcFilterAttachment>(ifindex, "tc/clsact egress on " + ifname);
 }
 
 void Bpf::sweep() {

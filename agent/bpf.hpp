@@ -44,10 +44,10 @@ public:
     Bpf& operator=(const Bpf&) = delete;
 
     void attach_state_tracepoint();
-    void attach_xdp(const std::string& ifname, int ifindex, XdpMode mode);
-    void attach_egress(const std::string& ifname, int ifindex);
-    void detach_all() { attachments_.clear(); }
-    const std::vector<std::unique_ptr<Attachment>>& attachments() const { return attachments_; }
+    void detach_tracepoint() { tracepoint_.reset(); }
+    // The caller owns what these return: destroying it detaches.
+    std::unique_ptr<Attachment> attach_xdp(const std::string& ifname, int ifindex, XdpMode mode);
+    std::unique_ptr<Attachment> attach_egress(const std::string& ifname, int ifindex);
 
     // Runs pdtt_sweep: one FLOW_DELTA per flow whose counters moved.
     void sweep();
@@ -68,7 +68,7 @@ private:
     BpfOptions opts_;
     pdtt_bpf* skel_ = nullptr;
     bool btf_tracepoint_ = true;
-    std::vector<std::unique_ptr<Attachment>> attachments_;
+    std::unique_ptr<Attachment> tracepoint_;
 };
 
 // Routes libbpf's messages to our log (debug ones only with -v).

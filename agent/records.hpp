@@ -95,6 +95,7 @@ struct AgentStats {
     uint64_t flows_active = 0;     // flows the agent tracks now
     uint64_t flow_table_size = 0;  // capacity of the kernel flow table
     uint64_t sink_errors = 0;      // write errors over all sinks, since start
+    uint64_t interfaces_missing = 0;  // monitored interfaces deleted and not back yet
 };
 
 } // namespace pdtt

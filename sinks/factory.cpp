@@ -2,7 +2,7 @@
 
 namespace pdtt {
 
-SinkList make_sinks(const Config& cfg, boost::asio::io_context& /*io*/) {
+SinkList make_sinks(const Config& cfg, boost::asio::io_context& io) {
     SinkList sinks;
     if (cfg.files)
         sinks.push_back(make_file_sink(cfg.log_prefix));
@@ -16,6 +16,8 @@ SinkList make_sinks(const Config& cfg, boost::asio::io_context& /*io*/) {
     case StdoutMode::none:
         break;
     }
+    for (const auto& url : cfg.syslog)
+        sinks.push_back(make_syslog_sink({url, cfg.syslog_facility, cfg.syslog_app_name}, io));
     return sinks;
 }
 

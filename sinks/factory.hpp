@@ -6,13 +6,14 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <cstddef>
 #include <cstdio>
 #include <memory>
 #include <string>
 
 namespace pdtt {
 
-// The sinks cfg asks for: per-user files unless --no-files, then the console.
+// The sinks cfg asks for: per-user files unless --no-files, the console, then syslog.
 // Throws Error(kExitUsage, ...) when the log directory is unusable.
 // Sinks that do network I/O run it on io, the agent's loop.
 SinkList make_sinks(const Config& cfg, boost::asio::io_context& io);
@@ -24,5 +25,17 @@ std::unique_ptr<Sink> make_file_sink(const std::string& prefix);
 // JSON lines / per-interval text table, written to out (not owned).
 std::unique_ptr<Sink> make_json_sink(std::FILE* out);
 std::unique_ptr<Sink> make_text_sink(std::FILE* out);
+
+struct SyslogOptions {
+    std::string url;                       // udp://HOST:PORT or tcp://HOST:PORT, as Config checked it
+    int facility = 16;                     // local0
+    std::string app_name = "pdtt";
+    std::size_t queue_bytes = 4u << 20;    // TCP: what may wait for the receiver; the oldest goes first
+};
+
+// RFC 5424 records (flow_close, user_report, agent_stats) to a syslog
+// receiver, the network I/O on io. Throws Error(kExitUsage, ...) when the
+// host does not resolve now; later failures are retried.
+std::unique_ptr<Sink> make_syslog_sink(const SyslogOptions& opts, boost::asio::io_context& io);
 
 } // namespace pdtt

@@ -121,6 +121,7 @@ public:
         o["flows_active"] = s.flows_active;
         o["flow_table_size"] = s.flow_table_size;
         o["sink_errors"] = s.sink_errors;
+        o["interfaces_missing"] = s.interfaces_missing;
         emit(o);
     }
 

@@ -66,7 +66,11 @@ public:
             text += "health: events " + std::to_string(stats_->events) + ", ring drops " +
                     std::to_string(stats_->ring_drops) + ", flow table full " +
                     std::to_string(stats_->flow_table_full) + ", sink errors " +
-                    std::to_string(stats_->sink_errors) + "\n";
+                    std::to_string(stats_->sink_errors) +
+                    (stats_->interfaces_missing
+                         ? ", interfaces missing " + std::to_string(stats_->interfaces_missing)
+                         : std::string()) +
+                    "\n";
         rows_.clear();
         stats_.reset();
         ts_.reset();

@@ -200,3 +200,47 @@ BOOST_FIXTURE_TEST_CASE(a_full_flow_table_loses_no_byte_and_recovers, Lab) {
     BOOST_TEST(closes[alice.uid()].flows == 1, "after the pressure, a new flow is attributed");
     BOOST_TEST(near(closes[alice.uid()].tx, 50'000 + kHeader));
 }
+
+BOOST_FIXTURE_TEST_CASE(an_interface_that_goes_away_is_counted_again_when_it_comes_back, Lab) {
+    auto srv = serve(link.b_ip4());
+    start_agent({"-t", "1"});
+    const std::string ns = "ip -n " + host.name() + " ";
+
+    // Down and up: the attachments stay.
+    run_ok(ns + "link set " + link.a_name() + " down");
+    run_ok(ns + "link set " + link.a_name() + " up");
+    BOOST_REQUIRE(wait_until([&] { return capture(ns + "-br link show dev " + link.a_name()).find(" UP ") !=
+                                          std::string::npos; },
+                             10s));
+    transfer(bob, link.b_ip4(), 100'000, 20'000);
+
+    // Deleted: reported, and the agent keeps running.
+    run_ok(ns + "link del " + link.a_name());
+    BOOST_TEST_REQUIRE(wait_until([&] { return agent->err().find("was deleted") != std::string::npos; }, 10s),
+                       agent->err());
+    BOOST_TEST(wait_until([&] {
+        for (const auto& r : parse_lines(agent->out()))
+            if (str(r, "type") == "agent_stats" && u64(r, "interfaces_missing") == 1)
+                return true;
+        return false;
+    }, 5s), "agent_stats counts the missing interface");
+
+    // Re-created under the same name: attached again, counting resumes.
+    run_ok(ns + "link add " + link.a_name() + " type veth peer name " + link.b_name() + " netns " + peer.name());
+    run_ok(ns + "addr add " + link.a_ip4() + "/24 dev " + link.a_name());
+    run_ok("ip -n " + peer.name() + " addr add " + link.b_ip4() + "/24 dev " + link.b_name());
+    run_ok(ns + "link set " + link.a_name() + " up");
+    run_ok("ip -n " + peer.name() + " link set " + link.b_name() + " up");
+    BOOST_TEST_REQUIRE(wait_until([&] { return agent->err().find("is back") != std::string::npos; }, 10s),
+                       agent->err());
+    // The server's listening socket survives its address going and coming back.
+    transfer(alice, link.b_ip4(), 300'000, 40'000);
+    BOOST_TEST(attached() == "xdp tcx ");
+    auto recs = stop_agent();
+    auto closes = closes_by_uid(recs);
+    BOOST_TEST(closes[bob.uid()].flows == 1);
+    BOOST_TEST(near(closes[bob.uid()].tx, 100'000 + kHeader));
+    BOOST_TEST(closes[alice.uid()].flows == 1, "counting resumed on the new interface");
+    BOOST_TEST(near(closes[alice.uid()].tx, 300'000 + kHeader));
+    BOOST_TEST(near(closes[alice.uid()].rx, 40'000));
+}

@@ -385,7 +385,7 @@ BOOST_AUTO_TEST_CASE(every_record_type_has_its_keys_in_order) {
         cat(cat(cat({"v", "type"}, id), cnt), {"tcp_bytes_acked", "tcp_bytes_received", "duration_ms"}),
         cat(cat({"v", "type", "ts", "user", "uid", "interval_s"}, cnt), {"flows", "connections"}),
         {"v", "type", "ts", "interval_s", "events", "ring_drops", "flow_table_full", "aux_table_full",
-         "flows_active", "flow_table_size", "sink_errors"},
+         "flows_active", "flow_table_size", "sink_errors", "interfaces_missing"},
     };
     const char* types[] = {"flow_open", "flow_delta", "flow_close", "user_report", "agent_stats"};
     for (size_t i = 0; i < lines.size(); ++i) {

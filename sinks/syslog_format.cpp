@@ -1,0 +1,206 @@
+#include "syslog_format.hpp"
+
+#include "format.hpp"
+
+#include <unistd.h>
+
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+
+namespace pdtt::rfc5424 {
+
+namespace {
+
+// A header field: 1 to max printable US-ASCII characters, or NILVALUE.
+std::string header_token(std::string_view s, std::size_t max) {
+    std::string out(s.substr(0, max));
+    for (char& c : out)
+        if (static_cast<unsigned char>(c) < 33 || static_cast<unsigned char>(c) > 126)
+            c = '_';
+    return out.empty() ? "-" : out;
+}
+
+std::string human_msg(std::string_view s) {
+    std::string out = valid_utf8(s);
+    for (char& c : out)
+        if (static_cast<unsigned char>(c) < 32 || c == 127)
+            c = ' ';
+    return out;
+}
+
+// As the JSON sink: whole seconds integral, else milliseconds.
+std::string seconds(double s) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", std::round(s * 1000) / 1000);
+    std::string out = buf;
+    out.erase(out.find_last_not_of('0') + 1);
+    if (out.back() == '.')
+        out.pop_back();
+    return out;
+}
+
+const char* direction_name(Direction d) {
+    switch (d) {
+    case Direction::outbound: return "outbound";
+    case Direction::inbound: return "inbound";
+    case Direction::unknown: break;
+    }
+    return "unknown";
+}
+
+std::string endpoint(const std::string& addr, uint16_t port) {
+    bool v6 = addr.find(':') != std::string::npos;
+    return (v6 ? "[" + addr + "]" : addr) + ":" + std::to_string(port);
+}
+
+std::string num(uint64_t v) { return std::to_string(v); }
+
+// Octets one parameter adds to a message: ` name="value"`.
+std::size_t param_size(const Param& p) { return p.first.size() + escape_param_value(p.second).size() + 4; }
+
+} // namespace
+
+Header local_header(int facility, const std::string& app_name) {
+    char host[HOST_NAME_MAX + 1] = {};
+    if (::gethostname(host, sizeof host - 1) != 0)
+        host[0] = '\0';
+    return {facility, host, app_name, std::to_string(::getpid())};
+}
+
+std::string timestamp(Timestamp ts) {
+    auto secs = std::chrono::floor<std::chrono::seconds>(ts);
+    auto usec = static_cast<long>((ts - secs).count());
+    std::time_t t = static_cast<std::time_t>(secs.time_since_epoch().count());
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    long off = tm.tm_gmtoff / 60;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld%c%02ld:%02ld", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec, off < 0 ? '-' : '+',
+                  std::labs(off) / 60, std::labs(off) % 60);
+    return buf;
+}
+
+std::string escape_param_value(std::string_view v) {
+    std::string in = valid_utf8(v);
+    std::string out;
+    out.reserve(in.size());
+    for (char c : in) {
+        if (c == '"' || c == '\\' || c == ']')
+            out += '\\';
+        out += c;
+    }
+    return out;
+}
+
+std::string format_message(const Header& h, Timestamp ts, std::string_view msgid,
+                           const std::vector<Param>& params, std::string_view msg) {
+    std::string out = "<" + std::to_string(h.facility * 8 + kSeverityInfo) + ">1 " + timestamp(ts) + " " +
+                      header_token(h.hostname, 255) + " " + header_token(h.app_name, 48) + " " +
+                      header_token(h.procid, 128) + " " + header_token(msgid, 32) + " [" + std::string(kSdId);
+    for (const auto& [name, value] : params)
+        out += " " + name + "=\"" + escape_param_value(value) + "\"";
+    out += "]";
+    if (!msg.empty())
+        out += " " + human_msg(msg);
+    return out;
+}
+
+std::string octet_frame(std::string_view msg) { return std::to_string(msg.size()) + " " + std::string(msg); }
+
+std::string format_flow_close(const Header& h, const FlowRecord& r) {
+    const FlowId& id = r.id;
+    std::vector<Param> p{{"v", "1"}, {"ts", rfc3339_utc(r.ts)}, {"iface", id.iface}, {"user", id.user},
+                         {"uid", std::to_string(id.uid)}};
+    if (id.pid)
+        p.emplace_back("pid", num(*id.pid));
+    if (id.comm)
+        p.emplace_back("comm", *id.comm);
+    p.insert(p.end(), {{"proto", id.proto}, {"family", id.family}, {"local", id.local},
+                       {"lport", num(id.lport)}, {"remote", id.remote}, {"rport", num(id.rport)},
+                       {"direction", direction_name(id.direction)}, {"tx_bytes", num(r.cnt.tx_bytes)},
+                       {"rx_bytes", num(r.cnt.rx_bytes)}, {"tx_packets", num(r.cnt.tx_packets)},
+                       {"rx_packets", num(r.cnt.rx_packets)}, {"tcp_bytes_acked", num(r.tcp_bytes_acked)},
+                       {"tcp_bytes_received", num(r.tcp_bytes_received)}, {"duration_ms", num(r.duration_ms)}});
+    std::string msg = id.user + ": " + id.proto + " " + endpoint(id.local, id.lport) + " -> " +
+                      endpoint(id.remote, id.rport) + " closed after " + seconds(r.duration_ms / 1000.0) +
+                      " s, tx " + human_bytes(r.cnt.tx_bytes) + ", rx " + human_bytes(r.cnt.rx_bytes);
+    return format_message(h, r.ts, "flow_close", p, msg);
+}
+
+std::string format_agent_stats(const Header& h, const AgentStats& s) {
+    std::vector<Param> p{{"v", "1"},
+                         {"ts", rfc3339_utc(s.ts)},
+                         {"interval_s", seconds(s.interval_s)},
+                         {"events", num(s.events)},
+                         {"ring_drops", num(s.ring_drops)},
+                         {"flow_table_full", num(s.flow_table_full)},
+                         {"aux_table_full", num(s.aux_table_full)},
+                         {"flows_active", num(s.flows_active)},
+                         {"flow_table_size", num(s.flow_table_size)},
+                         {"sink_errors", num(s.sink_errors)},
+                         {"interfaces_missing", num(s.interfaces_missing)}};
+    std::string msg = num(s.events) + " events, " + num(s.ring_drops) + " ring drops, " + num(s.flows_active) +
+                      " flows active, " + num(s.sink_errors) + " sink errors";
+    return format_message(h, s.ts, "agent_stats", p, msg);
+}
+
+std::vector<std::string> format_user_report(const Header& h, const UserReport& r, std::size_t max_size) {
+    const std::vector<Param> head{{"v", "1"}, {"ts", rfc3339_utc(r.ts)}, {"user", r.user},
+                                  {"uid", std::to_string(r.uid)}, {"interval_s", seconds(r.interval_s)}};
+    const std::vector<Param> totals{{"tx_bytes", num(r.tx_bytes)}, {"rx_bytes", num(r.rx_bytes)},
+                                    {"tx_packets", num(r.tx_packets)}, {"rx_packets", num(r.rx_packets)},
+                                    {"flows", num(r.flows)}};
+    const std::string msg = r.user + ": tx " + human_bytes(r.tx_bytes) + ", rx " + human_bytes(r.rx_bytes) +
+                            ", " + num(r.flows) + " flows in " + seconds(r.interval_s) + " s";
+
+    // Room for part="N" parts="N" and " (part N/N)" at their widest.
+    const std::size_t digits = num(r.connections.size() + 1).size();
+    const std::size_t part_room = 4 * digits + std::string_view(R"( part="" parts="" (part /))").size();
+    auto base_size = [&](bool first) {
+        std::vector<Param> p = head;
+        if (first)
+            p.insert(p.end(), totals.begin(), totals.end());
+        return format_message(h, r.ts, "user_report", p, msg).size() + part_room;
+    };
+
+    // Greedy: connections fill a part until the next would not fit.
+    std::vector<std::vector<Param>> parts(1);
+    std::size_t size = base_size(true);
+    for (std::size_t i = 0; i < r.connections.size(); ++i) {
+        const PairRow& c = r.connections[i];
+        const std::string n = "_" + num(i);
+        std::vector<Param> conn{{"local" + n, c.local}, {"remote" + n, c.remote},
+                                {"tx_bytes" + n, num(c.tx_bytes)}, {"rx_bytes" + n, num(c.rx_bytes)}};
+        std::size_t add = 0;
+        for (const auto& p : conn)
+            add += param_size(p);
+        // A part with nothing but its head is kept as it is; the first always is (totals).
+        if (size + add > max_size && (parts.size() == 1 || !parts.back().empty())) {
+            parts.emplace_back();
+            size = base_size(false);
+        }
+        parts.back().insert(parts.back().end(), conn.begin(), conn.end());
+        size += add;
+    }
+
+    std::vector<std::string> out;
+    const std::size_t n = parts.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        std::vector<Param> p = head;
+        std::string m = msg;
+        if (n > 1) {
+            p.insert(p.end(), {{"part", num(i + 1)}, {"parts", num(n)}});
+            m += " (part " + num(i + 1) + "/" + num(n) + ")";
+        }
+        if (i == 0)
+            p.insert(p.end(), totals.begin(), totals.end());
+        p.insert(p.end(), parts[i].begin(), parts[i].end());
+        out.push_back(format_message(h, r.ts, "user_report", p, m));
+    }
+    return out;
+}
+
+} // namespace pdtt::rfc5424
