@@ -29,12 +29,6 @@ bool has_cap(const __user_cap_data_struct (&d)[2], int cap) {
     return d[cap / 32].effective & (1u << (cap % 32));
 }
 
-Counters since(const Counters& now, const Counters& before) {
-    auto d = [](uint64_t a, uint64_t b) { return a > b ? a - b : 0; };
-    return {d(now.tx_bytes, before.tx_bytes), d(now.rx_bytes, before.rx_bytes),
-            d(now.tx_packets, before.tx_packets), d(now.rx_packets, before.rx_packets)};
-}
-
 Timestamp wall_now() { return std::chrono::time_point_cast<std::chrono::microseconds>(Clock::now()); }
 
 uint32_t netns_inode() {

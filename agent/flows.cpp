@@ -15,13 +15,6 @@ int64_t clock_us(clockid_t id) {
     return int64_t(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
 }
 
-// What moved since `before`; a counter that went backwards moved nothing.
-Counters since(const pdtt_counters& now, const Counters& before) {
-    auto d = [](uint64_t a, uint64_t b) { return a > b ? a - b : 0; };
-    return {d(now.tx_bytes, before.tx_bytes), d(now.rx_bytes, before.rx_bytes),
-            d(now.tx_packets, before.tx_packets), d(now.rx_packets, before.rx_packets)};
-}
-
 Counters to_counters(const pdtt_counters& c) { return {c.tx_bytes, c.rx_bytes, c.tx_packets, c.rx_packets}; }
 
 const char* proto_name(uint8_t p) {
@@ -96,17 +89,18 @@ FlowRecord Aggregator::record(FlowEvent type, const Flow& f, const pdtt_event& e
 void Aggregator::account(Flow& f, const Counters& delta) {
     User& u = users_[f.id.uid];
     u.cnt += delta;
-    if (f.gen != gen_) {
+    if (f.gen != gen_) {   // first bytes of this flow in this interval: find its row once
         f.gen = gen_;
         u.flows++;
+        std::string pk = f.id.local;
+        pk += '\0';
+        pk += f.id.remote;
+        auto [it, fresh] = u.pair_index.try_emplace(std::move(pk), u.pairs.size());
+        if (fresh)
+            u.pairs.push_back({f.id.local, f.id.remote, 0, 0});
+        f.pair = it->second;
     }
-    std::string pk = f.id.local;
-    pk += '\0';
-    pk += f.id.remote;
-    auto [it, fresh] = u.pair_index.try_emplace(std::move(pk), u.pairs.size());
-    if (fresh)
-        u.pairs.push_back({f.id.local, f.id.remote, 0, 0});
-    Pair& p = u.pairs[it->second];
+    Pair& p = u.pairs[f.pair];
     p.tx += delta.tx_bytes;
     p.rx += delta.rx_bytes;
 }
@@ -127,7 +121,7 @@ void Aggregator::on_event(const pdtt_event& e) {
             s->flow_open(r);
     }
     Flow& f = it->second;
-    Counters delta = since(e.cnt, f.accounted);
+    Counters delta = since(to_counters(e.cnt), f.accounted);
     if (!delta.empty()) {
         account(f, delta);
         f.accounted = to_counters(e.cnt);

@@ -73,6 +73,7 @@ private:
         Counters accounted;
         uint64_t open_ns = 0;
         uint64_t gen = UINT64_MAX;    // report generation it last moved bytes in
+        size_t pair = 0;              // its row in its user's pairs, valid in generation gen
         uint64_t active_ns = 0;       // kernel time of the last record that moved bytes
         bool udp = false;
     };

@@ -34,6 +34,13 @@ struct Counters {
     bool operator==(const Counters&) const = default;
 };
 
+// What moved from `before` to `now`; a counter that went backwards moved nothing.
+inline Counters since(const Counters& now, const Counters& before) {
+    auto d = [](uint64_t a, uint64_t b) { return a > b ? a - b : 0; };
+    return {d(now.tx_bytes, before.tx_bytes), d(now.rx_bytes, before.rx_bytes), d(now.tx_packets, before.tx_packets),
+            d(now.rx_packets, before.rx_packets)};
+}
+
 enum class Direction { unknown, outbound, inbound };
 
 // Identity of one flow as users see it.
