@@ -1,6 +1,7 @@
 #include "syslog_format.hpp"
 
 #include "format.hpp"
+#include "record_json.hpp"
 
 #include <unistd.h>
 
@@ -41,21 +42,36 @@ std::string seconds(double s) {
     return out;
 }
 
-const char* direction_name(Direction d) {
-    switch (d) {
-    case Direction::outbound: return "outbound";
-    case Direction::inbound: return "inbound";
-    case Direction::unknown: break;
-    }
-    return "unknown";
-}
-
 std::string endpoint(const std::string& addr, uint16_t port) {
     bool v6 = addr.find(':') != std::string::npos;
     return (v6 ? "[" + addr + "]" : addr) + ":" + std::to_string(port);
 }
 
 std::string num(uint64_t v) { return std::to_string(v); }
+
+// A JSON field's value as PARAM-VALUE text.
+std::string param_value(const boost::json::value& v) {
+    if (v.is_string())
+        return std::string(v.get_string());
+    if (v.is_double())
+        return seconds(v.get_double());   // the only fractional fields are seconds
+    return boost::json::serialize(v);
+}
+
+// A record's fields, as the JSON sink has them, from `from` up to (not
+// including) `to`: "type" is the MSGID and a null (unknown) is left out.
+std::vector<Param> params(const boost::json::object& o, std::string_view from = "v", std::string_view to = "") {
+    std::vector<Param> out;
+    bool on = false;
+    for (const auto& kv : o) {
+        on = on || kv.key() == from;
+        if (kv.key() == to)
+            break;
+        if (on && kv.key() != "type" && !kv.value().is_null() && !kv.value().is_array())
+            out.emplace_back(std::string(kv.key()), param_value(kv.value()));
+    }
+    return out;
+}
 
 // Octets one parameter adds to a message: ` name="value"`.
 std::size_t param_size(const Param& p) { return p.first.size() + escape_param_value(p.second).size() + 4; }
@@ -112,18 +128,7 @@ std::string octet_frame(std::string_view msg) { return std::to_string(msg.size()
 
 std::string format_flow_close(const Header& h, const FlowRecord& r) {
     const FlowId& id = r.id;
-    std::vector<Param> p{{"v", "1"}, {"ts", rfc3339_utc(r.ts)}, {"iface", id.iface}, {"user", id.user},
-                         {"uid", std::to_string(id.uid)}};
-    if (id.pid)
-        p.emplace_back("pid", num(*id.pid));
-    if (id.comm)
-        p.emplace_back("comm", *id.comm);
-    p.insert(p.end(), {{"proto", id.proto}, {"family", id.family}, {"local", id.local},
-                       {"lport", num(id.lport)}, {"remote", id.remote}, {"rport", num(id.rport)},
-                       {"direction", direction_name(id.direction)}, {"tx_bytes", num(r.cnt.tx_bytes)},
-                       {"rx_bytes", num(r.cnt.rx_bytes)}, {"tx_packets", num(r.cnt.tx_packets)},
-                       {"rx_packets", num(r.cnt.rx_packets)}, {"tcp_bytes_acked", num(r.tcp_bytes_acked)},
-                       {"tcp_bytes_received", num(r.tcp_bytes_received)}, {"duration_ms", num(r.duration_ms)}});
+    std::vector<Param> p = params(to_json(r));
     std::string msg = id.user + ": " + id.proto + " " + endpoint(id.local, id.lport) + " -> " +
                       endpoint(id.remote, id.rport) + " closed after " + seconds(r.duration_ms / 1000.0) +
                       " s, tx " + human_bytes(r.cnt.tx_bytes) + ", rx " + human_bytes(r.cnt.rx_bytes);
@@ -131,28 +136,16 @@ std::string format_flow_close(const Header& h, const FlowRecord& r) {
 }
 
 std::string format_agent_stats(const Header& h, const AgentStats& s) {
-    std::vector<Param> p{{"v", "1"},
-                         {"ts", rfc3339_utc(s.ts)},
-                         {"interval_s", seconds(s.interval_s)},
-                         {"events", num(s.events)},
-                         {"ring_drops", num(s.ring_drops)},
-                         {"flow_table_full", num(s.flow_table_full)},
-                         {"aux_table_full", num(s.aux_table_full)},
-                         {"flows_active", num(s.flows_active)},
-                         {"flow_table_size", num(s.flow_table_size)},
-                         {"sink_errors", num(s.sink_errors)},
-                         {"interfaces_missing", num(s.interfaces_missing)}};
+    std::vector<Param> p = params(to_json(s));
     std::string msg = num(s.events) + " events, " + num(s.ring_drops) + " ring drops, " + num(s.flows_active) +
                       " flows active, " + num(s.sink_errors) + " sink errors";
     return format_message(h, s.ts, "agent_stats", p, msg);
 }
 
 std::vector<std::string> format_user_report(const Header& h, const UserReport& r, std::size_t max_size) {
-    const std::vector<Param> head{{"v", "1"}, {"ts", rfc3339_utc(r.ts)}, {"user", r.user},
-                                  {"uid", std::to_string(r.uid)}, {"interval_s", seconds(r.interval_s)}};
-    const std::vector<Param> totals{{"tx_bytes", num(r.tx_bytes)}, {"rx_bytes", num(r.rx_bytes)},
-                                    {"tx_packets", num(r.tx_packets)}, {"rx_packets", num(r.rx_packets)},
-                                    {"flows", num(r.flows)}};
+    const boost::json::object o = to_json(r);
+    const std::vector<Param> head = params(o, "v", "tx_bytes");
+    const std::vector<Param> totals = params(o, "tx_bytes");
     const std::string msg = r.user + ": tx " + human_bytes(r.tx_bytes) + ", rx " + human_bytes(r.rx_bytes) +
                             ", " + num(r.flows) + " flows in " + seconds(r.interval_s) + " s";
 

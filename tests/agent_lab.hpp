@@ -24,7 +24,7 @@ using namespace std::chrono_literals;
 
 inline constexpr const char* kPort = "5001";
 inline constexpr int kBpfTcxEgress = 47;   // libbpf 1.1 headers predate TCX
-inline constexpr uint64_t kHeader = 16;   // pdtt-traffic's per-connection header, payload too
+inline constexpr uint64_t kTrafficHeader = 16;   // pdtt-traffic's per-connection header, payload too
 
 // What one per-user file says.
 struct FileSums {

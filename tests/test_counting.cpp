@@ -138,9 +138,9 @@ BOOST_FIXTURE_TEST_CASE(two_interfaces_each_record_names_its_own, Lab) {
             BOOST_TEST(i64(r, "uid") == (str(r, "iface") == link.a_name() ? bob.uid() : alice.uid()));
         }
     BOOST_TEST(by_iface.size() == 2u);
-    BOOST_TEST(near(by_iface[link.a_name()].tx, 600'000 + kHeader));
+    BOOST_TEST(near(by_iface[link.a_name()].tx, 600'000 + kTrafficHeader));
     BOOST_TEST(near(by_iface[link.a_name()].rx, 100'000));
-    BOOST_TEST(near(by_iface[link2.a_name()].tx, 200'000 + kHeader));
+    BOOST_TEST(near(by_iface[link2.a_name()].tx, 200'000 + kTrafficHeader));
     BOOST_TEST(near(by_iface[link2.a_name()].rx, 700'000));
     BOOST_TEST(attached_to(link2.a_name(), link2.a_ifindex()).empty());
 }
@@ -166,7 +166,7 @@ BOOST_FIXTURE_TEST_CASE(the_same_five_tuple_in_another_namespace_is_not_merged, 
     auto closes = closes_by_uid(recs);
     BOOST_TEST(closes.size() == 1u, "only the watched namespace's flow is reported");
     BOOST_TEST(closes[bob.uid()].flows == 1);
-    BOOST_TEST(near(closes[bob.uid()].tx, 300'000 + kHeader), "not merged with the twin's 900000");
+    BOOST_TEST(near(closes[bob.uid()].tx, 300'000 + kTrafficHeader), "not merged with the twin's 900000");
     BOOST_TEST(closes.count(alice.uid()) == 0u);
 }
 
@@ -190,7 +190,7 @@ BOOST_FIXTURE_TEST_CASE(a_full_flow_table_loses_no_byte_and_recovers, Lab) {
         }
     }
     // Every byte is somewhere: the users that got a slot, or unattributed.
-    BOOST_TEST(near(tx, 300 * (20'000 + kHeader) + 50'000 + kHeader), tx);
+    BOOST_TEST(near(tx, 300 * (20'000 + kTrafficHeader) + 50'000 + kTrafficHeader), tx);
     BOOST_TEST(near(rx, 300 * 10'000 + 5'000), rx);
     BOOST_TEST(full > 0u, "the loss is counted in agent_stats");
     auto reports = reports_by_uid(recs);
@@ -198,7 +198,7 @@ BOOST_FIXTURE_TEST_CASE(a_full_flow_table_loses_no_byte_and_recovers, Lab) {
     BOOST_TEST(reports[bob.uid()].tx > 0u, "flows that got a slot stay bob's");
     auto closes = closes_by_uid(recs);
     BOOST_TEST(closes[alice.uid()].flows == 1, "after the pressure, a new flow is attributed");
-    BOOST_TEST(near(closes[alice.uid()].tx, 50'000 + kHeader));
+    BOOST_TEST(near(closes[alice.uid()].tx, 50'000 + kTrafficHeader));
 }
 
 BOOST_FIXTURE_TEST_CASE(an_interface_that_goes_away_is_counted_again_when_it_comes_back, Lab) {
@@ -239,8 +239,8 @@ BOOST_FIXTURE_TEST_CASE(an_interface_that_goes_away_is_counted_again_when_it_com
     auto recs = stop_agent();
     auto closes = closes_by_uid(recs);
     BOOST_TEST(closes[bob.uid()].flows == 1);
-    BOOST_TEST(near(closes[bob.uid()].tx, 100'000 + kHeader));
+    BOOST_TEST(near(closes[bob.uid()].tx, 100'000 + kTrafficHeader));
     BOOST_TEST(closes[alice.uid()].flows == 1, "counting resumed on the new interface");
-    BOOST_TEST(near(closes[alice.uid()].tx, 300'000 + kHeader));
+    BOOST_TEST(near(closes[alice.uid()].tx, 300'000 + kTrafficHeader));
     BOOST_TEST(near(closes[alice.uid()].rx, 40'000));
 }

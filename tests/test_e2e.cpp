@@ -35,7 +35,7 @@ BOOST_FIXTURE_TEST_CASE(two_users_bytes_match_in_json_and_files, E2e) {
     auto move = [&](const TestUser& u, const std::string& to, uint64_t tx, uint64_t rx, int n = 1) {
         transfer(u, to, tx, rx, n);
         auto& w = want[u.uid()];
-        w.tx += n * (tx + kHeader);
+        w.tx += n * (tx + kTrafficHeader);
         w.rx += n * rx;
         w.flows += n;
     };
@@ -118,7 +118,7 @@ BOOST_FIXTURE_TEST_CASE(transfer_started_before_the_agent_is_attributed, E2e) {
             continue;
         found++;
         BOOST_TEST(i64(r, "uid") == bob.uid());
-        BOOST_TEST(near(u64(r, "tx_bytes"), 400'000 + kHeader));
+        BOOST_TEST(near(u64(r, "tx_bytes"), 400'000 + kTrafficHeader));
         BOOST_TEST(near(u64(r, "rx_bytes"), 600'000));
         BOOST_TEST(r.at("pid").is_null());   // the kernel never ran in the owner while we watched
     }
@@ -131,7 +131,7 @@ BOOST_FIXTURE_TEST_CASE(sigterm_writes_the_final_partial_report, E2e) {
     auto recs = stop_agent();
     FileSums f = read_user_file(user_file(alice));
     BOOST_TEST(f.reports == 1);
-    BOOST_TEST(near(f.tx, 700'000 + kHeader));
+    BOOST_TEST(near(f.tx, 700'000 + kTrafficHeader));
     BOOST_TEST(near(f.rx, 300'000));
     int stats = 0;
     for (const auto& r : recs)
@@ -150,7 +150,7 @@ BOOST_FIXTURE_TEST_CASE(sighup_after_rotation_starts_a_new_file_and_loses_nothin
     stop_agent();
     BOOST_TEST_REQUIRE(fs::exists(file));
     FileSums a = read_user_file(rotated), b = read_user_file(file);
-    BOOST_TEST(near(a.tx + b.tx, 1'000'000 + 2 * kHeader));
+    BOOST_TEST(near(a.tx + b.tx, 1'000'000 + 2 * kTrafficHeader));
     BOOST_TEST(near(a.rx + b.rx, 1'000'000));
     BOOST_TEST(b.pairs.count(link.a_ip6() + " -> " + link.b_ip6()) == 1u);
 }
@@ -186,7 +186,7 @@ BOOST_FIXTURE_TEST_CASE(the_original_command_line_works_under_the_original_name,
     BOOST_REQUIRE(st.has_value());
     BOOST_TEST(*st == 0);
     FileSums f = read_user_file(dir / ("traffic-" + alice.name() + ".log"));
-    BOOST_TEST(near(f.tx, 250'000 + kHeader));
+    BOOST_TEST(near(f.tx, 250'000 + kTrafficHeader));
     BOOST_TEST(near(f.rx, 50'000));
     // The console table names the user on a row of its own.
     BOOST_TEST(agent->out().find("\n" + alice.name() + " ") != std::string::npos, agent->out());

@@ -7,7 +7,7 @@
 
 #include "factory.hpp"
 #include "format.hpp"
-#include "netns.hpp"
+#include "agent_lab.hpp"
 #include "syslog_format.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -597,9 +597,7 @@ BOOST_AUTO_TEST_SUITE_END()
 
 namespace {
 
-constexpr const char* kPort = "5001";
 constexpr int kUdpPort = 5514, kTcpPort = 5515;
-constexpr uint64_t kTrafficHeader = 16;   // pdtt-traffic's per-connection header, payload too
 
 // One message as rsyslog parsed it.
 struct Received {
@@ -607,18 +605,51 @@ struct Received {
     std::map<std::string, std::string> sd;
 };
 
-// rsyslogd with its own config, work directory and pid file, listening on
-// 127.0.0.1 inside ns; it parses the STRUCTURED-DATA (mmpstrucdata) and
-// writes one line per message: the header fields, then MSG and SD as JSON.
+// rsyslogd with its own config, work directory and pid file, inside ns.
 struct Rsyslog {
     const Netns& ns;
     fs::path dir;
+    int udp_port, tcp_port;
     std::unique_ptr<Process> proc;
 
-    Rsyslog(const Netns& ns, const fs::path& dir) : ns(ns), dir(dir) {
+    Rsyslog(const Netns& ns, const fs::path& dir, const std::string& conf, int udp_port, int tcp_port)
+        : ns(ns), dir(dir), udp_port(udp_port), tcp_port(tcp_port) {
         fs::create_directories(dir / "work");
-        std::ofstream(dir / "rsyslog.conf") << R"(
-global(workDirectory=")" << (dir / "work").string() << R"(")
+        std::ofstream(dir / "rsyslog.conf") << "global(workDirectory=\"" << (dir / "work").string() << "\")\n"
+                                            << conf;
+        start();
+    }
+    ~Rsyslog() { proc.reset(); }
+
+    void start() {
+        proc = std::make_unique<Process>(
+            std::vector<std::string>{"/usr/sbin/rsyslogd", "-n", "-f", (dir / "rsyslog.conf").string(), "-i",
+                                     (dir / "rsyslogd.pid").string()},
+            ns.name());
+        bool up = wait_until([&] {
+            return !proc->running() || (capture(ns.exec("ss -Hltn")).find(":" + std::to_string(tcp_port) + " ") !=
+                                            std::string::npos &&
+                                        capture(ns.exec("ss -Hlun")).find(":" + std::to_string(udp_port) + " ") !=
+                                            std::string::npos);
+        }, 10s);
+        BOOST_REQUIRE_MESSAGE(up && proc->running(), "rsyslogd did not start: " << proc->err() << proc->out());
+    }
+
+    void stop() {
+        proc->signal(SIGTERM);
+        BOOST_REQUIRE_MESSAGE(proc->wait(5s).has_value(), "rsyslogd did not stop");
+    }
+};
+
+// The test receiver: 127.0.0.1, kUdpPort and kTcpPort; it parses the
+// STRUCTURED-DATA (mmpstrucdata) and writes one line per message to
+// received.log: the header fields, then MSG and the parsed data as JSON.
+struct TestRsyslog : Rsyslog {
+    TestRsyslog(const Netns& ns, const fs::path& dir) : Rsyslog(ns, dir, conf(dir), kUdpPort, kTcpPort) {}
+
+    static std::string conf(const fs::path& dir) {
+        std::ostringstream c;
+        c << R"(
 module(load="imudp")
 module(load="imtcp")
 module(load="mmpstrucdata")
@@ -635,38 +666,17 @@ template(name="pdtt" type="list") {
 }
 ruleset(name="pdtt") {
   action(type="mmpstrucdata")
-  action(type="omfile" file=")" << out().string() << R"(" template="pdtt")
+  action(type="omfile" file=")" << (dir / "received.log").string() << R"(" template="pdtt")
 }
 input(type="imudp" address="127.0.0.1" port=")" << kUdpPort << R"(" ruleset="pdtt")
 input(type="imtcp" address="127.0.0.1" port=")" << kTcpPort << R"(" ruleset="pdtt")
 )";
-        start();
-    }
-    ~Rsyslog() { proc.reset(); }
-
-    fs::path out() const { return dir / "received.log"; }
-
-    void start() {
-        proc = std::make_unique<Process>(
-            std::vector<std::string>{"/usr/sbin/rsyslogd", "-n", "-f", (dir / "rsyslog.conf").string(), "-i",
-                                     (dir / "rsyslogd.pid").string()},
-            ns.name());
-        bool up = wait_until([&] {
-            return !proc->running() ||
-                   (capture(ns.exec("ss -Hltn")).find("127.0.0.1:" + std::to_string(kTcpPort)) != std::string::npos &&
-                    capture(ns.exec("ss -Hlun")).find("127.0.0.1:" + std::to_string(kUdpPort)) != std::string::npos);
-        }, 10s);
-        BOOST_REQUIRE_MESSAGE(up && proc->running(), "rsyslogd did not start: " << proc->err() << proc->out());
-    }
-
-    void stop() {
-        proc->signal(SIGTERM);
-        BOOST_REQUIRE_MESSAGE(proc->wait(5s).has_value(), "rsyslogd did not stop");
+        return c.str();
     }
 
     std::vector<Received> received() const {
         std::vector<Received> out;
-        std::ifstream f(this->out());
+        std::ifstream f(dir / "received.log");
         std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
         std::istringstream in(all.substr(0, all.rfind('\n') + 1));   // a line still being written waits
         for (std::string line; std::getline(in, line);) {
@@ -685,30 +695,6 @@ input(type="imtcp" address="127.0.0.1" port=")" << kTcpPort << R"(" ruleset="pdt
     }
 };
 
-struct FileSums {
-    uint64_t tx = 0, rx = 0;
-};
-
-FileSums read_user_file(const fs::path& p) {
-    FileSums s;
-    std::ifstream in(p);
-    static const std::regex row(R"(  TX: (\d+) bytes \| RX: (\d+) bytes \| Total: (\d+) bytes)");
-    std::smatch m;
-    for (std::string line; std::getline(in, line);)
-        if (std::regex_match(line, m, row)) {
-            s.tx += std::stoull(m[1]);
-            s.rx += std::stoull(m[2]);
-        }
-    return s;
-}
-
-bool near(uint64_t got, uint64_t want, double tolerance = 0.01) {
-    double d = got > want ? double(got - want) : double(want - got);
-    return d <= tolerance * double(want);
-}
-
-std::string str(const json::object& o, const char* k) { return json::value_to<std::string>(o.at(k)); }
-
 // Sums of one user's user_report records as a receiver got them over input.
 FileSums syslog_sums(const std::vector<Received>& recs, const std::string& input, const std::string& user) {
     FileSums s;
@@ -720,72 +706,19 @@ FileSums syslog_sums(const std::vector<Received>& recs, const std::string& input
     return s;
 }
 
-std::string wall_now() { return rfc3339_utc(std::chrono::time_point_cast<std::chrono::microseconds>(pdtt::Clock::now())); }
+std::string wall_now(std::chrono::milliseconds later = 0ms) {
+    return rfc3339_utc(std::chrono::time_point_cast<std::chrono::microseconds>(pdtt::Clock::now() + later));
+}
 
-// Two namespaces joined by veth (the agent and rsyslog in "host", the
-// traffic servers in "peer"); members are destroyed in reverse.
-struct Lab {
-    TestUser alice{"pdtt-test1"};
-    TestUser bob{"pdtt-test2"};
-    Netns host, peer;
-    VethPair link{&host, &peer, 8};
-    fs::path dir;
-    std::unique_ptr<Process> srv4, srv6;
-    std::unique_ptr<Rsyslog> rsyslog;
-    std::unique_ptr<Process> agent;
-
-    Lab() {
-        char tmpl[] = "/tmp/pdtt-syslog-XXXXXX";
-        BOOST_REQUIRE(::mkdtemp(tmpl));
-        dir = tmpl;
-        srv4 = serve(link.b_ip4());
-        srv6 = serve(link.b_ip6());
-        rsyslog = std::make_unique<Rsyslog>(host, dir / "rsyslog");
-    }
-    ~Lab() {
-        agent.reset();
-        rsyslog.reset();
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-
-    std::unique_ptr<Process> serve(const std::string& addr) {
-        auto p = std::make_unique<Process>(
-            std::vector<std::string>{PDTT_TRAFFIC_BIN, "serve", "--bind", addr, "--port", kPort}, peer.name());
-        BOOST_REQUIRE_MESSAGE(p->wait_for_line("ready", 10s), "server did not start: " << p->err());
-        return p;
-    }
-
-    fs::path user_file(const TestUser& u) const { return dir / ("pdtt-" + u.name() + ".log"); }
+// The shared lab with TCP servers on the peer and rsyslog on the agent's
+// side; the agent reports every second.
+struct SyslogLab : Lab {
+    std::unique_ptr<Process> srv4 = serve(link.b_ip4()), srv6 = serve(link.b_ip6());
+    std::unique_ptr<TestRsyslog> rsyslog = std::make_unique<TestRsyslog>(host, dir / "rsyslog");
 
     void start_agent(std::vector<std::string> extra) {
-        std::vector<std::string> argv{PDTT_AGENT_BIN, "-i", link.a_name(), "--stdout", "json",
-                                      "-l", (dir / "pdtt").string(), "-t", "1"};
-        argv.insert(argv.end(), extra.begin(), extra.end());
-        agent = std::make_unique<Process>(argv, host.name());
-        bool up = wait_until([&] { return agent->err().find("monitoring") != std::string::npos || !agent->running(); },
-                             15s);
-        BOOST_REQUIRE_MESSAGE(up && agent->running(), "agent did not start: " << agent->err());
-    }
-
-    std::vector<json::object> stop_agent() {
-        agent->signal(SIGTERM);
-        auto st = agent->wait(3s);
-        BOOST_REQUIRE_MESSAGE(st.has_value(), "agent still running 3 s after SIGTERM");
-        BOOST_TEST(*st == 0, "agent exit status after SIGTERM: " << *st << "; stderr: " << agent->err());
-        std::vector<json::object> recs;
-        std::istringstream in(agent->out());
-        for (std::string line; std::getline(in, line);)
-            recs.push_back(json::parse(line).as_object());
-        return recs;
-    }
-
-    void transfer(const TestUser& u, const std::string& to, uint64_t tx, uint64_t rx) {
-        Process c({PDTT_TRAFFIC_BIN, "send", "--to", to, "--port", kPort, "--tx", std::to_string(tx), "--rx",
-                   std::to_string(rx), "--uid", std::to_string(u.uid())},
-                  host.name());
-        auto st = c.wait(60s);
-        BOOST_REQUIRE_MESSAGE(st && *st == 0, "transfer failed: " << c.err());
+        extra.insert(extra.begin(), {"-t", "1"});
+        Lab::start_agent(std::move(extra));
     }
 };
 
@@ -793,7 +726,7 @@ struct Lab {
 
 BOOST_AUTO_TEST_SUITE(rsyslog)
 
-BOOST_FIXTURE_TEST_CASE(records_arrive_over_udp_and_tcp_and_match_json_and_files, Lab) {
+BOOST_FIXTURE_TEST_CASE(records_arrive_over_udp_and_tcp_and_match_json_and_files, SyslogLab) {
     start_agent({"--syslog", "udp://127.0.0.1:" + std::to_string(kUdpPort), "--syslog",
                  "tcp://127.0.0.1:" + std::to_string(kTcpPort), "--syslog-facility", "local3",
                  "--syslog-app-name", "pdtt-test"});
@@ -812,7 +745,7 @@ BOOST_FIXTURE_TEST_CASE(records_arrive_over_udp_and_tcp_and_match_json_and_files
     // The final records were flushed at exit; give rsyslog a moment to write them.
     wait_until([&] { return rsyslog->received().size() >= 2 * want.size(); }, 5s);
     auto got = rsyslog->received();
-    BOOST_TEST_MESSAGE(want.size() << " records sent, " << got.size() << " received" << agent->out() << agent->err());
+    BOOST_TEST_MESSAGE(want.size() << " records sent, " << got.size() << " received");
 
     char hostname[256] = {};
     ::gethostname(hostname, sizeof hostname - 1);
@@ -842,19 +775,19 @@ BOOST_FIXTURE_TEST_CASE(records_arrive_over_udp_and_tcp_and_match_json_and_files
                 BOOST_TEST(sys.rx == file.rx, u->name() << " rx " << sys.rx << " vs file " << file.rx);
             }
             FileSums a = syslog_sums(got, input, alice.name());
-            BOOST_TEST(near(a.tx, 3'500'000 + 2 * kTrafficHeader));
-            BOOST_TEST(near(a.rx, 1'200'000));
+            BOOST_TEST(near(a.tx, 3'500'000 + 2 * kTrafficHeader), a.tx);
+            BOOST_TEST(near(a.rx, 1'200'000), a.rx);
         }
     }
 }
 
-BOOST_FIXTURE_TEST_CASE(tcp_receiver_outage_queues_reconnects_and_never_stalls_the_ring, Lab) {
+BOOST_FIXTURE_TEST_CASE(tcp_receiver_outage_queues_reconnects_and_never_stalls_the_ring, SyslogLab) {
     start_agent({"--syslog", "tcp://127.0.0.1:" + std::to_string(kTcpPort)});
     transfer(alice, link.b_ip4(), 1'000'000, 300'000);
     BOOST_TEST_REQUIRE(wait_until([&] { return syslog_sums(rsyslog->received(), "imtcp", alice.name()).tx > 0; }, 10s));
 
     rsyslog->stop();
-    std::string outage_start = wall_now();
+    std::string outage_start = wall_now(200ms);   // by then the agent has seen the connection close
     transfer(alice, link.b_ip6(), 2'000'000, 500'000);
     std::this_thread::sleep_for(3s);
     BOOST_TEST_REQUIRE(agent->running());
@@ -882,8 +815,8 @@ BOOST_FIXTURE_TEST_CASE(tcp_receiver_outage_queues_reconnects_and_never_stalls_t
     FileSums file = read_user_file(user_file(alice)), sys = syslog_sums(got, "imtcp", alice.name());
     BOOST_TEST(sys.tx == file.tx);
     BOOST_TEST(sys.rx == file.rx);
-    BOOST_TEST(near(sys.tx, 3'000'000 + 2 * kTrafficHeader));
-    BOOST_TEST(near(sys.rx, 800'000));
+    BOOST_TEST(near(sys.tx, 3'000'000 + 2 * kTrafficHeader), sys.tx);
+    BOOST_TEST(near(sys.rx, 800'000), sys.rx);
 
     std::set<std::string> delivered;
     for (const auto& r : got)
@@ -918,7 +851,7 @@ BOOST_AUTO_TEST_CASE(rsyslog_reads_escaped_and_repaired_values_as_sent) {
         fs::path p;
         ~Remove() { std::error_code ec; fs::remove_all(p, ec); }
     } remove{tmpl};
-    Rsyslog rs(ns, remove.p);
+    TestRsyslog rs(ns, remove.p);
     {
         EnterNetns in(ns);   // this thread's sockets live next to rsyslog
         asio::io_context io;
@@ -941,6 +874,63 @@ BOOST_AUTO_TEST_CASE(rsyslog_reads_escaped_and_repaired_values_as_sent) {
             BOOST_TEST(g.sd.at("tx_bytes") == "524288");
         }
     }
+}
+
+BOOST_FIXTURE_TEST_CASE(the_rsyslog_example_writes_one_file_per_host_and_user, SyslogLab) {
+    // conf/rsyslog-pdtt.conf as shipped, its output moved under the test's directory.
+    std::ifstream f(fs::path(PDTT_SOURCE_DIR) / "conf" / "rsyslog-pdtt.conf");
+    std::string conf((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    fs::path central = dir / "central";
+    const std::string shipped = "/var/log/pdtt-central";
+    BOOST_TEST_REQUIRE(conf.find(shipped) != std::string::npos);
+    for (std::size_t at; (at = conf.find(shipped)) != std::string::npos;)
+        conf.replace(at, shipped.size(), central.string());
+    Rsyslog example(host, dir / "example", conf, 514, 514);
+
+    start_agent({"--syslog", "tcp://127.0.0.1:514"});
+    transfer(alice, link.b_ip4(), 600'000, 100'000);
+    transfer(bob, link.b_ip6(), 200'000, 900'000);
+    auto json_recs = stop_agent();
+
+    char hostname[256] = {};
+    ::gethostname(hostname, sizeof hostname - 1);
+    fs::path host_dir = central / hostname;
+    auto read_lines = [](const fs::path& p) {
+        std::vector<json::object> out;
+        std::ifstream in(p);
+        for (std::string line; std::getline(in, line);)
+            out.push_back(json::parse(line).as_object());
+        return out;
+    };
+    auto sums = [&](const TestUser& u) {
+        FileSums s;
+        for (const auto& o : read_lines(host_dir / "users" / (u.name() + ".log")))
+            if (str(o, "type") == "user_report" && o.contains("tx_bytes")) {
+                s.tx += std::stoull(str(o, "tx_bytes"));
+                s.rx += std::stoull(str(o, "rx_bytes"));
+            }
+        return s;
+    };
+    std::size_t stats = 0;
+    for (const auto& r : json_recs)
+        stats += str(r, "type") == "agent_stats";
+    BOOST_TEST(wait_until([&] { return read_lines(host_dir / "agent.log").size() == stats; }, 5s));
+
+    for (const TestUser* u : {&alice, &bob}) {
+        BOOST_TEST_CONTEXT("user " << u->name()) {
+            FileSums file = read_user_file(user_file(*u)), central_sums = sums(*u);
+            BOOST_TEST(central_sums.tx == file.tx);
+            BOOST_TEST(central_sums.rx == file.rx);
+            BOOST_TEST(file.tx > 0u);
+            for (const auto& o : read_lines(host_dir / "users" / (u->name() + ".log"))) {
+                BOOST_TEST(str(o, "host") == hostname);
+                BOOST_TEST(str(o, "user") == u->name());
+                BOOST_TEST((str(o, "type") == "user_report" || str(o, "type") == "flow_close"));
+            }
+        }
+    }
+    for (const auto& o : read_lines(host_dir / "agent.log"))
+        BOOST_TEST(str(o, "type") == "agent_stats");
 }
 
 BOOST_AUTO_TEST_CASE(a_syslog_host_that_does_not_resolve_is_a_usage_error) {

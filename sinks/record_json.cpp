@@ -1,0 +1,117 @@
+#include "record_json.hpp"
+
+#include "format.hpp"
+
+#include <cmath>
+
+namespace pdtt {
+
+namespace json = boost::json;
+
+namespace {
+
+// Boost.JSON prints 10.0 as "1E1": keep whole seconds integral for readers.
+json::value seconds(double s) {
+    double ms = std::round(s * 1000);
+    if (std::fmod(ms, 1000) == 0)
+        return static_cast<int64_t>(ms / 1000);
+    return ms / 1000;
+}
+
+json::object head(const char* type, Timestamp ts) {
+    json::object o;
+    o["v"] = 1;
+    o["type"] = type;
+    o["ts"] = rfc3339_utc(ts);
+    return o;
+}
+
+void add_counters(json::object& o, const Counters& c) {
+    o["tx_bytes"] = c.tx_bytes;
+    o["rx_bytes"] = c.rx_bytes;
+    o["tx_packets"] = c.tx_packets;
+    o["rx_packets"] = c.rx_packets;
+}
+
+const char* flow_type(FlowEvent t) {
+    switch (t) {
+    case FlowEvent::open: return "flow_open";
+    case FlowEvent::delta: return "flow_delta";
+    case FlowEvent::close: break;
+    }
+    return "flow_close";
+}
+
+} // namespace
+
+const char* direction_name(Direction d) {
+    switch (d) {
+    case Direction::outbound: return "outbound";
+    case Direction::inbound: return "inbound";
+    case Direction::unknown: break;
+    }
+    return "unknown";
+}
+
+json::object to_json(const FlowRecord& r) {
+    const FlowId& id = r.id;
+    json::object o = head(flow_type(r.type), r.ts);
+    o["iface"] = valid_utf8(id.iface);
+    o["user"] = valid_utf8(id.user);
+    o["uid"] = id.uid;
+    o["pid"] = id.pid ? json::value(*id.pid) : json::value(nullptr);
+    o["comm"] = id.comm ? json::value(valid_utf8(*id.comm)) : json::value(nullptr);
+    o["proto"] = valid_utf8(id.proto);
+    o["family"] = valid_utf8(id.family);
+    o["local"] = valid_utf8(id.local);
+    o["lport"] = id.lport;
+    o["remote"] = valid_utf8(id.remote);
+    o["rport"] = id.rport;
+    o["direction"] = direction_name(id.direction);
+    if (r.type == FlowEvent::open)
+        return o;
+    add_counters(o, r.cnt);
+    if (r.type == FlowEvent::close) {
+        o["tcp_bytes_acked"] = r.tcp_bytes_acked;
+        o["tcp_bytes_received"] = r.tcp_bytes_received;
+        o["duration_ms"] = r.duration_ms;
+    }
+    return o;
+}
+
+json::object to_json(const UserReport& r) {
+    json::object o = head("user_report", r.ts);
+    o["user"] = valid_utf8(r.user);
+    o["uid"] = r.uid;
+    o["interval_s"] = seconds(r.interval_s);
+    add_counters(o, {r.tx_bytes, r.rx_bytes, r.tx_packets, r.rx_packets});
+    o["flows"] = r.flows;
+    json::array conns;
+    conns.reserve(r.connections.size());
+    for (const auto& c : r.connections) {
+        json::object row;
+        row["local"] = valid_utf8(c.local);
+        row["remote"] = valid_utf8(c.remote);
+        row["tx_bytes"] = c.tx_bytes;
+        row["rx_bytes"] = c.rx_bytes;
+        conns.push_back(std::move(row));
+    }
+    o["connections"] = std::move(conns);
+    return o;
+}
+
+json::object to_json(const AgentStats& s) {
+    json::object o = head("agent_stats", s.ts);
+    o["interval_s"] = seconds(s.interval_s);
+    o["events"] = s.events;
+    o["ring_drops"] = s.ring_drops;
+    o["flow_table_full"] = s.flow_table_full;
+    o["aux_table_full"] = s.aux_table_full;
+    o["flows_active"] = s.flows_active;
+    o["flow_table_size"] = s.flow_table_size;
+    o["sink_errors"] = s.sink_errors;
+    o["interfaces_missing"] = s.interfaces_missing;
+    return o;
+}
+
+} // namespace pdtt

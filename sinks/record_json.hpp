@@ -1,0 +1,19 @@
+// The one mapping from records to their named fields, in SPEC's order:
+// the JSON sink prints it, the syslog sink turns it into STRUCTURED-DATA.
+#pragma once
+
+#include "records.hpp"
+
+#include <boost/json.hpp>
+
+namespace pdtt {
+
+// "v", "type", "ts" first; strings repaired to valid UTF-8; unknown pid and
+// comm are null.
+boost::json::object to_json(const FlowRecord& r);
+boost::json::object to_json(const UserReport& r);
+boost::json::object to_json(const AgentStats& s);
+
+const char* direction_name(Direction d);
+
+} // namespace pdtt
