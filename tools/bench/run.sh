@@ -1,0 +1,376 @@
+#!/usr/bin/env bash
+# pdtt benchmarks (SPEC "Performance targets"), side by side in one run:
+# every figure interleaves runs without the agent and with it (and with the
+# tools users have today), so that a noisy machine moves both alike.
+#
+#   tools/bench/run.sh [--smoke] [--figures LIST] [--pairs N] [--duration S]
+#                      [--udp-duration S] [--churn-duration S] [--churn-max-duration S]
+#                      [--rates R,R,..] [--tools-rate R] [--flows N]
+#                      [--pipeline-events N] [--build DIR] [--out DIR]
+#                      [--agent BIN] [--churn BIN] [--pipeline BIN]
+#
+# Figures (default: all): bulk, udp, churn, pipeline, memory, tools (the last
+# adds nethogs and tcplife beside pdtt to the bulk and churn figures).
+# All traffic stays between two private namespaces joined by veth; client
+# on CPU 0, server on CPU 1. Prints a markdown table; writes raw.csv (every
+# run), summary.csv and summary.md into --out. Exits non-zero only when the
+# harness breaks (a tool missing, a parse failure, the agent not starting),
+# never for a performance figure. Needs root.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+# shellcheck source=tools/bench/lib.sh
+source "$here/lib.sh"
+
+ARGS="$*"
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+FIGURES=bulk,udp,churn,pipeline,memory,tools
+PAIRS=5
+DURATION=10
+UDP_DURATION=5
+CHURN_DURATION=30
+CHURN_MAX_DURATION=10
+RATES=5000,10000,20000
+TOOLS_RATE=20000
+FLOWS=100000
+PIPE_EVENTS=5000000
+BUILD=${PDTT_BUILD_DIR:-$repo/build}
+OUT=""
+AGENT="" CHURN="" PIPELINE=""
+SMOKE=0
+AGENT_INTERVAL=5
+AGENT_EXTRA=()
+
+while [ $# -gt 0 ]; do
+    case $1 in
+    --smoke)
+        SMOKE=1 PAIRS=1 DURATION=1 UDP_DURATION=1 CHURN_DURATION=2 CHURN_MAX_DURATION=1
+        RATES=2000 TOOLS_RATE=2000 FLOWS=2000 PIPE_EVENTS=200000 AGENT_INTERVAL=1
+        shift ;;
+    --figures) FIGURES=$2; shift 2 ;;
+    --pairs) PAIRS=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --udp-duration) UDP_DURATION=$2; shift 2 ;;
+    --churn-duration) CHURN_DURATION=$2; shift 2 ;;
+    --churn-max-duration) CHURN_MAX_DURATION=$2; shift 2 ;;
+    --rates) RATES=$2; shift 2 ;;
+    --tools-rate) TOOLS_RATE=$2; shift 2 ;;
+    --flows) FLOWS=$2; shift 2 ;;
+    --pipeline-events) PIPE_EVENTS=$2; shift 2 ;;
+    --build) BUILD=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    --agent) AGENT=$2; shift 2 ;;
+    --churn) CHURN=$2; shift 2 ;;
+    --pipeline) PIPELINE=$2; shift 2 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+for v in PAIRS DURATION UDP_DURATION CHURN_DURATION CHURN_MAX_DURATION TOOLS_RATE FLOWS PIPE_EVENTS; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --${v,,} must be a positive integer" >&2; exit 2; }
+done
+[[ $RATES =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || { echo "run.sh: --rates: positive integers, comma-separated" >&2; exit 2; }
+has_figure() { [[ ,$FIGURES, == *,$1,* ]]; }
+
+[ "$(id -u)" = 0 ] || { echo "run.sh: run as root (namespaces, BPF)" >&2; exit 3; }
+AGENT=${AGENT:-$BUILD/agent/pdtt-agent}
+CHURN=${CHURN:-$BUILD/tools/pdtt-churn}
+PIPELINE=${PIPELINE:-$BUILD/tools/bench-pipeline}
+for b in "$AGENT" "$CHURN" "$PIPELINE"; do
+    [ -x "$b" ] || die "$b is missing: build first (cmake --build BUILD) or pass --build DIR"
+done
+for t in ip iperf3 jq taskset awk timeout stdbuf unshare python3; do need_tool "$t"; done
+if has_figure tools; then need_tool nethogs; need_tool tcplife; fi
+[ "$(nproc)" -ge 2 ] || { CPU_SERVER=0; log "one CPU only: client and server share it"; }
+
+OUT=${OUT:-/tmp/pdtt-bench-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+TMPD=$(mktemp -d /tmp/pdtt-bench-run.XXXXXX)
+RAW=$OUT/raw.csv
+echo "figure,variant,round,metric,value" >"$RAW"
+
+cleanup_all() {
+    bench_cleanup
+    rm -rf "$TMPD"
+}
+trap cleanup_all EXIT
+trap 'exit 130' INT TERM
+
+rec() { echo "$1,$2,$3,$4,$5" >>"$RAW"; }
+div() { if [ "$(calc "($2) == 0")" = 1 ]; then echo 0; else calc "($1) / ($2)"; fi; }
+
+TCPLIFE_PORTS=$IPERF_PORT
+VARIANTS_TOOLS=()
+has_figure tools && VARIANTS_TOOLS=(nethogs tcplife)
+
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "host: nproc=$(nproc) cpu=\"$(awk -F': ' '/model name/{ print $2; exit }' /proc/cpuinfo)\" kernel=$(uname -r)"
+    echo "git: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet 2>/dev/null || echo '+dirty')"
+    echo "agent: $AGENT ($("$AGENT" --version 2>&1 | head -1), built $(date -u -r "$AGENT" +%Y-%m-%dT%H:%M:%SZ))"
+    echo "command: $0 $ARGS"
+    echo "settings: figures=$FIGURES pairs=$PAIRS duration=${DURATION}s udp=${UDP_DURATION}s churn=${CHURN_DURATION}s churn-max=${CHURN_MAX_DURATION}s rates=$RATES tools-rate=$TOOLS_RATE flows=$FLOWS pipeline-events=$PIPE_EVENTS"
+} >"$OUT/env.txt"
+cat "$OUT/env.txt" >&2
+
+bench_setup
+
+# ---- 1 bulk TCP and 2 small UDP: iperf3 ----
+
+spawn "$TMPD/iperf3-server.out" "$TMPD/iperf3-server.err" \
+    ip netns exec "$NS_B" taskset -c "$CPU_SERVER" iperf3 -s -p "$IPERF_PORT" --forceflush
+IPERF_SERVER=$SPAWNED
+wait_for "$TMPD/iperf3-server.out" "Server listening" "$IPERF_SERVER" 10 || die "iperf3 server did not start"
+
+# Bytes each tool says the iperf3 flows moved.
+reported_iperf_bytes() {
+    local variant=$1
+    case $variant in
+    pdtt*) jq -s "[.[] | select(.type == \"flow_close\" and .rport == $IPERF_PORT) | .tx_bytes + .rx_bytes] | add // 0" \
+        "$TOOL_OUT" ;;
+    nethogs) awk 'index($1, "iperf3/") { last = $(NF - 1) + $NF } END { printf "%.0f\n", last + 0 }' "$TOOL_OUT" ;;
+    tcplife) awk -v p="$IPERF_PORT" '$6 == p { s += ($7 + $8) * 1024 } END { printf "%.0f\n", s + 0 }' "$TOOL_OUT" ;;
+    esac
+}
+
+# One iperf3 run; figure bulk-rx/bulk-tx/udp-rx/udp-tx.
+iperf_once() {
+    local figure=$1 variant=$2 round=$3 secs=$4
+    local tag=$figure-$variant-$round
+    local args=(-c "$IP_B" -p "$IPERF_PORT" -t "$secs" -J)
+    [[ $figure == *-rx ]] && args+=(-R)  # data flows into the agent's side: XDP
+    [[ $figure == udp-* ]] && args+=(-u -l 64 -b 0)
+    tool_start "$variant" "$tag"
+    local b0 t0 b1 t1 rc=0
+    b0=$(busy_ticks)
+    t0=$(proc_ticks "${TOOL_PID:-0}")
+    timeout $((secs + 30)) ip netns exec "$NS_A" taskset -c "$CPU_CLIENT" iperf3 "${args[@]}" \
+        >"$TMPD/$tag.json" 2>"$TMPD/$tag.iperr" || rc=$?
+    b1=$(busy_ticks)
+    t1=$(proc_ticks "${TOOL_PID:-0}")
+    # Let the tools see the close and sweep once more before they stop.
+    [ -z "$TOOL_PID" ] || sleep 1.5
+    tool_stop "$variant"
+    [ "$rc" = 0 ] || die "iperf3 failed ($tag): $(jq -r '.error // empty' "$TMPD/$tag.json" 2>/dev/null) $(tail -2 "$TMPD/$tag.iperr")"
+    local cpu_s tool_s
+    cpu_s=$(calc "($b1 - $b0) / $CLK_TCK")
+    tool_s=$(calc "($t1 - $t0) / $CLK_TCK")
+    if [[ $figure == bulk-* ]]; then
+        local bps bytes reported
+        bps=$(num "$tag throughput" "$(jq '.end.sum_received.bits_per_second' "$TMPD/$tag.json")")
+        bytes=$(num "$tag bytes" "$(jq '.end.sum_received.bytes' "$TMPD/$tag.json")")
+        rec "$figure" "$variant" "$round" gbit_s "$(calc "$bps / 1e9")"
+        rec "$figure" "$variant" "$round" cpu_s_per_gb "$(div "$cpu_s" "$bytes / 1e9")"
+        if [ "$variant" != none ]; then
+            reported=$(num "$tag reported bytes" "$(reported_iperf_bytes "$variant")")
+            rec "$figure" "$variant" "$round" tool_cpu_s "$tool_s"
+            rec "$figure" "$variant" "$round" bytes_reported_per_moved "$(div "$reported" "$bytes")"
+        fi
+        log "$tag: $(calc "$bps / 1e9") Gbit/s, $(div "$cpu_s" "$bytes / 1e9") CPU-s/GB"
+    else
+        local pkts secs_rx
+        pkts=$(num "$tag packets" "$(jq '.end.sum_received.packets - .end.sum_received.lost_packets' "$TMPD/$tag.json")")
+        secs_rx=$(num "$tag seconds" "$(jq '.end.sum_received.seconds' "$TMPD/$tag.json")")
+        rec "$figure" "$variant" "$round" rx_kpps "$(div "$pkts / 1000" "$secs_rx")"
+        rec "$figure" "$variant" "$round" cpu_ns_per_pkt "$(div "$cpu_s * 1e9" "$pkts")"
+        [ "$variant" = none ] || rec "$figure" "$variant" "$round" tool_cpu_s "$tool_s"
+        log "$tag: $(div "$pkts / 1000" "$secs_rx") kpps received"
+    fi
+    rm -f "$TOOL_OUT"
+}
+
+# Interleaved rounds: "none" then every variant, the order rotating.
+rounds() {
+    local figure=$1 secs=$2
+    shift 2
+    local variants=("$@") r i n=$#
+    for ((r = 1; r <= PAIRS; r++)); do
+        iperf_once "$figure" none "$r" "$secs"
+        for ((i = 0; i < n; i++)); do
+            iperf_once "$figure" "${variants[$(((i + r - 1) % n))]}" "$r" "$secs"
+        done
+    done
+}
+
+if has_figure bulk; then
+    log "bulk TCP, into the agent's side (XDP sees the data)"
+    rounds bulk-rx "$DURATION" pdtt-generic pdtt-native "${VARIANTS_TOOLS[@]}"
+    log "bulk TCP, out of the agent's side (tc egress sees the data)"
+    rounds bulk-tx "$DURATION" pdtt-generic pdtt-native
+fi
+if has_figure udp; then
+    log "64-byte UDP at full rate"
+    rounds udp-rx "$UDP_DURATION" pdtt-generic pdtt-native
+    rounds udp-tx "$UDP_DURATION" pdtt-generic pdtt-native
+fi
+stop_pid "$IPERF_SERVER" TERM
+
+# ---- 3 connection churn ----
+
+CHURN_LAST=$((CHURN_PORT + CHURN_PORTS - 1))
+TCPLIFE_PORTS=$(seq -s, "$CHURN_PORT" "$CHURN_LAST")
+
+churn_once() {
+    local figure=$1 variant=$2 round=$3 rate=$4 secs=$5 tag=$1-$2-$3
+    tool_start "$variant" "$tag"
+    local a0 a1 b0 b1 m0 m1 line rc=0
+    a0=$(proc_ticks "${TOOL_PID:-0}")
+    b0=$(busy_ticks)
+    m0=$(now_ms)
+    line=$(timeout $((secs + 30)) ip netns exec "$NS_A" taskset -c "$CPU_CLIENT" "$CHURN" run --to "$IP_B" \
+        --port "$CHURN_PORT" --ports "$CHURN_PORTS" --rate "$rate" --duration "$secs" --concurrency 512 \
+        --uid "$CHURN_UID" 2>"$TMPD/$tag.cherr") || rc=$?
+    [ "$rc" = 0 ] || die "pdtt-churn failed ($tag): $(tail -2 "$TMPD/$tag.cherr")"
+    b1=$(busy_ticks)
+    # The agent's CPU over the run and the drain that follows it.
+    [ -z "$TOOL_PID" ] || sleep 1.5
+    a1=$(proc_ticks "${TOOL_PID:-0}")
+    m1=$(now_ms)
+    tool_stop "$variant"
+    local made got_rate payload
+    made=$(num "$tag made" "$(sed -n 's/.*made=\([0-9]*\).*/\1/p' <<<"$line")")
+    got_rate=$(num "$tag rate" "$(sed -n 's/.* rate=\([0-9.]*\).*/\1/p' <<<"$line")")
+    payload=$(num "$tag payload" "$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^payload_/) { split($i, kv, "="); s += kv[2] } } END { print s + 0 }' <<<"$line")")
+    rec "$figure" "$variant" "$round" conn_per_s "$got_rate"
+    rec "$figure" "$variant" "$round" flows_made "$made"
+    rec "$figure" "$variant" "$round" cpu_us_per_conn "$(div "($b1 - $b0) / $CLK_TCK * 1e6" "$made")"
+    local msg="$tag: $got_rate conn/s, made $made"
+    if [ "$variant" != none ]; then
+        local tool_core reported
+        tool_core=$(div "($a1 - $a0) / $CLK_TCK" "($m1 - $m0) / 1000")
+        rec "$figure" "$variant" "$round" tool_cpu_core "$tool_core"
+        msg+=", tool CPU $tool_core core"
+    fi
+    case $variant in
+    pdtt*)
+        local ours all stats drops full
+        ours=$(grep -c -E "\"type\":\"flow_close\".*\"uid\":$CHURN_UID,.*\"rport\":700[0-7]," "$TOOL_OUT" || true)
+        all=$(grep -c -E "\"type\":\"flow_close\".*\"rport\":700[0-7]," "$TOOL_OUT" || true)
+        stats=$(grep '"type":"agent_stats"' "$TOOL_OUT" | tail -1)
+        drops=$(num "$tag ring_drops" "$(jq '.ring_drops' <<<"$stats")")
+        full=$(num "$tag flow_table_full" "$(jq '.flow_table_full' <<<"$stats")")
+        rec "$figure" "$variant" "$round" flows_reported "$ours"
+        rec "$figure" "$variant" "$round" flows_wrong_user "$((all - ours))"
+        rec "$figure" "$variant" "$round" flows_reported_per_made "$(div "$ours" "$made")"
+        rec "$figure" "$variant" "$round" ring_drops "$drops"
+        rec "$figure" "$variant" "$round" flow_table_full "$full"
+        msg+=", reported $ours (wrong user $((all - ours))), ring_drops $drops, flow_table_full $full"
+        ;;
+    tcplife)
+        local n bytes
+        n=$(awk -v lo="$CHURN_PORT" -v hi="$CHURN_LAST" '$6 >= lo && $6 <= hi { n++ } END { print n + 0 }' "$TOOL_OUT")
+        bytes=$(awk -v lo="$CHURN_PORT" -v hi="$CHURN_LAST" '$6 >= lo && $6 <= hi { s += ($7 + $8) * 1024 } END { printf "%.0f\n", s + 0 }' "$TOOL_OUT")
+        rec "$figure" "$variant" "$round" flows_reported "$n"
+        rec "$figure" "$variant" "$round" flows_reported_per_made "$(div "$n" "$made")"
+        rec "$figure" "$variant" "$round" bytes_reported_per_moved "$(div "$bytes" "$payload")"
+        msg+=", reported $n"
+        ;;
+    nethogs)
+        local bytes
+        bytes=$(awk 'index($1, "pdtt-churn/") { last = $(NF - 1) + $NF } END { printf "%.0f\n", last + 0 }' "$TOOL_OUT")
+        rec "$figure" "$variant" "$round" bytes_reported_per_moved "$(div "$bytes" "$payload")"
+        msg+=", bytes reported/moved $(div "$bytes" "$payload")"
+        ;;
+    esac
+    rm -f "$TOOL_OUT"
+    log "$msg"
+}
+
+start_churn_server() {
+    local s=$1
+    spawn "$TMPD/churn-server-$s.out" "$TMPD/churn-server-$s.err" ip netns exec "$NS_B" taskset -c "$CPU_SERVER" \
+        "$CHURN" serve --bind "$IP_B" --port "$CHURN_PORT" --ports $((2 * CHURN_PORTS))
+    wait_for "$TMPD/churn-server-$s.out" ready "$SPAWNED" 10 ||
+        die "pdtt-churn server did not start: $(cat "$TMPD/churn-server-$s.err")"
+}
+if has_figure churn || has_figure tools || has_figure memory; then
+    start_churn_server 0
+fi
+
+if has_figure churn; then
+    log "connection churn, as fast as it goes"
+    for ((r = 1; r <= PAIRS; r++)); do
+        churn_once churn-max none "$r" 0 "$CHURN_MAX_DURATION"
+        churn_once churn-max pdtt "$r" 0 "$CHURN_MAX_DURATION"
+    done
+    for rate in ${RATES//,/ }; do
+        log "connection churn at $rate/s for ${CHURN_DURATION}s"
+        variants=(none pdtt)
+        [ "$rate" = "$TOOLS_RATE" ] && variants+=("${VARIANTS_TOOLS[@]}")
+        for v in "${variants[@]}"; do
+            churn_once "churn-$rate" "$v" 1 "$rate" "$CHURN_DURATION"
+        done
+    done
+fi
+if has_figure tools && { ! has_figure churn || [[ ,$RATES, != *,$TOOLS_RATE,* ]]; }; then
+    for v in none pdtt "${VARIANTS_TOOLS[@]}"; do
+        churn_once "churn-$TOOLS_RATE" "$v" 1 "$TOOLS_RATE" "$CHURN_DURATION"
+    done
+fi
+
+# ---- 5 memory with many concurrent flows ----
+
+if has_figure memory; then
+    log "memory with $FLOWS concurrent flows"
+    # More servers on the same ports (SO_REUSEPORT): one process's
+    # descriptor limit may be far below the flow count.
+    nofile=$(ulimit -Hn)
+    [ "$nofile" = unlimited ] && nofile=1048576
+    for ((s = 1; s < (FLOWS + nofile / 2 - 1) / (nofile / 2); s++)); do
+        start_churn_server "$s"
+    done
+    tool_start pdtt memory
+    AGENT_PID=$TOOL_PID
+    sleep 2
+    rss0=$(num "idle VmRSS" "$(proc_status_kib "$AGENT_PID" VmRSS)")
+    maps0=$(num "idle map memory" "$(agent_map_bytes "$AGENT_PID")")
+    per=$((nofile - 200))
+    holders=()
+    for ((left = FLOWS, h = 0; left > 0; left -= per, h++)); do
+        n=$((left < per ? left : per))
+        spawn "$TMPD/hold-$h.out" "$TMPD/hold-$h.err" ip netns exec "$NS_A" taskset -c "$CPU_CLIENT" "$CHURN" hold \
+            --to "$IP_B" --port "$HOLD_PORT" --ports "$CHURN_PORTS" --count "$n" --concurrency 512 --hold 900 \
+            --uid "$CHURN_UID"
+        holders+=("$SPAWNED")
+        wait_for "$TMPD/hold-$h.out" held= "$SPAWNED" 300 || die "pdtt-churn hold did not finish: $(cat "$TMPD/hold-$h.err")"
+    done
+    held=$(cat "$TMPD"/hold-*.out | sed -n 's/^held=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+    sleep 4   # a few sweeps and drains with every flow open
+    rss1=$(num "VmRSS" "$(proc_status_kib "$AGENT_PID" VmRSS)")
+    hwm=$(num "VmHWM" "$(proc_status_kib "$AGENT_PID" VmHWM)")
+    maps1=$(num "map memory" "$(agent_map_bytes "$AGENT_PID")")
+    for p in "${holders[@]}"; do stop_pid "$p" TERM; done
+    sleep 2
+    tool_stop pdtt
+    opened=$(grep -c -E "\"type\":\"flow_open\".*\"uid\":$CHURN_UID,.*\"rport\":70(0[89]|1[0-5])," "$TOOL_OUT" || true)
+    rm -f "$TOOL_OUT"
+    rec memory pdtt 1 flows_held "$held"
+    rec memory pdtt 1 flows_opened_reported "$opened"
+    rec memory pdtt 1 rss_mib_idle "$(calc "$rss0 / 1024")"
+    rec memory pdtt 1 rss_mib "$(calc "$rss1 / 1024")"
+    rec memory pdtt 1 rss_hwm_mib "$(calc "$hwm / 1024")"
+    rec memory pdtt 1 rss_kib_per_1k_flows "$(div "($rss1 - $rss0)" "$held / 1000")"
+    rec memory pdtt 1 rss_mib_at_100k_flows "$(calc "($rss0 + ($held > 0 ? ($rss1 - $rss0) * 100000 / $held : 0)) / 1024")"
+    rec memory pdtt 1 map_mib_idle "$(calc "$maps0 / 1048576")"
+    rec memory pdtt 1 map_mib "$(calc "$maps1 / 1048576")"
+    log "memory: $held flows held, $opened reported open; RSS $((rss0 / 1024)) -> $((rss1 / 1024)) MiB (HWM $((hwm / 1024))); maps $((maps0 / 1048576)) -> $((maps1 / 1048576)) MiB"
+fi
+
+# ---- 4 the user-space event pipeline, no kernel ----
+
+if has_figure pipeline; then
+    log "event pipeline, $PIPE_EVENTS synthetic events on one core"
+    for ((r = 1; r <= PAIRS; r++)); do
+        line=$(taskset -c "$CPU_SERVER" "$PIPELINE" --events "$PIPE_EVENTS") || die "bench-pipeline failed"
+        eps=$(num "pipeline events/s" "$(sed -n 's/.*events_per_s=\([0-9.]*\).*/\1/p' <<<"$line")")
+        rec pipeline pdtt "$r" mevents_per_s "$(calc "$eps / 1e6")"
+        log "pipeline: $line"
+    done
+fi
+
+python3 "$here/summarize.py" "$RAW" "$OUT/summary.csv" "$OUT/summary.md" "$OUT/env.txt" ||
+    die "summarize.py failed"
+cat "$OUT/summary.md"
+log "results in $OUT"
