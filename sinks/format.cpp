@@ -1,6 +1,7 @@
 #include "format.hpp"
 
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 namespace pdtt {
@@ -22,14 +23,29 @@ std::string strftime_str(const std::tm& tm, const char* fmt) {
 
 } // namespace
 
-std::string rfc3339_utc(Timestamp ts) {
+std::string_view rfc3339_utc(Timestamp ts, char (&buf)[32]) {
     long usec = 0;
     std::time_t t = split(ts, usec);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char frac[16];
-    std::snprintf(frac, sizeof frac, ".%06ldZ", usec);
-    return strftime_str(tm, "%Y-%m-%dT%H:%M:%S") + frac;
+    // Records come in bursts within one second: format the second once.
+    thread_local std::time_t cached_t = -1;
+    thread_local char cached[20];
+    if (t != cached_t) {
+        std::tm tm{};
+        gmtime_r(&t, &tm);
+        std::strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_t = t;
+    }
+    std::memcpy(buf, cached, 19);
+    buf[19] = '.';
+    for (int i = 25; i > 19; i--, usec /= 10)
+        buf[i] = static_cast<char>('0' + usec % 10);
+    buf[26] = 'Z';
+    return {buf, 27};
+}
+
+std::string rfc3339_utc(Timestamp ts) {
+    char buf[32];
+    return std::string(rfc3339_utc(ts, buf));
 }
 
 std::string local_datetime(Timestamp ts) {

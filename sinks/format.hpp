@@ -6,11 +6,14 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <string_view>
 
 namespace pdtt {
 
 // "2024-01-15T10:30:00.123456Z"
 std::string rfc3339_utc(Timestamp ts);
+// The same into buf, without allocating: the JSON sink's hot path.
+std::string_view rfc3339_utc(Timestamp ts, char (&buf)[32]);
 
 // "2024-01-15 10:30:00" in the local time zone (header of the per-user files).
 std::string local_datetime(Timestamp ts);

@@ -21,11 +21,11 @@ public:
         line_flush_ = fstat(fileno(out), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
     }
 
-    void flow_open(const FlowRecord& r) override { emit(to_json(r)); }
-    void flow_delta(const FlowRecord& r) override { emit(to_json(r)); }
-    void flow_close(const FlowRecord& r) override { emit(to_json(r)); }
-    void user_report(const UserReport& r) override { emit(to_json(r)); }
-    void agent_stats(const AgentStats& s) override { emit(to_json(s)); }
+    void flow_open(const FlowRecord& r) override { emit(r); }
+    void flow_delta(const FlowRecord& r) override { emit(r); }
+    void flow_close(const FlowRecord& r) override { emit(r); }
+    void user_report(const UserReport& r) override { emit(r); }
+    void agent_stats(const AgentStats& s) override { emit(s); }
 
     void interval_end() override { flush(); }
 
@@ -37,10 +37,21 @@ public:
     uint64_t errors() const override { return errors_; }
 
 private:
-    void emit(const json::object& o) {
-        std::string line = json::serialize(o);
-        line += '\n';
-        if (std::fwrite(line.data(), 1, line.size(), out_) != line.size())
+    // Every record is built in one reused arena and serialised into one
+    // reused buffer: no allocation per record once they are warm.
+    template <typename Record>
+    void emit(const Record& r) {
+        json::monotonic_resource arena(arena_, sizeof(arena_));
+        json::object o = to_json(r, &arena);
+        serializer_.reset(&o);
+        line_.clear();
+        while (!serializer_.done()) {
+            size_t used = line_.size();
+            line_.resize(used + 4096);
+            line_.resize(used + serializer_.read(line_.data() + used, 4096).size());
+        }
+        line_ += '\n';
+        if (std::fwrite(line_.data(), 1, line_.size(), out_) != line_.size())
             failed();
         else if (line_flush_)
             flush();
@@ -52,6 +63,9 @@ private:
     }
 
     std::FILE* out_;
+    alignas(std::max_align_t) unsigned char arena_[16384];
+    json::serializer serializer_;
+    std::string line_;
     bool line_flush_ = false;
     uint64_t errors_ = 0;
 };

@@ -2,6 +2,7 @@
 
 #include "format.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace pdtt {
@@ -18,12 +19,20 @@ json::value seconds(double s) {
     return ms / 1000;
 }
 
-json::object head(const char* type, Timestamp ts) {
-    json::object o;
+json::object head(const char* type, Timestamp ts, const json::storage_ptr& sp) {
+    json::object o(sp);
+    o.reserve(24);   // every record's keys: no rehash while it fills
     o["v"] = 1;
     o["type"] = type;
-    o["ts"] = rfc3339_utc(ts);
+    char buf[32];
+    o["ts"] = rfc3339_utc(ts, buf);
     return o;
+}
+
+// A string field, valid UTF-8 whatever it held; ASCII needs no repair copy.
+json::value text(std::string_view s, const json::storage_ptr& sp) {
+    bool ascii = std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+    return ascii ? json::string(s, sp) : json::string(valid_utf8(s), sp);
 }
 
 void add_counters(json::object& o, const Counters& c) {
@@ -53,19 +62,19 @@ const char* direction_name(Direction d) {
     return "unknown";
 }
 
-json::object to_json(const FlowRecord& r) {
+json::object to_json(const FlowRecord& r, json::storage_ptr sp) {
     const FlowId& id = r.id;
-    json::object o = head(flow_type(r.type), r.ts);
-    o["iface"] = valid_utf8(id.iface);
-    o["user"] = valid_utf8(id.user);
+    json::object o = head(flow_type(r.type), r.ts, sp);
+    o["iface"] = text(id.iface, o.storage());
+    o["user"] = text(id.user, o.storage());
     o["uid"] = id.uid;
     o["pid"] = id.pid ? json::value(*id.pid) : json::value(nullptr);
-    o["comm"] = id.comm ? json::value(valid_utf8(*id.comm)) : json::value(nullptr);
-    o["proto"] = valid_utf8(id.proto);
-    o["family"] = valid_utf8(id.family);
-    o["local"] = valid_utf8(id.local);
+    o["comm"] = id.comm ? text(*id.comm, o.storage()) : json::value(nullptr);
+    o["proto"] = text(id.proto, o.storage());
+    o["family"] = text(id.family, o.storage());
+    o["local"] = text(id.local, o.storage());
     o["lport"] = id.lport;
-    o["remote"] = valid_utf8(id.remote);
+    o["remote"] = text(id.remote, o.storage());
     o["rport"] = id.rport;
     o["direction"] = direction_name(id.direction);
     if (r.type == FlowEvent::open)
@@ -79,19 +88,19 @@ json::object to_json(const FlowRecord& r) {
     return o;
 }
 
-json::object to_json(const UserReport& r) {
-    json::object o = head("user_report", r.ts);
-    o["user"] = valid_utf8(r.user);
+json::object to_json(const UserReport& r, json::storage_ptr sp) {
+    json::object o = head("user_report", r.ts, sp);
+    o["user"] = text(r.user, o.storage());
     o["uid"] = r.uid;
     o["interval_s"] = seconds(r.interval_s);
     add_counters(o, {r.tx_bytes, r.rx_bytes, r.tx_packets, r.rx_packets});
     o["flows"] = r.flows;
-    json::array conns;
+    json::array conns(sp);
     conns.reserve(r.connections.size());
     for (const auto& c : r.connections) {
-        json::object row;
-        row["local"] = valid_utf8(c.local);
-        row["remote"] = valid_utf8(c.remote);
+        json::object row(sp);
+        row["local"] = text(c.local, row.storage());
+        row["remote"] = text(c.remote, row.storage());
         row["tx_bytes"] = c.tx_bytes;
         row["rx_bytes"] = c.rx_bytes;
         conns.push_back(std::move(row));
@@ -100,8 +109,8 @@ json::object to_json(const UserReport& r) {
     return o;
 }
 
-json::object to_json(const AgentStats& s) {
-    json::object o = head("agent_stats", s.ts);
+json::object to_json(const AgentStats& s, json::storage_ptr sp) {
+    json::object o = head("agent_stats", s.ts, sp);
     o["interval_s"] = seconds(s.interval_s);
     o["events"] = s.events;
     o["ring_drops"] = s.ring_drops;

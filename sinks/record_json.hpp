@@ -10,9 +10,10 @@ namespace pdtt {
 
 // "v", "type", "ts" first; strings repaired to valid UTF-8; unknown pid and
 // comm are null.
-boost::json::object to_json(const FlowRecord& r);
-boost::json::object to_json(const UserReport& r);
-boost::json::object to_json(const AgentStats& s);
+// sp: where the object allocates (the JSON sink hands in a reused arena).
+boost::json::object to_json(const FlowRecord& r, boost::json::storage_ptr sp = {});
+boost::json::object to_json(const UserReport& r, boost::json::storage_ptr sp = {});
+boost::json::object to_json(const AgentStats& s, boost::json::storage_ptr sp = {});
 
 const char* direction_name(Direction d);
 
