@@ -335,7 +335,7 @@ po::options_description describe(const std::string& default_config) {
         ("flow-table-size", po::value<std::string>()->value_name("N"),
             "kernel flow table entries, about 200 bytes each when used (default: 262144)")
         ("ring-buffer-mib", po::value<std::string>()->value_name("MIB"),
-            "kernel-to-agent ring buffer, a power of two, locked in memory (default: 8)")
+            "kernel-to-agent ring buffer, a power of two, locked in memory (default: 4)")
         ("help,h", po::bool_switch(), "print this help and exit")
         ("version,V", po::bool_switch(), "print the version and exit");
     // clang-format on

@@ -47,7 +47,7 @@ struct Config {
     std::string syslog_app_name = "pdtt";
     std::chrono::seconds udp_timeout{60};
     uint32_t flow_table_size = 262144;  // kernel flow table entries
-    uint32_t ring_buffer_mib = 8;       // kernel-to-user ring, MiB (power of two)
+    uint32_t ring_buffer_mib = 4;       // kernel-to-user ring, MiB (power of two)
 };
 
 // RFC 5424 facility number of a name ("local0" -> 16); -1 if unknown.

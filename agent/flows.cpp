@@ -55,12 +55,12 @@ Aggregator::Flow Aggregator::make_flow(const pdtt_event& e) {
     FlowId& id = f.id;
     f.udp = e.key.proto == IPPROTO_UDP;
     f.active_ns = e.ts_ns;
-    id.iface = ifname_(e.ifindex);
+    id.iface = intern(ifname_(e.ifindex));
     if (e.uid != PDTT_UID_UNRESOLVED)
         id.uid = e.uid;
     else
         id.uid = resolve_ ? resolve_(e.key) : kUnattributedUid;
-    id.user = names_.name(id.uid);
+    id.user = intern(names_.name(id.uid));
     if (e.pid)
         id.pid = e.pid;
     if (e.comm[0])

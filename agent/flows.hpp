@@ -89,6 +89,7 @@ private:
     };
 
     Flow make_flow(const pdtt_event& e);
+    std::string_view intern(const std::string& s) { return *interned_.insert(s).first; }
     void account(Flow& f, const Counters& delta);
     FlowRecord record(FlowEvent type, const Flow& f, const pdtt_event& e, const Counters& cnt) const;
 
@@ -105,6 +106,7 @@ private:
     FlowMap flows_;
     std::unordered_set<pdtt_flow_key, FlowKeyHash, FlowKeyEq> recently_closed_;
     std::unordered_map<int64_t, User> users_;
+    std::unordered_set<std::string> interned_;   // user and interface names; nodes never move
 };
 
 } // namespace pdtt

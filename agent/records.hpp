@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pdtt {
@@ -43,15 +44,17 @@ inline Counters since(const Counters& now, const Counters& before) {
 
 enum class Direction { unknown, outbound, inbound };
 
-// Identity of one flow as users see it.
+// Identity of one flow as users see it. Names many flows share are views
+// of storage that outlives every record (the aggregator's interned names,
+// or literals): a flow costs its addresses, not copies of its names.
 struct FlowId {
-    std::string iface;
+    std::string_view iface;
     int64_t uid = kUnattributedUid;
-    std::string user;
+    std::string_view user;
     std::optional<uint32_t> pid;   // nullopt: the kernel never ran in the owner
     std::optional<std::string> comm;
-    std::string proto;             // "tcp", "udp"
-    std::string family;            // "ipv4", "ipv6"
+    std::string_view proto;        // "tcp", "udp"
+    std::string_view family;       // "ipv4", "ipv6"
     std::string local;             // printable address
     uint16_t lport = 0;
     std::string remote;

@@ -42,7 +42,7 @@ const volatile __u64 ring_wakeup_bytes = 1 << 20;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20);
+	__uint(max_entries, 4 << 20);	/* the agent sets the size */
 } events SEC(".maps");
 
 struct {
@@ -622,6 +622,11 @@ static __always_inline void handle_state(struct sock *sk, int oldstate, int news
 	struct owner o;
 	__u64 skp = (__u64)sk;
 
+	/* Most transitions (FIN_WAIT*, TIME_WAIT, CLOSE_WAIT, ...) mean nothing
+	 * to us: leave before reading the socket. */
+	if (newstate != TCP_SYN_SENT && newstate != TCP_LISTEN && newstate != TCP_CLOSE &&
+	    !(newstate == TCP_ESTABLISHED && (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)))
+		return;
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return;
 	lk.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);

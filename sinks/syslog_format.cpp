@@ -129,7 +129,7 @@ std::string octet_frame(std::string_view msg) { return std::to_string(msg.size()
 std::string format_flow_close(const Header& h, const FlowRecord& r) {
     const FlowId& id = r.id;
     std::vector<Param> p = params(to_json(r));
-    std::string msg = id.user + ": " + id.proto + " " + endpoint(id.local, id.lport) + " -> " +
+    std::string msg = std::string(id.user) + ": " + std::string(id.proto) + " " + endpoint(id.local, id.lport) + " -> " +
                       endpoint(id.remote, id.rport) + " closed after " + seconds(r.duration_ms / 1000.0) +
                       " s, tx " + human_bytes(r.cnt.tx_bytes) + ", rx " + human_bytes(r.cnt.rx_bytes);
     return format_message(h, r.ts, "flow_close", p, msg);

@@ -571,7 +571,7 @@ BOOST_AUTO_TEST_CASE(example_documents_every_key) {
                              "# stdout = text\n", "# syslog = udp://", "# no-files = false\n",
                              "# xdp-mode = auto\n", "# verbose = false\n", "# syslog-facility = local0\n",
                              "# syslog-app-name = pdtt\n", "# udp-timeout = 60\n",
-                             "# flow-table-size = 262144\n", "# ring-buffer-mib = 8\n"})
+                             "# flow-table-size = 262144\n", "# ring-buffer-mib = 4\n"})
         CHECK_HAS(text, line);
 }
 
@@ -606,7 +606,7 @@ BOOST_AUTO_TEST_CASE(defaults_and_settings) {
     BOOST_TEST(d.syslog_app_name == "pdtt");
     BOOST_TEST(d.udp_timeout.count() == 60);
     BOOST_TEST(d.flow_table_size == 262144u);
-    BOOST_TEST(d.ring_buffer_mib == 8u);
+    BOOST_TEST(d.ring_buffer_mib == 4u);
     const pdtt::Config c = parse({"-i", "eth0", "--syslog-facility", "daemon", "--syslog-app-name", "dtn-agent",
                                   "--udp-timeout", "5", "--flow-table-size", "64", "--ring-buffer-mib", "1"});
     BOOST_TEST(c.syslog_facility == 3);
