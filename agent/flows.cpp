@@ -136,6 +136,7 @@ void Aggregator::on_event(const pdtt_event& e) {
         FlowRecord r = record(FlowEvent::close, f, e, to_counters(e.cnt));
         r.tcp_bytes_acked = e.tcp_bytes_acked;
         r.tcp_bytes_received = e.tcp_bytes_received;
+        r.tcp_bytes_retrans = e.tcp_bytes_retrans;
         r.duration_ms = e.ts_ns > f.open_ns ? (e.ts_ns - f.open_ns) / 1'000'000 : 0;
         for (auto& s : sinks_)
             s->flow_close(r);

@@ -71,6 +71,7 @@ struct FlowRecord {
     Counters cnt;                  // delta: since previous record; close: totals
     uint64_t tcp_bytes_acked = 0;  // close only
     uint64_t tcp_bytes_received = 0;
+    uint64_t tcp_bytes_retrans = 0;  // close only: tx_bytes counts these twice
     uint64_t duration_ms = 0;      // close only
 };
 

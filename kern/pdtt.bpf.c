@@ -161,6 +161,7 @@ static __always_inline void fill_event(struct pdtt_event *e, __u8 type,
 	e->direction = f->direction;
 	e->tcp_bytes_acked = 0;
 	e->tcp_bytes_received = 0;
+	e->tcp_bytes_retrans = 0;
 	__builtin_memcpy(e->comm, f->comm, sizeof(e->comm));
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 }
@@ -608,6 +609,7 @@ static __always_inline void flow_closed(struct sock *sk)
 			fill_event(e, PDTT_EV_FLOW_CLOSE, &k, f);
 			e->tcp_bytes_acked = BPF_CORE_READ(tp, bytes_acked);
 			e->tcp_bytes_received = BPF_CORE_READ(tp, bytes_received);
+			e->tcp_bytes_retrans = BPF_CORE_READ(tp, bytes_retrans);
 			ring_submit(e);
 		} else {
 			unattribute_unreported(f);	/* the record is lost, the bytes are not */

@@ -71,6 +71,7 @@ struct pdtt_event {
 	__u64 open_ns;			/* CLOCK_MONOTONIC at ESTABLISHED */
 	__u64 tcp_bytes_acked;		/* FLOW_CLOSE only: tcp_sock totals */
 	__u64 tcp_bytes_received;
+	__u64 tcp_bytes_retrans;	/* payload the kernel sent again (counted again in tx) */
 	struct pdtt_flow_key key;
 	__u32 uid;
 	__u32 pid;

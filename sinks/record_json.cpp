@@ -83,6 +83,7 @@ json::object to_json(const FlowRecord& r, json::storage_ptr sp) {
     if (r.type == FlowEvent::close) {
         o["tcp_bytes_acked"] = r.tcp_bytes_acked;
         o["tcp_bytes_received"] = r.tcp_bytes_received;
+        o["tcp_bytes_retrans"] = r.tcp_bytes_retrans;
         o["duration_ms"] = r.duration_ms;
     }
     return o;

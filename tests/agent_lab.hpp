@@ -12,6 +12,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -59,6 +60,15 @@ inline bool near(uint64_t got, uint64_t want, double tolerance = 0.01) {
     return d <= tolerance * double(want);
 }
 
+// TCP counts what crossed the wire, so retransmitted payload counts again
+// (SPEC). Sent bytes are checked net of the kernel's own retransmit count
+// (flow_close tcp_bytes_retrans); received duplicates only the peer could
+// count, so received bytes may not fall short but get 10% room above;
+// where no retransmit count is at hand (console text), both get that room.
+inline bool sent_ok(uint64_t tx, uint64_t retrans, uint64_t want) { return near(tx - retrans, want); }
+inline bool wire_ok(uint64_t got, uint64_t want) { return got + want / 100 >= want && got <= want + want / 10; }
+inline bool received_ok(uint64_t rx, uint64_t want) { return wire_ok(rx, want); }
+
 inline std::vector<json::object> parse_lines(const std::string& out) {
     std::vector<json::object> recs;
     std::istringstream in(out);
@@ -75,6 +85,15 @@ inline std::vector<json::object> parse_lines(const std::string& out) {
 inline uint64_t u64(const json::object& o, const char* k) { return json::value_to<uint64_t>(o.at(k)); }
 inline int64_t i64(const json::object& o, const char* k) { return json::value_to<int64_t>(o.at(k)); }
 inline std::string str(const json::object& o, const char* k) { return json::value_to<std::string>(o.at(k)); }
+
+// tcp_bytes_retrans summed over the flow_close records (of one uid).
+inline uint64_t retrans_of(const std::vector<json::object>& recs, std::optional<int64_t> uid = {}) {
+    uint64_t sum = 0;
+    for (const auto& r : recs)
+        if (str(r, "type") == "flow_close" && (!uid || i64(r, "uid") == *uid))
+            sum += u64(r, "tcp_bytes_retrans");
+    return sum;
+}
 
 // Two namespaces joined by veth; the agent side is "host", the servers are in
 // "peer". Members are destroyed in reverse: processes, then links, then users.

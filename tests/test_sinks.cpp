@@ -382,7 +382,7 @@ BOOST_AUTO_TEST_CASE(every_record_type_has_its_keys_in_order) {
     std::vector<K> expected = {
         cat({"v", "type"}, id),
         cat(cat({"v", "type"}, id), cnt),
-        cat(cat(cat({"v", "type"}, id), cnt), {"tcp_bytes_acked", "tcp_bytes_received", "duration_ms"}),
+        cat(cat(cat({"v", "type"}, id), cnt), {"tcp_bytes_acked", "tcp_bytes_received", "tcp_bytes_retrans", "duration_ms"}),
         cat(cat({"v", "type", "ts", "user", "uid", "interval_s"}, cnt), {"flows", "connections"}),
         {"v", "type", "ts", "interval_s", "events", "ring_drops", "flow_table_full", "aux_table_full",
          "flows_active", "flow_table_size", "sink_errors", "interfaces_missing"},
