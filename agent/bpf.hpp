@@ -60,7 +60,6 @@ public:
     uint32_t flow_capacity() const { return opts_.flow_entries; }
     Counters unattributed() const;   // summed over CPUs, since load
     StatArray stats() const;         // summed over CPUs, since load
-    pdtt_bpf* skeleton() const { return skel_; }
 
 private:
     void load(bool btf_tracepoint);

@@ -47,7 +47,11 @@ void RingReader::stop() {
 int RingReader::on_sample(void* ctx, void* data, size_t size) {
     auto* self = static_cast<RingReader*>(ctx);
     if (size < sizeof(pdtt_event)) {
-        self->malformed_++;
+        // Only a kernel object built from another pdtt.h can send this.
+        if (!self->warned_short_)
+            log::warn("ring record of " + std::to_string(size) + " bytes, expected " +
+                      std::to_string(sizeof(pdtt_event)) + ": agent and BPF object disagree; skipped");
+        self->warned_short_ = true;
         return 0;
     }
     pdtt_event e;

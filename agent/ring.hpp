@@ -32,7 +32,6 @@ public:
     // Consumes everything in the ring now; returns the number of records.
     size_t drain();
     uint64_t consumed() const { return consumed_; }
-    uint64_t malformed() const { return malformed_; }
 
 private:
     static int on_sample(void* ctx, void* data, size_t size);
@@ -45,7 +44,7 @@ private:
     std::chrono::milliseconds period_;
     Handler handler_;
     uint64_t consumed_ = 0;
-    uint64_t malformed_ = 0;
+    bool warned_short_ = false;
     bool running_ = false;
 };
 
