@@ -95,18 +95,12 @@ struct {
 	__type(value, struct owner);
 } listeners SEC(".maps");
 
-struct udp_owner_key {
-	__u32 netns;
-	__u16 port;	/* local port, host order */
-	__u16 pad;
-};
-
 /* Owners of local UDP ports: learnt from senders here, and kept by the
  * agent from the socket table for receivers that never sent. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct udp_owner_key);
+	__type(key, struct pdtt_udp_owner_key);
 	__type(value, __u32);
 } udp_owners SEC(".maps");
 
@@ -426,9 +420,9 @@ static __always_inline struct pdtt_flow *udp_flow_create(const struct pdtt_flow_
 	return bpf_map_lookup_elem(&flows, k);	/* EEXIST: another CPU won */
 }
 
-static __always_inline struct udp_owner_key udp_owner_key(const struct pdtt_flow_key *k)
+static __always_inline struct pdtt_udp_owner_key udp_owner_key(const struct pdtt_flow_key *k)
 {
-	struct udp_owner_key ok = { .netns = k->netns, .port = k->lport };
+	struct pdtt_udp_owner_key ok = { .netns = k->netns, .port = k->lport };
 
 	return ok;
 }
@@ -457,7 +451,7 @@ int pdtt_xdp(struct xdp_md *ctx)
 			/* Only a datagram some local socket will receive opens a flow:
 			 * a flood to closed ports must not fill the table. */
 			struct bpf_sock_tuple t = {};
-			struct udp_owner_key ok = udp_owner_key(&k);
+			struct pdtt_udp_owner_key ok = udp_owner_key(&k);
 			struct bpf_sock *sk;
 			__u32 *uid;
 
@@ -503,7 +497,7 @@ int pdtt_egress(struct __sk_buff *skb)
 		/* A local UDP sender: its socket's owner is on the skb. Forwarded
 		 * packets have no socket and stay unattributed. */
 		if (!f && p.proto == IPPROTO_UDP && skb->sk) {
-			struct udp_owner_key ok = udp_owner_key(&k);
+			struct pdtt_udp_owner_key ok = udp_owner_key(&k);
 			__u32 uid = bpf_get_socket_uid(skb);
 
 			bpf_map_update_elem(&udp_owners, &ok, &uid, BPF_ANY);

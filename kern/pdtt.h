@@ -83,6 +83,14 @@ struct pdtt_event {
 	__u8 pad[4];
 };
 
+/* Key of the udp_owners map: who owns a local UDP port. The agent writes
+ * it too, for receivers that never sent. */
+struct pdtt_udp_owner_key {
+	__u32 netns;
+	__u16 port;	/* local port, host order */
+	__u16 pad;
+};
+
 /* Indexes of the per-CPU loss and health counters (stats map). */
 enum pdtt_stat {
 	PDTT_STAT_RB_DROPS = 0,		/* ring buffer reservation failed */
