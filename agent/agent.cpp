@@ -34,7 +34,7 @@ Timestamp wall_now() { return std::chrono::time_point_cast<std::chrono::microsec
 uint32_t netns_inode() {
     struct stat st{};
     if (::stat("/proc/self/ns/net", &st) != 0)
-        throw Error(kExitRuntime, "pdtt-agent: cannot read /proc/self/ns/net: " + std::string(std::strerror(errno)));
+        throw Error(kExitRuntime, "cannot read /proc/self/ns/net: " + std::string(std::strerror(errno)));
     return static_cast<uint32_t>(st.st_ino);
 }
 
@@ -49,13 +49,13 @@ void check_privileges() {
                (has_cap(data, kCapBpf) && has_cap(data, kCapPerfmon));
     if (!bpf || !has_cap(data, kCapNetAdmin))
         throw Error(kExitPrivilege,
-                    "pdtt-agent: missing privilege: run as root, or grant CAP_BPF, CAP_PERFMON and "
+                    "missing privilege: run as root, or grant CAP_BPF, CAP_PERFMON and "
                     "CAP_NET_ADMIN (e.g. AmbientCapabilities= in the systemd unit)");
 }
 
 void check_btf() {
     if (::access("/sys/kernel/btf/vmlinux", R_OK) != 0)
-        throw Error(kExitPrivilege, "pdtt-agent: the kernel has no BTF at /sys/kernel/btf/vmlinux: "
+        throw Error(kExitPrivilege, "the kernel has no BTF at /sys/kernel/btf/vmlinux: "
                                     "boot a kernel built with CONFIG_DEBUG_INFO_BTF=y");
 }
 
@@ -68,7 +68,7 @@ int resolve_interface(const std::string& name) {
             names += (names.empty() ? "" : ", ") + std::string(i->if_name);
         ::if_freenameindex(all);
     }
-    throw Error(kExitUsage, "pdtt-agent: interface '" + name + "' does not exist; interfaces here: " + names);
+    throw Error(kExitUsage, "interface '" + name + "' does not exist; interfaces here: " + names);
 }
 
 Agent::Agent(const Config& cfg)

@@ -19,15 +19,13 @@ namespace pdtt {
 
 namespace {
 
-// TCX attach types (Linux 6.6); libbpf 1.1's headers predate them.
-constexpr int kBpfTcxEgress = 47;
 // clsact fallback: a handle and priority no other tool is likely to use.
 constexpr uint32_t kTcHandle = 0x7064;   // "pd"
 constexpr uint32_t kTcPriority = 0x7474; // "tt"
 
 std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
 
-[[noreturn]] void fail(int code, const std::string& msg) { throw Error(code, "pdtt-agent: " + msg); }
+[[noreturn]] void fail(int code, const std::string& msg) { throw Error(code, msg); }
 
 int exit_code_for(int err) {
     err = err < 0 ? -err : err;
@@ -182,7 +180,7 @@ std::unique_ptr<Attachment> Bpf::attach_xdp(const std::string& ifname, int ifind
 
 std::unique_ptr<Attachment> Bpf::attach_egress(const std::string& ifname, int ifindex) {
     int prog = bpf_program__fd(skel_->progs.pdtt_egress);
-    int fd = bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(kBpfTcxEgress), nullptr);
+    int fd = bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(PDTT_BPF_TCX_EGRESS), nullptr);
     if (fd >= 0)
         return std::make_unique<LinkAttachment>(Fd(fd), "tcx/egress on " + ifname);
     int err = errno;

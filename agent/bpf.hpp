@@ -29,8 +29,8 @@ public:
 
 struct BpfOptions {
     uint32_t target_netns = 0;       // inode of the monitored namespace
-    uint32_t flow_entries = 262144;  // kernel flow table capacity
-    uint32_t ring_bytes = 4u << 20;  // ring buffer size, a power of two
+    uint32_t flow_entries = PDTT_DEFAULT_FLOW_ENTRIES;  // kernel flow table capacity
+    uint32_t ring_bytes = PDTT_DEFAULT_RING_MIB << 20;  // ring buffer size, a power of two
 };
 
 using StatArray = std::array<uint64_t, PDTT_STAT_MAX>;

@@ -25,11 +25,10 @@ namespace {
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
 
-constexpr std::string_view kProg = "pdtt-agent";
 constexpr std::size_t kMaxIfName = 15;   // IFNAMSIZ - 1
 
 [[noreturn]] void usage_error(const std::string& message) {
-    throw Error(kExitUsage, std::string(kProg) + ": " + message);
+    throw Error(kExitUsage, message);
 }
 
 bool all_digits(std::string_view s);
@@ -381,7 +380,7 @@ std::optional<Config> parse_config(int argc, const char* const argv[], std::ostr
         return std::nullopt;
     }
     if (vm["version"].as<bool>()) {
-        out << kProg << " " PDTT_VERSION "\n";
+        out << kProgramName << " " PDTT_VERSION "\n";
         return std::nullopt;
     }
 

@@ -2,33 +2,18 @@
 // Precedence: command line, then config file, then defaults.
 #pragma once
 
+#include "errors.hpp"
+#include "pdtt.h"
+
 #include <chrono>
 #include <cstdint>
 #include <iosfwd>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace pdtt {
-
-// Exit statuses of SPEC.
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitRuntime = 1;
-inline constexpr int kExitUsage = 2;
-inline constexpr int kExitPrivilege = 3;
-
-// A one-line, user-facing error and the exit status it maps to.
-class Error : public std::runtime_error {
-public:
-    Error(int exit_code, const std::string& message)
-        : std::runtime_error(message), exit_code_(exit_code) {}
-    int exit_code() const { return exit_code_; }
-
-private:
-    int exit_code_;
-};
 
 enum class StdoutMode { text, json, none };
 enum class XdpMode { automatic, native, generic };
@@ -46,8 +31,8 @@ struct Config {
     int syslog_facility = 16;           // local0
     std::string syslog_app_name = "pdtt";
     std::chrono::seconds udp_timeout{60};
-    uint32_t flow_table_size = 262144;  // kernel flow table entries
-    uint32_t ring_buffer_mib = 4;       // kernel-to-user ring, MiB (power of two)
+    uint32_t flow_table_size = PDTT_DEFAULT_FLOW_ENTRIES;  // kernel flow table entries
+    uint32_t ring_buffer_mib = PDTT_DEFAULT_RING_MIB;  // kernel-to-user ring, MiB (power of two)
 };
 
 // RFC 5424 facility number of a name ("local0" -> 16); -1 if unknown.

@@ -1,6 +1,8 @@
 // Agent logging: one line per message on stderr; debug only with -v.
 #pragma once
 
+#include "errors.hpp"
+
 #include <cstdio>
 #include <string>
 
@@ -12,7 +14,7 @@ inline bool& verbose() {
 }
 
 inline void line(const char* level, const std::string& msg) {
-    std::fprintf(stderr, "pdtt-agent: %s%s\n", level, msg.c_str());
+    std::fprintf(stderr, "%.*s: %s%s\n", int(kProgramName.size()), kProgramName.data(), level, msg.c_str());
 }
 inline void debug(const std::string& msg) {
     if (verbose())

@@ -13,10 +13,10 @@ int main(int argc, char** argv) {
         pdtt::Agent agent(*cfg);
         return agent.run();
     } catch (const pdtt::Error& e) {
-        std::cerr << e.what() << '\n';
+        std::cerr << pdtt::error_line(e.what()) << '\n';
         return e.exit_code();
     } catch (const std::exception& e) {
-        std::cerr << "pdtt-agent: " << e.what() << '\n';
+        std::cerr << pdtt::error_line(e.what()) << '\n';
         return pdtt::kExitRuntime;
     }
 }

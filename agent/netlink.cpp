@@ -18,12 +18,12 @@ LinkMonitor::LinkMonitor(boost::asio::io_context& io, Handler handler)
     : sock_(io), handler_(std::move(handler)), buf_(1 << 16) {
     Fd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE));
     if (!fd)
-        throw Error(kExitRuntime, std::string("pdtt-agent: netlink socket: ") + std::strerror(errno));
+        throw Error(kExitRuntime, std::string("netlink socket: ") + std::strerror(errno));
     sockaddr_nl sa{};
     sa.nl_family = AF_NETLINK;
     sa.nl_groups = RTMGRP_LINK;
     if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
-        throw Error(kExitRuntime, std::string("pdtt-agent: netlink bind: ") + std::strerror(errno));
+        throw Error(kExitRuntime, std::string("netlink bind: ") + std::strerror(errno));
     sock_.assign(fd.release());
 }
 

@@ -16,12 +16,12 @@ RingReader::RingReader(boost::asio::io_context& io, int ring_map_fd, Handler han
     : epoll_(io), timer_(io), period_(drain_period), handler_(std::move(handler)) {
     rb_ = ring_buffer__new(ring_map_fd, &RingReader::on_sample, this, nullptr);
     if (!rb_)
-        throw Error(kExitRuntime, std::string("pdtt-agent: cannot map the ring buffer: ") + std::strerror(errno));
+        throw Error(kExitRuntime, std::string("cannot map the ring buffer: ") + std::strerror(errno));
     // Both libbpf and Asio close what they own: give Asio its own copy.
     int fd = ::dup(ring_buffer__epoll_fd(rb_));
     if (fd < 0) {
         ring_buffer__free(rb_);
-        throw Error(kExitRuntime, std::string("pdtt-agent: dup: ") + std::strerror(errno));
+        throw Error(kExitRuntime, std::string("dup: ") + std::strerror(errno));
     }
     epoll_.assign(fd);
 }

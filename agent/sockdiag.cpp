@@ -25,7 +25,7 @@ namespace pdtt {
 namespace {
 
 [[noreturn]] void fail(const std::string& what) {
-    throw Error(kExitRuntime, "pdtt-agent: sock_diag: " + what + ": " + std::strerror(errno));
+    throw Error(kExitRuntime, "sock_diag: " + what + ": " + std::strerror(errno));
 }
 
 // Calls fn for every socket of `family` and `protocol` in one of `states` (a bitmask).

@@ -42,13 +42,13 @@ const volatile __u64 ring_wakeup_bytes = 1 << 20;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20);	/* the agent sets the size */
+	__uint(max_entries, PDTT_DEFAULT_RING_MIB << 20);	/* the agent sets the size */
 } events SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 262144);
+	__uint(max_entries, PDTT_DEFAULT_FLOW_ENTRIES);
 	__type(key, struct pdtt_flow_key);
 	__type(value, struct pdtt_flow);
 } flows SEC(".maps");

@@ -17,6 +17,14 @@
 
 #define PDTT_COMM_LEN 16
 
+/* Defaults of the sizes the agent sets between open and load. */
+#define PDTT_DEFAULT_FLOW_ENTRIES 262144	/* flows map, --flow-table-size */
+#define PDTT_DEFAULT_RING_MIB 4			/* events ring, --ring-buffer-mib */
+
+/* TCX attach types (Linux 6.6); libbpf 1.1's headers predate them. */
+#define PDTT_BPF_TCX_INGRESS 46
+#define PDTT_BPF_TCX_EGRESS 47
+
 /* Ring buffer record kinds. */
 enum pdtt_event_type {
 	PDTT_EV_FLOW_OPEN = 1,	/* first packet of a flow crossed a monitored interface */

@@ -19,13 +19,13 @@ public:
         std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : prefix_.substr(0, slash);
         struct stat st{};
         if (stat(dir.c_str(), &st) != 0)
-            throw Error(kExitUsage, "pdtt-agent: log directory " + dir +
+            throw Error(kExitUsage, "log directory " + dir +
                                         " does not exist (create it or use -l PREFIX)");
         if (!S_ISDIR(st.st_mode))
-            throw Error(kExitUsage, "pdtt-agent: log directory " + dir +
+            throw Error(kExitUsage, "log directory " + dir +
                                         " is not a directory (use -l PREFIX)");
         if (access(dir.c_str(), W_OK) != 0)
-            throw Error(kExitUsage, "pdtt-agent: log directory " + dir +
+            throw Error(kExitUsage, "log directory " + dir +
                                         " is not writable (fix its permissions or use -l PREFIX)");
     }
 

@@ -56,7 +56,7 @@ typename Protocol::resolver::results_type resolve_now(asio::io_context& io, cons
     error_code ec;
     auto results = resolver.resolve(t.host, t.port, asio::ip::resolver_base::numeric_service, ec);
     if (ec)
-        throw Error(kExitUsage, "pdtt-agent: syslog host '" + t.host + "' does not resolve: " + ec.message());
+        throw Error(kExitUsage, "syslog host '" + t.host + "' does not resolve: " + ec.message());
     return results;
 }
 

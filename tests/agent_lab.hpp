@@ -4,6 +4,7 @@
 #pragma once
 
 #include "netns.hpp"
+#include "pdtt.h"
 
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
@@ -24,7 +25,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 inline constexpr const char* kPort = "5001";
-inline constexpr int kBpfTcxEgress = 47;   // libbpf 1.1 headers predate TCX
 inline constexpr uint64_t kTrafficHeader = 16;   // pdtt-traffic's per-connection header, payload too
 
 // What one per-user file says.
@@ -178,7 +178,7 @@ struct Lab {
             left += "xdp ";
         EnterNetns in(host);
         LIBBPF_OPTS(bpf_prog_query_opts, q);
-        if (bpf_prog_query_opts(ifindex, static_cast<bpf_attach_type>(kBpfTcxEgress), &q) == 0 &&
+        if (bpf_prog_query_opts(ifindex, static_cast<bpf_attach_type>(PDTT_BPF_TCX_EGRESS), &q) == 0 &&
             q.prog_cnt > 0)
             left += "tcx ";
         if (net.find("pdtt") != std::string::npos || net.find("bpf") != std::string::npos)

@@ -64,7 +64,7 @@ std::string usage_error(const Args& args, const std::string& default_config = kN
     try {
         run(args, default_config);
     } catch (const pdtt::Error& e) {
-        const std::string msg = e.what();
+        const std::string msg = pdtt::error_line(e.what());
         BOOST_TEST(e.exit_code() == pdtt::kExitUsage, "exit code for " << joined(args));
         BOOST_TEST(msg.starts_with("pdtt-agent: "), "prefix of: " << msg);
         BOOST_TEST(msg.find('\n') == std::string::npos, "one line: " << msg);

@@ -336,7 +336,7 @@ BOOST_AUTO_TEST_CASE(constructor_rejects_missing_directory) {
         BOOST_FAIL("no error for a missing directory");
     } catch (const Error& e) {
         BOOST_TEST(e.exit_code() == kExitUsage);
-        BOOST_TEST(std::string(e.what()) ==
+        BOOST_TEST(error_line(e.what()) ==
                    "pdtt-agent: log directory " + missing + " does not exist (create it or use -l PREFIX)");
     }
 }

@@ -13,7 +13,7 @@ packages=(
     build-essential cmake pkg-config clang llvm
     libbpf-dev libelf-dev zlib1g-dev bpftool
     libboost1.81-dev libboost-program-options1.81-dev
-    libboost-test1.81-dev libboost-json1.81-dev
+    libboost-test1.81-dev libboost-json1.81-dev ccache
     # run and test: namespaces, veth, traffic, users
     iproute2 passwd procps util-linux python3 jq
     # syslog tests: a real receiver
