@@ -35,7 +35,8 @@ function(bpf_object name source)
   get_filename_component(srcdir ${src} DIRECTORY)
   set(obj ${BPF_GEN_DIR}/${name}.bpf.o)
   set(skel ${BPF_GEN_DIR}/${name}.skel.h)
-  file(GLOB headers ${srcdir}/*.h)
+  # Subdirectories (lib/) too; CONFIGURE_DEPENDS re-globs at build time, so a new header counts.
+  file(GLOB_RECURSE headers CONFIGURE_DEPENDS ${srcdir}/*.h)
   add_custom_command(
     OUTPUT ${obj}
     COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${BPF_TARGET_ARCH}
