@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Packets counted into the flows map, or as unattributed when none matches. */
+#ifndef PDTT_LIB_FLOW_H
+#define PDTT_LIB_FLOW_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "pdtt.h"
+#include "maps.h"
+#include "ring.h"
+#include "pkt.h"
+
+static __always_inline void emit_open(const struct pdtt_flow_key *k, struct pdtt_flow *f)
+{
+	struct pdtt_event *e;
+
+	/* Only the first packet on any CPU wins; the rest skip the event. */
+	if (f->seen || __sync_val_compare_and_swap(&f->seen, 0, 1) != 0)
+		return;
+	e = ring_reserve();
+	if (!e)
+		return;
+	fill_event(e, PDTT_EV_FLOW_OPEN, k, f);
+	ring_submit(e);
+}
+
+/* Normalised key of a parsed packet: "local" is this host. */
+static __always_inline void packet_key(const struct pkt *p, int egress, struct pdtt_flow_key *k)
+{
+	if (egress) {
+		__builtin_memcpy(k->laddr, p->saddr, 16);
+		__builtin_memcpy(k->raddr, p->daddr, 16);
+		k->lport = p->sport;
+		k->rport = p->dport;
+	} else {
+		__builtin_memcpy(k->laddr, p->daddr, 16);
+		__builtin_memcpy(k->raddr, p->saddr, 16);
+		k->lport = p->dport;
+		k->rport = p->sport;
+	}
+	k->proto = p->proto;
+	k->netns = target_netns;
+}
+
+/* Add one packet to its flow, or (f == NULL) to the unattributed counters. */
+static __always_inline void account(struct pdtt_flow *f, const struct pdtt_flow_key *k,
+				    const struct pkt *p, int egress, __u64 segs, __u32 ifindex)
+{
+	struct pdtt_counters *u;
+	__u32 zero = 0;
+
+	if (f) {
+		if (egress) {
+			__sync_fetch_and_add(&f->cnt.tx_bytes, p->payload);
+			__sync_fetch_and_add(&f->cnt.tx_packets, segs);
+		} else {
+			__sync_fetch_and_add(&f->cnt.rx_bytes, p->payload);
+			__sync_fetch_and_add(&f->cnt.rx_packets, segs);
+		}
+		if (f->ifindex != ifindex)
+			f->ifindex = ifindex;
+		emit_open(k, f);
+		return;
+	}
+
+	u = bpf_map_lookup_elem(&unattributed, &zero);
+	if (!u)
+		return;
+	if (egress) {
+		u->tx_bytes += p->payload;
+		u->tx_packets += segs;
+	} else {
+		u->rx_bytes += p->payload;
+		u->rx_packets += segs;
+	}
+}
+
+#endif /* PDTT_LIB_FLOW_H */
