@@ -229,7 +229,7 @@ int64_t Agent::resolve_udp(const pdtt_flow_key& k) {
     if (!uid)
         return kUnattributedUid;
     // Teach the kernel side, so the port's next peers are attributed there.
-    pdtt_udp_owner_key owner_key{k.netns, k.lport, 0};
+    pdtt_port_key owner_key{k.netns, k.lport, 0};
     bpf_map_update_elem(bpf_->udp_owners_fd(), &owner_key, &*uid, BPF_ANY);
     return *uid;
 }

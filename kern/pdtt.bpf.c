@@ -84,7 +84,7 @@ int pdtt_egress(struct __sk_buff *skb)
 
 static __always_inline void handle_state(struct sock *sk, int oldstate, int newstate)
 {
-	struct listen_key lk = {};
+	struct pdtt_port_key lk = {};
 	struct owner o;
 	__u64 skp = (__u64)sk;
 

@@ -91,10 +91,11 @@ struct pdtt_event {
 	__u8 pad[4];
 };
 
-/* Key of the udp_owners map: who owns a local UDP port. The agent writes
- * it too, for receivers that never sent. */
-struct pdtt_udp_owner_key {
-	__u32 netns;
+/* A local port in one namespace: key of listeners (who called listen())
+ * and of udp_owners (who owns a UDP port; the agent writes it too, for
+ * receivers that never sent). */
+struct pdtt_port_key {
+	__u32 netns;	/* inode number of the network namespace */
 	__u16 port;	/* local port, host order */
 	__u16 pad;
 };

@@ -293,7 +293,7 @@ struct Reset {
             BOOST_TEST_REQUIRE(bpf_map_update_elem(b.stats_fd(), &i, zero_u64.data(), BPF_ANY) == 0,
                                "stats cleared");
         b.drain();
-        pdtt_udp_owner_key okey{};
+        pdtt_port_key okey{};
         while (bpf_map_get_next_key(b.udp_owners_fd(), nullptr, &okey) == 0)
             BOOST_TEST_REQUIRE(bpf_map_delete_elem(b.udp_owners_fd(), &okey) == 0, "udp_owners cleared");
 
@@ -866,7 +866,7 @@ BOOST_FIXTURE_TEST_CASE(egress_udp_opens_a_flow_owned_by_the_sending_socket, Res
     BOOST_TEST(ev[0].uid == ::getuid());
 
     // The sender's port is now known to belong to it.
-    pdtt_udp_owner_key ok{kNetns, udp4_unknown.key.lport, 0};
+    pdtt_port_key ok{kNetns, udp4_unknown.key.lport, 0};
     __u32 uid = 12345;
     BOOST_TEST_REQUIRE(bpf_map_lookup_elem(bpf().udp_owners_fd(), &ok, &uid) == 0, "owner of the local port learnt");
     BOOST_TEST(uid == ::getuid());
@@ -894,7 +894,7 @@ BOOST_FIXTURE_TEST_CASE(ingress_udp_to_a_bound_socket_opens_a_flow, Reset)
 
     // With the port's owner known (learnt from a send, or set by the agent),
     // a new peer's flow carries it at once.
-    pdtt_udp_owner_key ok{kNetns, rx.port, 0};
+    pdtt_port_key ok{kNetns, rx.port, 0};
     __u32 owner = 4321;
     BOOST_TEST_REQUIRE(bpf_map_update_elem(bpf().udp_owners_fd(), &ok, &owner, BPF_ANY) == 0);
     const Known other_peer{"udp4 from another peer",

@@ -52,17 +52,11 @@ struct {
 	__type(value, struct owner);
 } connecting SEC(".maps");
 
-struct listen_key {
-	__u32 netns;
-	__u16 port;
-	__u16 pad;
-};
-
 /* Passive opens are attributed to the process that called listen(). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, struct listen_key);
+	__type(key, struct pdtt_port_key);
 	__type(value, struct owner);
 } listeners SEC(".maps");
 
@@ -71,7 +65,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct pdtt_udp_owner_key);
+	__type(key, struct pdtt_port_key);
 	__type(value, __u32);
 } udp_owners SEC(".maps");
 

@@ -24,7 +24,7 @@ static __always_inline void flow_established(struct sock *sk, int oldstate)
 		f.direction = PDTT_DIR_OUTBOUND;
 		o = bpf_map_lookup_elem(&connecting, &skp);
 	} else {
-		struct listen_key lk = { .netns = k.netns, .port = k.lport };
+		struct pdtt_port_key lk = { .netns = k.netns, .port = k.lport };
 
 		f.direction = PDTT_DIR_INBOUND;
 		o = bpf_map_lookup_elem(&listeners, &lk);

@@ -33,9 +33,9 @@ static __always_inline struct pdtt_flow *udp_flow_create(const struct pdtt_flow_
 	return bpf_map_lookup_elem(&flows, k);	/* EEXIST: another CPU won */
 }
 
-static __always_inline struct pdtt_udp_owner_key udp_owner_key(const struct pdtt_flow_key *k)
+static __always_inline struct pdtt_port_key udp_owner_key(const struct pdtt_flow_key *k)
 {
-	struct pdtt_udp_owner_key ok = { .netns = k->netns, .port = k->lport };
+	struct pdtt_port_key ok = { .netns = k->netns, .port = k->lport };
 
 	return ok;
 }
@@ -46,7 +46,7 @@ static __always_inline struct pdtt_flow *udp_rx_flow(struct xdp_md *ctx,
 						      const struct pdtt_flow_key *k)
 {
 	struct bpf_sock_tuple t = {};
-	struct pdtt_udp_owner_key ok = udp_owner_key(k);
+	struct pdtt_port_key ok = udp_owner_key(k);
 	struct bpf_sock *sk;
 	__u32 *uid;
 
@@ -75,7 +75,7 @@ static __always_inline struct pdtt_flow *udp_rx_flow(struct xdp_md *ctx,
 static __always_inline struct pdtt_flow *udp_tx_flow(struct __sk_buff *skb,
 						      const struct pdtt_flow_key *k)
 {
-	struct pdtt_udp_owner_key ok = udp_owner_key(k);
+	struct pdtt_port_key ok = udp_owner_key(k);
 	__u32 uid = bpf_get_socket_uid(skb);
 
 	bpf_map_update_elem(&udp_owners, &ok, &uid, BPF_ANY);
