@@ -200,7 +200,7 @@ std::unique_ptr<Attachment> Bpf::attach_egress(const std::string& ifname, int if
 
 void Bpf::sweep() {
     LIBBPF_OPTS(bpf_test_run_opts, run);
-    if (int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.pdtt_sweep), &run))
+    if (int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.pdtt_emit_deltas), &run))
         log::warn("flow sweep failed: " + errstr(err));
 }
 

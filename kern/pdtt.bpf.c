@@ -6,8 +6,8 @@
  * ESTABLISHED (owner uid, pid and comm) and emits FLOW_CLOSE at CLOSE.
  * XDP (ingress) and tc (egress) only add to that entry's counters; the
  * first packet that crosses a monitored interface emits FLOW_OPEN, so flows
- * that never touch one stay silent. Byte deltas come from pdtt_sweep, a
- * program the agent runs once per tick: the packet path never emits a
+ * that never touch one stay silent. Byte deltas come from pdtt_emit_deltas,
+ * a program the agent runs once per tick: the packet path never emits a
  * record per packet.
  *
  * This file holds the programs; lib/ holds their helpers, one concern per
@@ -141,10 +141,10 @@ int pdtt_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 	return 0;
 }
 
-/* ---- periodic sweep, run by the agent with BPF_PROG_TEST_RUN ---- */
+/* ---- byte deltas, run by the agent each tick with BPF_PROG_TEST_RUN ---- */
 
-static long sweep_one(struct bpf_map *map, struct pdtt_flow_key *k,
-		      struct pdtt_flow *f, void *ctx)
+static long emit_delta(struct bpf_map *map, struct pdtt_flow_key *k,
+		       struct pdtt_flow *f, void *ctx)
 {
 	struct pdtt_counters now;
 	struct pdtt_event *e;
@@ -170,9 +170,9 @@ static long sweep_one(struct bpf_map *map, struct pdtt_flow_key *k,
 }
 
 SEC("syscall")
-int pdtt_sweep(void *ctx)
+int pdtt_emit_deltas(void *ctx)
 {
-	bpf_for_each_map_elem(&flows, sweep_one, NULL, 0);
+	bpf_for_each_map_elem(&flows, emit_delta, NULL, 0);
 	return 0;
 }
 

@@ -28,7 +28,7 @@
 /* Ring buffer record kinds. */
 enum pdtt_event_type {
 	PDTT_EV_FLOW_OPEN = 1,	/* first packet of a flow crossed a monitored interface */
-	PDTT_EV_FLOW_DELTA = 2,	/* periodic sweep: cumulative counters moved */
+	PDTT_EV_FLOW_DELTA = 2,	/* pdtt_emit_deltas, each tick: counters moved */
 	PDTT_EV_FLOW_CLOSE = 3,	/* socket reached TCP_CLOSE; counters are totals */
 };
 
