@@ -38,6 +38,27 @@ uint32_t netns_inode() {
     return static_cast<uint32_t>(st.st_ino);
 }
 
+// The sinks know their own settings, not the agent's Config.
+SinkSettings sink_settings(const Config& cfg) {
+    SinkSettings s;
+    s.files = cfg.files;
+    s.log_prefix = cfg.log_prefix;
+    switch (cfg.stdout_mode) {
+    case StdoutMode::text:
+        s.console = ConsoleFormat::text;
+        break;
+    case StdoutMode::json:
+        s.console = ConsoleFormat::json;
+        break;
+    case StdoutMode::none:
+        s.console = ConsoleFormat::none;
+        break;
+    }
+    for (const auto& url : cfg.syslog)
+        s.syslog.push_back({url, cfg.syslog_facility, cfg.syslog_app_name});
+    return s;
+}
+
 } // namespace
 
 void check_privileges() {
@@ -90,7 +111,7 @@ Agent::Agent(const Config& cfg)
         ifaces_.push_back(std::move(i));
     }
 
-    sinks_ = make_sinks(cfg_, io_);
+    sinks_ = make_sinks(sink_settings(cfg_), io_);
 
     BpfOptions opts;
     opts.target_netns = netns_inode();
