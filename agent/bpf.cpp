@@ -27,11 +27,6 @@ std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
 
 [[noreturn]] void fail(int code, const std::string& msg) { throw Error(code, msg); }
 
-int exit_code_for(int err) {
-    err = err < 0 ? -err : err;
-    return (err == EPERM || err == EACCES) ? kExitPrivilege : kExitRuntime;
-}
-
 class LinkAttachment : public Attachment {
 public:
     LinkAttachment(Fd fd, std::string what) : fd_(std::move(fd)), what_(std::move(what)) {}
@@ -44,12 +39,11 @@ private:
 
 class LibbpfLinkAttachment : public Attachment {
 public:
-    LibbpfLinkAttachment(bpf_link* l, std::string what) : link_(l), what_(std::move(what)) {}
-    ~LibbpfLinkAttachment() override { bpf_link__destroy(link_); }
+    LibbpfLinkAttachment(BpfLink l, std::string what) : link_(std::move(l)), what_(std::move(what)) {}
     std::string describe() const override { return what_; }
 
 private:
-    bpf_link* link_;
+    BpfLink link_;
     std::string what_;
 };
 
@@ -99,40 +93,28 @@ void install_libbpf_logger() { libbpf_set_print(libbpf_print); }
 
 Bpf::Bpf(const BpfOptions& opts) : opts_(opts) {
     try {
-        load(true);
+        skel_ = load(true);
     } catch (const Error& first) {
         // tp_btf needs the tracepoint in vmlinux BTF; the classic one does not.
         log::debug(std::string("tp_btf load failed, trying the classic tracepoint: ") + first.what());
         try {
-            load(false);
+            skel_ = load(false);
         } catch (const Error&) {
             throw first;
         }
+        btf_tracepoint_ = false;
     }
 }
 
-Bpf::~Bpf() {
-    tracepoint_.reset();
-    pdtt_bpf__destroy(skel_);
-}
-
-void Bpf::load(bool btf_tracepoint) {
-    pdtt_bpf__destroy(skel_);
-    skel_ = pdtt_bpf__open();
-    if (!skel_)
-        fail(kExitRuntime, "cannot open the BPF object: " + errstr(errno));
-
-    skel_->rodata->target_netns = opts_.target_netns;
-    skel_->rodata->ring_wakeup_bytes = opts_.ring_bytes / 4;
-    bpf_map__set_max_entries(skel_->maps.flows, opts_.flow_entries);
-    bpf_map__set_max_entries(skel_->maps.events, opts_.ring_bytes);
-    bpf_program__set_autoload(skel_->progs.pdtt_state_btf, btf_tracepoint);
-    bpf_program__set_autoload(skel_->progs.pdtt_state_tp, !btf_tracepoint);
-    btf_tracepoint_ = btf_tracepoint;
-
-    if (int err = pdtt_bpf__load(skel_))
-        fail(exit_code_for(err), "cannot load the BPF programs (" + errstr(err) +
-                                     "); run with -v for the verifier log");
+Skeleton Bpf::load(bool btf_tracepoint) const {
+    return load_skeleton([&](pdtt_bpf& s) {
+        s.rodata->target_netns = opts_.target_netns;
+        s.rodata->ring_wakeup_bytes = opts_.ring_bytes / 4;
+        bpf_map__set_max_entries(s.maps.flows, opts_.flow_entries);
+        bpf_map__set_max_entries(s.maps.events, opts_.ring_bytes);
+        bpf_program__set_autoload(s.progs.pdtt_state_btf, btf_tracepoint);
+        bpf_program__set_autoload(s.progs.pdtt_state_tp, !btf_tracepoint);
+    });
 }
 
 void Bpf::attach_state_tracepoint() {
@@ -143,11 +125,11 @@ void Bpf::attach_state_tracepoint() {
         if (::mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr) != 0)
             log::warn("cannot mount tracefs on /sys/kernel/tracing: " + errstr(errno));
     }
-    bpf_link* l = bpf_program__attach(prog);
+    BpfLink l(bpf_program__attach(prog));
     if (!l)
         fail(exit_code_for(errno), "cannot attach to tracepoint sock/inet_sock_set_state: " + errstr(errno));
     tracepoint_ = std::make_unique<LibbpfLinkAttachment>(
-        l, btf_tracepoint_ ? "tp_btf/inet_sock_set_state" : "tracepoint/sock/inet_sock_set_state");
+        std::move(l), btf_tracepoint_ ? "tp_btf/inet_sock_set_state" : "tracepoint/sock/inet_sock_set_state");
     log::debug("attached " + tracepoint_->describe());
 }
 

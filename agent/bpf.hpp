@@ -8,21 +8,22 @@
 #include "config.hpp"
 #include "fd.hpp"
 #include "records.hpp"
+#include "skeleton.hpp"
 
 #include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
-
-struct pdtt_bpf;
-struct bpf_link;
 
 namespace pdtt {
 
-// One attached program; detaches when destroyed.
+// One attached program; detaches when destroyed. Owned through a
+// unique_ptr, never copied: a copy would detach twice.
 class Attachment {
 public:
+    Attachment() = default;
+    Attachment(const Attachment&) = delete;
+    Attachment& operator=(const Attachment&) = delete;
     virtual ~Attachment() = default;
     virtual std::string describe() const = 0;
 };
@@ -39,7 +40,6 @@ class Bpf {
 public:
     // open, set rodata and sizes, load. Throws pdtt::Error.
     explicit Bpf(const BpfOptions& opts);
-    ~Bpf();
     Bpf(const Bpf&) = delete;
     Bpf& operator=(const Bpf&) = delete;
 
@@ -62,12 +62,12 @@ public:
     StatArray stats() const;         // summed over CPUs, since load
 
 private:
-    void load(bool btf_tracepoint);
+    Skeleton load(bool btf_tracepoint) const;
 
     BpfOptions opts_;
-    pdtt_bpf* skel_ = nullptr;
+    Skeleton skel_;
     bool btf_tracepoint_ = true;
-    std::unique_ptr<Attachment> tracepoint_;
+    std::unique_ptr<Attachment> tracepoint_;   // declared after skel_: detached before it is destroyed
 };
 
 // Routes libbpf's messages to our log (debug ones only with -v).
