@@ -16,3 +16,9 @@ static_assert(sizeof(pdtt_udp_owner_key) == 8, "pdtt_udp_owner_key layout change
 static_assert(sizeof(pdtt_event) == 152, "pdtt_event layout changed");
 static_assert(offsetof(pdtt_event, key) == 72, "pdtt_event.key moved");
 static_assert(offsetof(pdtt_event, comm) == 132, "pdtt_event.comm moved");
+
+// One entry of the kernel flow table.
+struct FlowEntry {
+    pdtt_flow_key key;
+    pdtt_flow flow;
+};

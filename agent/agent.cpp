@@ -5,7 +5,6 @@
 #include "netlink.hpp"
 #include "sockdiag.hpp"
 
-#include <bpf/bpf.h>
 #include <linux/capability.h>
 #include <net/if.h>
 #include <sys/stat.h>
@@ -120,8 +119,8 @@ Agent::Agent(const Config& cfg)
     bpf_ = std::make_unique<Bpf>(opts);
     bpf_->attach_state_tracepoint();
     // After the tracepoint, so a seeded flow that closes later is seen closing.
-    SeedResult seed = seed_existing_flows(bpf_->flows_fd(), opts.target_netns);
-    log::debug("sock_diag: " + std::to_string(seed.seeded) + " established TCP sockets entered");
+    size_t seeded = bpf_->insert_flows(find_existing_flows(opts.target_netns));
+    log::debug("sock_diag: " + std::to_string(seeded) + " established TCP sockets entered");
     for (auto& i : ifaces_)
         if (i.counted_on.empty())
             attach(i);
@@ -251,7 +250,7 @@ int64_t Agent::resolve_udp(const pdtt_flow_key& k) {
         return kUnattributedUid;
     // Teach the kernel side, so the port's next peers are attributed there.
     pdtt_udp_owner_key owner_key{k.netns, k.lport, 0};
-    bpf_map_update_elem(bpf_->udp_owners_fd(), &owner_key, &*uid, BPF_ANY);
+    bpf_->set_udp_owner(owner_key, *uid);
     return *uid;
 }
 
@@ -325,13 +324,8 @@ void Agent::report(bool final) {
         if (final)
             s->flush();
     }
-    if (!final) {
-        int fd = bpf_->flows_fd();
-        agg_->prune([fd](const pdtt_flow_key& k) {
-            pdtt_flow v;
-            return bpf_map_lookup_elem(fd, &k, &v) == 0;
-        });
-    }
+    if (!final)
+        agg_->prune([this](const pdtt_flow_key& k) { return bpf_->has_flow(k); });
 }
 
 void Agent::shutdown() {

@@ -188,10 +188,25 @@ void Bpf::sweep() {
 
 int Bpf::ring_fd() const { return bpf_map__fd(skel_->maps.events); }
 int Bpf::flows_fd() const { return bpf_map__fd(skel_->maps.flows); }
-int Bpf::udp_owners_fd() const { return bpf_map__fd(skel_->maps.udp_owners); }
+
+bool Bpf::has_flow(const pdtt_flow_key& k) const {
+    pdtt_flow v;
+    return bpf_map_lookup_elem(flows_fd(), &k, &v) == 0;
+}
+
+size_t Bpf::insert_flows(const std::vector<FlowEntry>& flows) {
+    size_t n = 0;
+    for (const auto& e : flows)
+        n += bpf_map_update_elem(flows_fd(), &e.key, &e.flow, BPF_NOEXIST) == 0;
+    return n;
+}
 
 bool Bpf::take_flow(const pdtt_flow_key& k, pdtt_flow& out) {
     return bpf_map_lookup_and_delete_elem(flows_fd(), &k, &out) == 0;
+}
+
+void Bpf::set_udp_owner(const pdtt_udp_owner_key& k, uint32_t uid) {
+    bpf_map_update_elem(bpf_map__fd(skel_->maps.udp_owners), &k, &uid, BPF_ANY);
 }
 
 Counters Bpf::unattributed() const {

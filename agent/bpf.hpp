@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace pdtt {
 
@@ -52,17 +53,25 @@ public:
     // Runs pdtt_sweep: one FLOW_DELTA per flow whose counters moved.
     void sweep();
 
+    // The ring map, for the ring reader to consume. No other map fd leaves
+    // Bpf: the rest of the agent uses the operations below.
     int ring_fd() const;
-    int flows_fd() const;
-    int udp_owners_fd() const;
+
+    bool has_flow(const pdtt_flow_key& k) const;
+    // Enters flows the kernel table does not hold yet; returns how many went
+    // in (the others were there already, or the table was full).
+    size_t insert_flows(const std::vector<FlowEntry>& flows);
     // Removes a flow from the kernel table, returning its final counters.
     bool take_flow(const pdtt_flow_key& k, pdtt_flow& out);
+    // The owner of a local UDP port, for receivers that never sent.
+    void set_udp_owner(const pdtt_udp_owner_key& k, uint32_t uid);
     uint32_t flow_capacity() const { return opts_.flow_entries; }
     Counters unattributed() const;   // summed over CPUs, since load
     StatArray stats() const;         // summed over CPUs, since load
 
 private:
     Skeleton load(bool btf_tracepoint) const;
+    int flows_fd() const;
 
     BpfOptions opts_;
     Skeleton skel_;
