@@ -276,19 +276,7 @@ void Agent::close_udp_flows() {
             continue;
         }
         // The same record the tracepoint emits for a TCP close.
-        pdtt_event e{};
-        e.type = PDTT_EV_FLOW_CLOSE;
-        e.ts_ns = now;
-        e.key = k;
-        e.cnt = f.cnt;
-        e.open_ns = f.open_ns;
-        e.uid = f.uid;
-        e.pid = f.pid;
-        e.ifindex = f.ifindex;
-        e.family = f.family;
-        e.direction = f.direction;
-        std::memcpy(e.comm, f.comm, sizeof(e.comm));
-        agg_->on_event(e);
+        agg_->on_event(make_event(PDTT_EV_FLOW_CLOSE, now, k, f));
     }
 }
 
