@@ -2,14 +2,15 @@
 // one Boost.Asio loop (ring buffer, sweep and report timers, signals).
 #pragma once
 
+#include "aggregator.hpp"
 #include "bpf.hpp"
 #include "config.hpp"
-#include "flows.hpp"
 #include "names.hpp"
 #include "netlink.hpp"
 #include "ring.hpp"
 #include "sink.hpp"
 #include "sockdiag.hpp"
+#include "wall_clock.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>

@@ -2,8 +2,8 @@
 
 #include "errors.hpp"
 #include "fd.hpp"
-#include "flows.hpp"
 #include "names.hpp"
+#include "wall_clock.hpp"
 
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>

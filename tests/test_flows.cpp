@@ -4,8 +4,8 @@
 #define BOOST_TEST_MODULE flows
 #include <boost/test/unit_test.hpp>
 
+#include "aggregator.hpp"
 #include "fd.hpp"
-#include "flows.hpp"
 #include "sockdiag.hpp"
 
 #include <arpa/inet.h>

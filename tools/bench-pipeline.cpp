@@ -15,9 +15,10 @@
 // "events=N seconds=S events_per_s=X open=.. delta=.. close=.. flows=F".
 
 #include "abi.hpp"
+#include "aggregator.hpp"
 #include "factory.hpp"
-#include "flows.hpp"
 #include "names.hpp"
+#include "wall_clock.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

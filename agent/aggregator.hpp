@@ -7,6 +7,7 @@
 #include "names.hpp"
 #include "records.hpp"
 #include "sink.hpp"
+#include "wall_clock.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -17,18 +18,6 @@
 #include <vector>
 
 namespace pdtt {
-
-// Converts CLOCK_MONOTONIC nanoseconds (kernel timestamps) to wall time.
-class WallClock {
-public:
-    WallClock() { resync(); }
-    void resync();   // after the wall clock was stepped
-    Timestamp from_mono(uint64_t mono_ns) const;
-    static uint64_t mono_now_ns();
-
-private:
-    int64_t offset_us_ = 0;   // wall - monotonic
-};
 
 struct FlowKeyHash {
     size_t operator()(const pdtt_flow_key& k) const noexcept {
