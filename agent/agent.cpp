@@ -92,8 +92,8 @@ int resolve_interface(const std::string& name) {
 }
 
 Agent::Agent(const Config& cfg)
-    : cfg_(cfg), signals_(io_, SIGINT, SIGTERM, SIGHUP), sweep_timer_(io_), report_timer_(io_),
-      sweep_period_(std::min(cfg.interval, std::chrono::milliseconds(1000))) {
+    : cfg_(cfg), signals_(io_, SIGINT, SIGTERM, SIGHUP), tick_timer_(io_), report_timer_(io_),
+      tick_period_(std::min(cfg.interval, std::chrono::milliseconds(1000))) {
     log::verbose() = cfg.verbose;
     install_libbpf_logger();
     check_privileges();
@@ -178,9 +178,9 @@ int Agent::run() {
     ring_->start();
     links_->start();
     interval_start_ = std::chrono::steady_clock::now();
-    next_sweep_ = interval_start_ + sweep_period_;
+    next_tick_ = interval_start_ + tick_period_;
     next_report_ = interval_start_ + cfg_.interval;
-    arm_sweep();
+    arm_tick();
     arm_report();
     log::info("monitoring " + std::to_string(ifnames_.size()) + " interface(s); report every " +
               std::to_string(cfg_.interval.count() / 1000.0).substr(0, 5) + " s");
@@ -202,14 +202,14 @@ void Agent::on_signal(int sig) {
     shutdown();
 }
 
-void Agent::arm_sweep() {
-    sweep_timer_.expires_at(next_sweep_);
-    sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+void Agent::arm_tick() {
+    tick_timer_.expires_at(next_tick_);
+    tick_timer_.async_wait([this](const boost::system::error_code& ec) {
         if (ec || stopping_)
             return;
-        next_sweep_ += sweep_period_;
-        sweep();
-        arm_sweep();
+        next_tick_ += tick_period_;
+        tick();
+        arm_tick();
     });
 }
 
@@ -224,12 +224,12 @@ void Agent::arm_report() {
     });
 }
 
-void Agent::sweep() {
-    ring_->drain();          // closes first, so the sweep's deltas find them gone
-    bpf_->sweep();
+void Agent::tick() {
+    ring_->drain();          // closes first, so the kernel's deltas find them gone
+    bpf_->emit_deltas();
     ring_->drain();
     close_udp_flows();
-    agg_->sweep_done();
+    agg_->deltas_done();
     Counters u = bpf_->unattributed();
     agg_->add_unattributed(since(u, unattributed_seen_));
     unattributed_seen_ = u;
@@ -299,7 +299,7 @@ AgentStats Agent::stats(double interval_s) const {
 }
 
 void Agent::report(bool final) {
-    sweep();
+    tick();
     auto now = std::chrono::steady_clock::now();
     double interval_s = std::chrono::duration<double>(now - interval_start_).count();
     interval_start_ = now;
@@ -323,7 +323,7 @@ void Agent::shutdown() {
     log::debug("stopping: final report");
     report(true);
     ring_->stop();
-    sweep_timer_.cancel();
+    tick_timer_.cancel();
     report_timer_.cancel();
     signals_.cancel();
     links_->stop();

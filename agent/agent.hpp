@@ -1,5 +1,5 @@
 // The agent: checks the host, loads and attaches the kernel side, then runs
-// one Boost.Asio loop (ring buffer, sweep and report timers, signals).
+// one Boost.Asio loop (ring buffer, tick and report timers, signals).
 #pragma once
 
 #include "aggregator.hpp"
@@ -49,9 +49,9 @@ private:
     void attach(Iface& i);
     void on_link(const LinkEvent& ev);
     void on_signal(int sig);
-    void arm_sweep();
+    void arm_tick();
     void arm_report();
-    void sweep();            // kernel sweep, drain, unattributed delta
+    void tick();             // drain, kernel deltas, UDP closes, unattributed delta
     int64_t resolve_udp(const pdtt_flow_key& k);
     void close_udp_flows();  // idle, or their socket is gone
     void report(bool final);
@@ -61,12 +61,12 @@ private:
     Config cfg_;
     boost::asio::io_context io_;
     boost::asio::signal_set signals_;
-    boost::asio::steady_timer sweep_timer_;
+    boost::asio::steady_timer tick_timer_;
     boost::asio::steady_timer report_timer_;
     std::chrono::steady_clock::time_point interval_start_;
-    std::chrono::steady_clock::time_point next_sweep_;
+    std::chrono::steady_clock::time_point next_tick_;
     std::chrono::steady_clock::time_point next_report_;
-    std::chrono::milliseconds sweep_period_;
+    std::chrono::milliseconds tick_period_;
     std::map<uint32_t, std::string> ifnames_;
     SinkList sinks_;
     UserNames names_;

@@ -89,7 +89,7 @@ void Aggregator::account(Flow& f, const Counters& delta) {
 void Aggregator::on_event(const pdtt_event& e) {
     auto it = flows_.find(e.key);
     if (it == flows_.end() || e.type == PDTT_EV_FLOW_OPEN) {
-        // A delta from a sweep that raced with this flow's close: already counted.
+        // A delta emitted in a race with this flow's close: already counted.
         if (e.type == PDTT_EV_FLOW_DELTA && recently_closed_.count(e.key))
             return;
         if (it != flows_.end())

@@ -38,9 +38,9 @@ public:
     Aggregator(SinkList& sinks, UserNames& names, IfName ifname, const WallClock& clock, Resolve resolve = {});
 
     void on_event(const pdtt_event& e);
-    // Call after each sweep's records were consumed: a later FLOW_DELTA for
-    // a key closed before it belongs to a new flow with the same 5-tuple.
-    void sweep_done() { recently_closed_.clear(); }
+    // Call after each emit_deltas' records were consumed: a later FLOW_DELTA
+    // for a key closed before it belongs to a new flow with the same 5-tuple.
+    void deltas_done() { recently_closed_.clear(); }
     void add_unattributed(const Counters& delta);
     // One user_report per user with traffic since the last report.
     void report(Timestamp end, double interval_s);

@@ -180,7 +180,7 @@ std::unique_ptr<Attachment> Bpf::attach_egress(const std::string& ifname, int if
     return std::make_unique<TcFilterAttachment>(ifindex, "tc/clsact egress on " + ifname);
 }
 
-void Bpf::sweep() {
+void Bpf::emit_deltas() {
     LIBBPF_OPTS(bpf_test_run_opts, run);
     if (int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.pdtt_sweep), &run))
         log::warn("flow sweep failed: " + errstr(err));

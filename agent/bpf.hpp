@@ -50,8 +50,8 @@ public:
     std::unique_ptr<Attachment> attach_xdp(const std::string& ifname, int ifindex, XdpMode mode);
     std::unique_ptr<Attachment> attach_egress(const std::string& ifname, int ifindex);
 
-    // Runs pdtt_sweep: one FLOW_DELTA per flow whose counters moved.
-    void sweep();
+    // Runs the kernel's delta program: one FLOW_DELTA per flow whose counters moved.
+    void emit_deltas();
 
     // The ring map, for the ring reader to consume. No other map fd leaves
     // Bpf: the rest of the agent uses the operations below.

@@ -144,15 +144,15 @@ BOOST_FIXTURE_TEST_CASE(duplicate_and_stale_records_never_double_count, Fixture)
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1000, 0));   // duplicate
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 800, 0));    // stale
     agg.on_event(ev(PDTT_EV_FLOW_CLOSE, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1200, 0));
-    // A sweep record that raced with the close: already in the close's totals.
+    // A delta record that raced with the close: already in the close's totals.
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1100, 0));
     BOOST_TEST(cap->deltas.size() == 1u);
     BOOST_TEST(agg.active() == 0u);
     agg.report(Timestamp{}, 10.0);
     BOOST_TEST_REQUIRE(cap->reports.size() == 1u);
     BOOST_TEST(cap->reports[0].tx_bytes == 1200u);
-    // After the sweep is done, the same 5-tuple is a new flow.
-    agg.sweep_done();
+    // Once that round of deltas is done, the same 5-tuple is a new flow.
+    agg.deltas_done();
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 10, 0));
     BOOST_TEST(agg.active() == 1u);
     BOOST_TEST(cap->opens.size() == 2u);

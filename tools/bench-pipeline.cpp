@@ -190,7 +190,7 @@ int main(int argc, char **argv)
 				std::memcpy(&e, ring.data() + i * sizeof(e), sizeof(e));
 				agg.on_event(e);
 			}
-			agg.sweep_done();
+			agg.deltas_done();
 			if (++sweeps % per_report == 0) {
 				agg.report(clock.from_mono(now), static_cast<double>(per_report));
 				for (auto &s : sinks)
