@@ -106,7 +106,6 @@ Agent::Agent(const Config& cfg)
                 i.counted_on = p;
         if (!i.counted_on.empty())
             log::info(name + ": a VLAN of " + i.counted_on + ", which is monitored too: counted there, once");
-        ifnames_[i.ifindex] = name;
         ifaces_.push_back(std::move(i));
     }
 
@@ -128,9 +127,11 @@ Agent::Agent(const Config& cfg)
 
     agg_ = std::make_unique<Aggregator>(
         sinks_, names_,
-        [this](uint32_t idx) {
-            auto it = ifnames_.find(idx);
-            return it != ifnames_.end() ? it->second : "if" + std::to_string(idx);
+        [this](uint32_t idx) -> std::string {
+            for (const auto& i : ifaces_)
+                if (i.ifindex == static_cast<int>(idx))
+                    return i.name;
+            return "if" + std::to_string(idx);
         },
         clock_, [this](const pdtt_flow_key& k) { return resolve_udp(k); });
     ring_ = std::make_unique<RingReader>(io_, bpf_->ring_fd(), [this](const pdtt_event& e) { agg_->on_event(e); });
@@ -156,7 +157,6 @@ void Agent::on_link(const LinkEvent& ev) {
             log::warn("interface " + i.name + " was deleted; counting resumes when it comes back");
         } else if (!ev.removed && i.ifindex == 0 && ev.name == i.name) {
             i.ifindex = ev.ifindex;
-            ifnames_[i.ifindex] = i.name;
             try {
                 attach(i);
                 log::info("interface " + i.name + " is back; counting resumes");
@@ -182,7 +182,7 @@ int Agent::run() {
     next_report_ = interval_start_ + cfg_.interval;
     arm_tick();
     arm_report();
-    log::info("monitoring " + std::to_string(ifnames_.size()) + " interface(s); report every " +
+    log::info("monitoring " + std::to_string(ifaces_.size()) + " interface(s); report every " +
               std::to_string(cfg_.interval.count() / 1000.0).substr(0, 5) + " s");
     io_.run();
     return kExitOk;

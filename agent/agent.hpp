@@ -17,9 +17,9 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
-#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace pdtt {
 
@@ -67,7 +67,6 @@ private:
     std::chrono::steady_clock::time_point next_tick_;
     std::chrono::steady_clock::time_point next_report_;
     std::chrono::milliseconds tick_period_;
-    std::map<uint32_t, std::string> ifnames_;
     SinkList sinks_;
     UserNames names_;
     WallClock clock_;

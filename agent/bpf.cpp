@@ -1,5 +1,7 @@
 #include "bpf.hpp"
 
+#include "errors.hpp"
+#include "fd.hpp"
 #include "log.hpp"
 #include "pdtt.skel.h"
 
@@ -7,8 +9,6 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 #include <sys/mount.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdarg>

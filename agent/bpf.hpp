@@ -6,7 +6,6 @@
 
 #include "abi.hpp"
 #include "config.hpp"
-#include "fd.hpp"
 #include "records.hpp"
 #include "skeleton.hpp"
 
