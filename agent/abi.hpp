@@ -21,6 +21,20 @@ static_assert(offsetof(pdtt_event, comm) == 132, "pdtt_event.comm moved");
 
 namespace pdtt {
 
+// A flow key from its parts: addresses 16 bytes in network order (IPv4
+// mapped), ports in host order, netns the namespace's inode.
+inline pdtt_flow_key make_flow_key(const uint8_t* laddr, uint16_t lport, const uint8_t* raddr, uint16_t rport,
+                                   uint8_t proto, uint32_t netns) {
+    pdtt_flow_key k{};
+    std::memcpy(k.laddr, laddr, sizeof(k.laddr));
+    std::memcpy(k.raddr, raddr, sizeof(k.raddr));
+    k.lport = lport;
+    k.rport = rport;
+    k.proto = proto;
+    k.netns = netns;
+    return k;
+}
+
 // One entry of the kernel flow table.
 struct FlowEntry {
     pdtt_flow_key key;

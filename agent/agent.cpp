@@ -92,8 +92,9 @@ int resolve_interface(const std::string& name) {
 }
 
 Agent::Agent(const Config& cfg)
-    : cfg_(cfg), signals_(io_, SIGINT, SIGTERM, SIGHUP), tick_timer_(io_), report_timer_(io_),
-      tick_period_(std::min(cfg.interval, std::chrono::milliseconds(1000))) {
+    : cfg_(cfg), signals_(io_, SIGINT, SIGTERM, SIGHUP),
+      tick_{boost::asio::steady_timer(io_), std::min(cfg.interval, std::chrono::milliseconds(1000)), [this] { tick(); }},
+      report_{boost::asio::steady_timer(io_), cfg.interval, [this] { report(false); }} {
     log::verbose() = cfg.verbose;
     install_libbpf_logger();
     check_privileges();
@@ -178,10 +179,10 @@ int Agent::run() {
     ring_->start();
     links_->start();
     interval_start_ = std::chrono::steady_clock::now();
-    next_tick_ = interval_start_ + tick_period_;
-    next_report_ = interval_start_ + cfg_.interval;
-    arm_tick();
-    arm_report();
+    tick_.next = interval_start_ + tick_.period;
+    report_.next = interval_start_ + report_.period;
+    arm(tick_);
+    arm(report_);
     log::info("monitoring " + std::to_string(ifaces_.size()) + " interface(s); report every " +
               std::to_string(cfg_.interval.count() / 1000.0).substr(0, 5) + " s");
     io_.run();
@@ -202,25 +203,14 @@ void Agent::on_signal(int sig) {
     shutdown();
 }
 
-void Agent::arm_tick() {
-    tick_timer_.expires_at(next_tick_);
-    tick_timer_.async_wait([this](const boost::system::error_code& ec) {
+void Agent::arm(Periodic& p) {
+    p.timer.expires_at(p.next);
+    p.timer.async_wait([this, &p](const boost::system::error_code& ec) {
         if (ec || stopping_)
             return;
-        next_tick_ += tick_period_;
-        tick();
-        arm_tick();
-    });
-}
-
-void Agent::arm_report() {
-    report_timer_.expires_at(next_report_);
-    report_timer_.async_wait([this](const boost::system::error_code& ec) {
-        if (ec || stopping_)
-            return;
-        next_report_ += cfg_.interval;
-        report(false);
-        arm_report();
+        p.next += p.period;
+        p.fire();
+        arm(p);
     });
 }
 
@@ -323,8 +313,8 @@ void Agent::shutdown() {
     log::debug("stopping: final report");
     report(true);
     ring_->stop();
-    tick_timer_.cancel();
-    report_timer_.cancel();
+    tick_.timer.cancel();
+    report_.timer.cancel();
     signals_.cancel();
     links_->stop();
     ifaces_.clear();

@@ -17,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,12 +46,18 @@ private:
         std::vector<std::unique_ptr<Attachment>> links;
         std::string counted_on;                           // a monitored VLAN parent counts it
     };
+    // Calls fire every period on a fixed schedule: a slow fire never makes it drift.
+    struct Periodic {
+        boost::asio::steady_timer timer;
+        std::chrono::milliseconds period;
+        std::function<void()> fire;
+        std::chrono::steady_clock::time_point next{};
+    };
 
     void attach(Iface& i);
     void on_link(const LinkEvent& ev);
     void on_signal(int sig);
-    void arm_tick();
-    void arm_report();
+    void arm(Periodic& p);
     void tick();             // drain, kernel deltas, UDP closes, unattributed delta
     int64_t resolve_udp(const pdtt_flow_key& k);
     void close_udp_flows();  // idle, or their socket is gone
@@ -61,12 +68,9 @@ private:
     Config cfg_;
     boost::asio::io_context io_;
     boost::asio::signal_set signals_;
-    boost::asio::steady_timer tick_timer_;
-    boost::asio::steady_timer report_timer_;
+    Periodic tick_;
+    Periodic report_;
     std::chrono::steady_clock::time_point interval_start_;
-    std::chrono::steady_clock::time_point next_tick_;
-    std::chrono::steady_clock::time_point next_report_;
-    std::chrono::milliseconds tick_period_;
     SinkList sinks_;
     UserNames names_;
     WallClock clock_;

@@ -92,13 +92,11 @@ std::vector<FlowEntry> find_existing_flows(uint32_t netns) {
     uint64_t now = WallClock::mono_now_ns();
     for (int fam : {AF_INET, AF_INET6}) {
         dump(fam, IPPROTO_TCP, kOpen, [&](const inet_diag_msg& m) {
-            pdtt_flow_key k{};
-            to_key_addr(k.laddr, fam, m.id.idiag_src);
-            to_key_addr(k.raddr, fam, m.id.idiag_dst);
-            k.lport = ntohs(m.id.idiag_sport);
-            k.rport = ntohs(m.id.idiag_dport);
-            k.proto = IPPROTO_TCP;
-            k.netns = netns;
+            uint8_t laddr[16], raddr[16];
+            to_key_addr(laddr, fam, m.id.idiag_src);
+            to_key_addr(raddr, fam, m.id.idiag_dst);
+            pdtt_flow_key k = make_flow_key(laddr, ntohs(m.id.idiag_sport), raddr, ntohs(m.id.idiag_dport),
+                                            IPPROTO_TCP, netns);
             pdtt_flow f{};
             f.uid = m.idiag_uid;
             f.open_ns = now;   // the agent's start: the real open time is unknown

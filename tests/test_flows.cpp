@@ -62,12 +62,10 @@ pdtt_event ev(uint8_t type, const char* local, uint16_t lport, const char* remot
             BOOST_REQUIRE(inet_pton(AF_INET6, s, dst) == 1);
         }
     };
-    put(e.key.laddr, local);
-    put(e.key.raddr, remote);
-    e.key.lport = lport;
-    e.key.rport = rport;
-    e.key.proto = IPPROTO_TCP;
-    e.key.netns = 4026531840u;
+    uint8_t laddr[16] = {}, raddr[16] = {};
+    put(laddr, local);
+    put(raddr, remote);
+    e.key = make_flow_key(laddr, lport, raddr, rport, IPPROTO_TCP, 4026531840u);
     e.uid = uid;
     e.ifindex = 3;
     e.cnt = {tx, rx, tx ? tx / 1000 + 1 : 0, rx ? rx / 1000 + 1 : 0};
