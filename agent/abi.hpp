@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <linux/types.h>
 
 extern "C" {
@@ -16,3 +18,45 @@ static_assert(sizeof(pdtt_port_key) == 8, "pdtt_port_key layout changed");
 static_assert(sizeof(pdtt_event) == 152, "pdtt_event layout changed");
 static_assert(offsetof(pdtt_event, key) == 72, "pdtt_event.key moved");
 static_assert(offsetof(pdtt_event, comm) == 132, "pdtt_event.comm moved");
+
+namespace pdtt {
+
+// A flow key from its parts: addresses 16 bytes in network order (IPv4
+// mapped), ports in host order, netns the namespace's inode.
+inline pdtt_flow_key make_flow_key(const uint8_t* laddr, uint16_t lport, const uint8_t* raddr, uint16_t rport,
+                                   uint8_t proto, uint32_t netns) {
+    pdtt_flow_key k{};
+    std::memcpy(k.laddr, laddr, sizeof(k.laddr));
+    std::memcpy(k.raddr, raddr, sizeof(k.raddr));
+    k.lport = lport;
+    k.rport = rport;
+    k.proto = proto;
+    k.netns = netns;
+    return k;
+}
+
+// One entry of the kernel flow table.
+struct FlowEntry {
+    pdtt_flow_key key;
+    pdtt_flow flow;
+};
+
+// The record the kernel would emit for flow k in state f at ts_ns: how the
+// agent hands the aggregator a close it decides itself (an idle UDP flow).
+inline pdtt_event make_event(uint8_t type, uint64_t ts_ns, const pdtt_flow_key& k, const pdtt_flow& f) {
+    pdtt_event e{};
+    e.type = type;
+    e.ts_ns = ts_ns;
+    e.key = k;
+    e.cnt = f.cnt;
+    e.open_ns = f.open_ns;
+    e.uid = f.uid;
+    e.pid = f.pid;
+    e.ifindex = f.ifindex;
+    e.family = f.family;
+    e.direction = f.direction;
+    std::memcpy(e.comm, f.comm, sizeof(e.comm));
+    return e;
+}
+
+} // namespace pdtt

@@ -5,7 +5,6 @@
 #include "netlink.hpp"
 #include "sockdiag.hpp"
 
-#include <bpf/bpf.h>
 #include <linux/capability.h>
 #include <net/if.h>
 #include <sys/stat.h>
@@ -36,6 +35,27 @@ uint32_t netns_inode() {
     if (::stat("/proc/self/ns/net", &st) != 0)
         throw Error(kExitRuntime, "cannot read /proc/self/ns/net: " + std::string(std::strerror(errno)));
     return static_cast<uint32_t>(st.st_ino);
+}
+
+// The sinks know their own settings, not the agent's Config.
+SinkSettings sink_settings(const Config& cfg) {
+    SinkSettings s;
+    s.files = cfg.files;
+    s.log_prefix = cfg.log_prefix;
+    switch (cfg.stdout_mode) {
+    case StdoutMode::text:
+        s.console = ConsoleFormat::text;
+        break;
+    case StdoutMode::json:
+        s.console = ConsoleFormat::json;
+        break;
+    case StdoutMode::none:
+        s.console = ConsoleFormat::none;
+        break;
+    }
+    for (const auto& url : cfg.syslog)
+        s.syslog.push_back({url, cfg.syslog_facility, cfg.syslog_app_name});
+    return s;
 }
 
 } // namespace
@@ -72,8 +92,9 @@ int resolve_interface(const std::string& name) {
 }
 
 Agent::Agent(const Config& cfg)
-    : cfg_(cfg), signals_(io_, SIGINT, SIGTERM, SIGHUP), sweep_timer_(io_), report_timer_(io_),
-      sweep_period_(std::min(cfg.interval, std::chrono::milliseconds(1000))) {
+    : cfg_(cfg), signals_(io_, SIGINT, SIGTERM, SIGHUP),
+      tick_{boost::asio::steady_timer(io_), std::min(cfg.interval, std::chrono::milliseconds(1000)), [this] { tick(); }},
+      report_{boost::asio::steady_timer(io_), cfg.interval, [this] { report(false); }} {
     log::verbose() = cfg.verbose;
     install_libbpf_logger();
     check_privileges();
@@ -86,11 +107,10 @@ Agent::Agent(const Config& cfg)
                 i.counted_on = p;
         if (!i.counted_on.empty())
             log::info(name + ": a VLAN of " + i.counted_on + ", which is monitored too: counted there, once");
-        ifnames_[i.ifindex] = name;
         ifaces_.push_back(std::move(i));
     }
 
-    sinks_ = make_sinks(cfg_, io_);
+    sinks_ = make_sinks(sink_settings(cfg_), io_);
 
     BpfOptions opts;
     opts.target_netns = netns_inode();
@@ -99,8 +119,8 @@ Agent::Agent(const Config& cfg)
     bpf_ = std::make_unique<Bpf>(opts);
     bpf_->attach_state_tracepoint();
     // After the tracepoint, so a seeded flow that closes later is seen closing.
-    SeedResult seed = seed_existing_flows(bpf_->flows_fd(), opts.target_netns);
-    log::debug("sock_diag: " + std::to_string(seed.seeded) + " established TCP sockets entered");
+    size_t seeded = bpf_->insert_flows(find_existing_flows(opts.target_netns));
+    log::debug("sock_diag: " + std::to_string(seeded) + " established TCP sockets entered");
     for (auto& i : ifaces_)
         if (i.counted_on.empty())
             attach(i);
@@ -108,9 +128,11 @@ Agent::Agent(const Config& cfg)
 
     agg_ = std::make_unique<Aggregator>(
         sinks_, names_,
-        [this](uint32_t idx) {
-            auto it = ifnames_.find(idx);
-            return it != ifnames_.end() ? it->second : "if" + std::to_string(idx);
+        [this](uint32_t idx) -> std::string {
+            for (const auto& i : ifaces_)
+                if (i.ifindex == static_cast<int>(idx))
+                    return i.name;
+            return "if" + std::to_string(idx);
         },
         clock_, [this](const pdtt_flow_key& k) { return resolve_udp(k); });
     ring_ = std::make_unique<RingReader>(io_, bpf_->ring_fd(), [this](const pdtt_event& e) { agg_->on_event(e); });
@@ -136,7 +158,6 @@ void Agent::on_link(const LinkEvent& ev) {
             log::warn("interface " + i.name + " was deleted; counting resumes when it comes back");
         } else if (!ev.removed && i.ifindex == 0 && ev.name == i.name) {
             i.ifindex = ev.ifindex;
-            ifnames_[i.ifindex] = i.name;
             try {
                 attach(i);
                 log::info("interface " + i.name + " is back; counting resumes");
@@ -158,11 +179,11 @@ int Agent::run() {
     ring_->start();
     links_->start();
     interval_start_ = std::chrono::steady_clock::now();
-    next_sweep_ = interval_start_ + sweep_period_;
-    next_report_ = interval_start_ + cfg_.interval;
-    arm_sweep();
-    arm_report();
-    log::info("monitoring " + std::to_string(ifnames_.size()) + " interface(s); report every " +
+    tick_.next = interval_start_ + tick_.period;
+    report_.next = interval_start_ + report_.period;
+    arm(tick_);
+    arm(report_);
+    log::info("monitoring " + std::to_string(ifaces_.size()) + " interface(s); report every " +
               std::to_string(cfg_.interval.count() / 1000.0).substr(0, 5) + " s");
     io_.run();
     return kExitOk;
@@ -182,34 +203,23 @@ void Agent::on_signal(int sig) {
     shutdown();
 }
 
-void Agent::arm_sweep() {
-    sweep_timer_.expires_at(next_sweep_);
-    sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+void Agent::arm(Periodic& p) {
+    p.timer.expires_at(p.next);
+    p.timer.async_wait([this, &p](const boost::system::error_code& ec) {
         if (ec || stopping_)
             return;
-        next_sweep_ += sweep_period_;
-        sweep();
-        arm_sweep();
+        p.next += p.period;
+        p.fire();
+        arm(p);
     });
 }
 
-void Agent::arm_report() {
-    report_timer_.expires_at(next_report_);
-    report_timer_.async_wait([this](const boost::system::error_code& ec) {
-        if (ec || stopping_)
-            return;
-        next_report_ += cfg_.interval;
-        report(false);
-        arm_report();
-    });
-}
-
-void Agent::sweep() {
-    ring_->drain();          // closes first, so the sweep's deltas find them gone
-    bpf_->sweep();
+void Agent::tick() {
+    ring_->drain();          // closes first, so the kernel's deltas find them gone
+    bpf_->emit_deltas();
     ring_->drain();
     close_udp_flows();
-    agg_->sweep_done();
+    agg_->deltas_done();
     Counters u = bpf_->unattributed();
     agg_->add_unattributed(since(u, unattributed_seen_));
     unattributed_seen_ = u;
@@ -230,7 +240,7 @@ int64_t Agent::resolve_udp(const pdtt_flow_key& k) {
         return kUnattributedUid;
     // Teach the kernel side, so the port's next peers are attributed there.
     pdtt_port_key owner_key{k.netns, k.lport, 0};
-    bpf_map_update_elem(bpf_->udp_owners_fd(), &owner_key, &*uid, BPF_ANY);
+    bpf_->set_udp_owner(owner_key, *uid);
     return *uid;
 }
 
@@ -256,19 +266,7 @@ void Agent::close_udp_flows() {
             continue;
         }
         // The same record the tracepoint emits for a TCP close.
-        pdtt_event e{};
-        e.type = PDTT_EV_FLOW_CLOSE;
-        e.ts_ns = now;
-        e.key = k;
-        e.cnt = f.cnt;
-        e.open_ns = f.open_ns;
-        e.uid = f.uid;
-        e.pid = f.pid;
-        e.ifindex = f.ifindex;
-        e.family = f.family;
-        e.direction = f.direction;
-        std::memcpy(e.comm, f.comm, sizeof(e.comm));
-        agg_->on_event(e);
+        agg_->on_event(make_event(PDTT_EV_FLOW_CLOSE, now, k, f));
     }
 }
 
@@ -291,7 +289,7 @@ AgentStats Agent::stats(double interval_s) const {
 }
 
 void Agent::report(bool final) {
-    sweep();
+    tick();
     auto now = std::chrono::steady_clock::now();
     double interval_s = std::chrono::duration<double>(now - interval_start_).count();
     interval_start_ = now;
@@ -304,13 +302,8 @@ void Agent::report(bool final) {
         if (final)
             s->flush();
     }
-    if (!final) {
-        int fd = bpf_->flows_fd();
-        agg_->prune([fd](const pdtt_flow_key& k) {
-            pdtt_flow v;
-            return bpf_map_lookup_elem(fd, &k, &v) == 0;
-        });
-    }
+    if (!final)
+        agg_->prune([this](const pdtt_flow_key& k) { return bpf_->has_flow(k); });
 }
 
 void Agent::shutdown() {
@@ -320,8 +313,8 @@ void Agent::shutdown() {
     log::debug("stopping: final report");
     report(true);
     ring_->stop();
-    sweep_timer_.cancel();
-    report_timer_.cancel();
+    tick_.timer.cancel();
+    report_.timer.cancel();
     signals_.cancel();
     links_->stop();
     ifaces_.clear();

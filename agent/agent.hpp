@@ -1,24 +1,26 @@
 // The agent: checks the host, loads and attaches the kernel side, then runs
-// one Boost.Asio loop (ring buffer, sweep and report timers, signals).
+// one Boost.Asio loop (ring buffer, tick and report timers, signals).
 #pragma once
 
+#include "aggregator.hpp"
 #include "bpf.hpp"
 #include "config.hpp"
-#include "flows.hpp"
 #include "names.hpp"
 #include "netlink.hpp"
 #include "ring.hpp"
 #include "sink.hpp"
 #include "sockdiag.hpp"
+#include "wall_clock.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
-#include <map>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace pdtt {
 
@@ -44,13 +46,19 @@ private:
         std::vector<std::unique_ptr<Attachment>> links;
         std::string counted_on;                           // a monitored VLAN parent counts it
     };
+    // Calls fire every period on a fixed schedule: a slow fire never makes it drift.
+    struct Periodic {
+        boost::asio::steady_timer timer;
+        std::chrono::milliseconds period;
+        std::function<void()> fire;
+        std::chrono::steady_clock::time_point next{};
+    };
 
     void attach(Iface& i);
     void on_link(const LinkEvent& ev);
     void on_signal(int sig);
-    void arm_sweep();
-    void arm_report();
-    void sweep();            // kernel sweep, drain, unattributed delta
+    void arm(Periodic& p);
+    void tick();             // drain, kernel deltas, UDP closes, unattributed delta
     int64_t resolve_udp(const pdtt_flow_key& k);
     void close_udp_flows();  // idle, or their socket is gone
     void report(bool final);
@@ -60,13 +68,9 @@ private:
     Config cfg_;
     boost::asio::io_context io_;
     boost::asio::signal_set signals_;
-    boost::asio::steady_timer sweep_timer_;
-    boost::asio::steady_timer report_timer_;
+    Periodic tick_;
+    Periodic report_;
     std::chrono::steady_clock::time_point interval_start_;
-    std::chrono::steady_clock::time_point next_sweep_;
-    std::chrono::steady_clock::time_point next_report_;
-    std::chrono::milliseconds sweep_period_;
-    std::map<uint32_t, std::string> ifnames_;
     SinkList sinks_;
     UserNames names_;
     WallClock clock_;

@@ -1,5 +1,7 @@
 #include "bpf.hpp"
 
+#include "errors.hpp"
+#include "fd.hpp"
 #include "log.hpp"
 #include "pdtt.skel.h"
 
@@ -7,8 +9,6 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 #include <sys/mount.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdarg>
@@ -27,11 +27,6 @@ std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
 
 [[noreturn]] void fail(int code, const std::string& msg) { throw Error(code, msg); }
 
-int exit_code_for(int err) {
-    err = err < 0 ? -err : err;
-    return (err == EPERM || err == EACCES) ? kExitPrivilege : kExitRuntime;
-}
-
 class LinkAttachment : public Attachment {
 public:
     LinkAttachment(Fd fd, std::string what) : fd_(std::move(fd)), what_(std::move(what)) {}
@@ -44,12 +39,11 @@ private:
 
 class LibbpfLinkAttachment : public Attachment {
 public:
-    LibbpfLinkAttachment(bpf_link* l, std::string what) : link_(l), what_(std::move(what)) {}
-    ~LibbpfLinkAttachment() override { bpf_link__destroy(link_); }
+    LibbpfLinkAttachment(BpfLink l, std::string what) : link_(std::move(l)), what_(std::move(what)) {}
     std::string describe() const override { return what_; }
 
 private:
-    bpf_link* link_;
+    BpfLink link_;
     std::string what_;
 };
 
@@ -99,40 +93,28 @@ void install_libbpf_logger() { libbpf_set_print(libbpf_print); }
 
 Bpf::Bpf(const BpfOptions& opts) : opts_(opts) {
     try {
-        load(true);
+        skel_ = load(true);
     } catch (const Error& first) {
         // tp_btf needs the tracepoint in vmlinux BTF; the classic one does not.
         log::debug(std::string("tp_btf load failed, trying the classic tracepoint: ") + first.what());
         try {
-            load(false);
+            skel_ = load(false);
         } catch (const Error&) {
             throw first;
         }
+        btf_tracepoint_ = false;
     }
 }
 
-Bpf::~Bpf() {
-    tracepoint_.reset();
-    pdtt_bpf__destroy(skel_);
-}
-
-void Bpf::load(bool btf_tracepoint) {
-    pdtt_bpf__destroy(skel_);
-    skel_ = pdtt_bpf__open();
-    if (!skel_)
-        fail(kExitRuntime, "cannot open the BPF object: " + errstr(errno));
-
-    skel_->rodata->target_netns = opts_.target_netns;
-    skel_->rodata->ring_wakeup_bytes = opts_.ring_bytes / 4;
-    bpf_map__set_max_entries(skel_->maps.flows, opts_.flow_entries);
-    bpf_map__set_max_entries(skel_->maps.events, opts_.ring_bytes);
-    bpf_program__set_autoload(skel_->progs.pdtt_state_btf, btf_tracepoint);
-    bpf_program__set_autoload(skel_->progs.pdtt_state_tp, !btf_tracepoint);
-    btf_tracepoint_ = btf_tracepoint;
-
-    if (int err = pdtt_bpf__load(skel_))
-        fail(exit_code_for(err), "cannot load the BPF programs (" + errstr(err) +
-                                     "); run with -v for the verifier log");
+Skeleton Bpf::load(bool btf_tracepoint) const {
+    return load_skeleton([&](pdtt_bpf& s) {
+        s.rodata->target_netns = opts_.target_netns;
+        s.rodata->ring_wakeup_bytes = opts_.ring_bytes / 4;
+        bpf_map__set_max_entries(s.maps.flows, opts_.flow_entries);
+        bpf_map__set_max_entries(s.maps.events, opts_.ring_bytes);
+        bpf_program__set_autoload(s.progs.pdtt_state_btf, btf_tracepoint);
+        bpf_program__set_autoload(s.progs.pdtt_state_tp, !btf_tracepoint);
+    });
 }
 
 void Bpf::attach_state_tracepoint() {
@@ -143,11 +125,11 @@ void Bpf::attach_state_tracepoint() {
         if (::mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr) != 0)
             log::warn("cannot mount tracefs on /sys/kernel/tracing: " + errstr(errno));
     }
-    bpf_link* l = bpf_program__attach(prog);
+    BpfLink l(bpf_program__attach(prog));
     if (!l)
         fail(exit_code_for(errno), "cannot attach to tracepoint sock/inet_sock_set_state: " + errstr(errno));
     tracepoint_ = std::make_unique<LibbpfLinkAttachment>(
-        l, btf_tracepoint_ ? "tp_btf/inet_sock_set_state" : "tracepoint/sock/inet_sock_set_state");
+        std::move(l), btf_tracepoint_ ? "tp_btf/inet_sock_set_state" : "tracepoint/sock/inet_sock_set_state");
     log::debug("attached " + tracepoint_->describe());
 }
 
@@ -198,18 +180,33 @@ std::unique_ptr<Attachment> Bpf::attach_egress(const std::string& ifname, int if
     return std::make_unique<TcFilterAttachment>(ifindex, "tc/clsact egress on " + ifname);
 }
 
-void Bpf::sweep() {
+void Bpf::emit_deltas() {
     LIBBPF_OPTS(bpf_test_run_opts, run);
     if (int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.pdtt_emit_deltas), &run))
-        log::warn("flow sweep failed: " + errstr(err));
+        log::warn("delta pass failed: " + errstr(err));
 }
 
 int Bpf::ring_fd() const { return bpf_map__fd(skel_->maps.events); }
 int Bpf::flows_fd() const { return bpf_map__fd(skel_->maps.flows); }
-int Bpf::udp_owners_fd() const { return bpf_map__fd(skel_->maps.udp_owners); }
+
+bool Bpf::has_flow(const pdtt_flow_key& k) const {
+    pdtt_flow v;
+    return bpf_map_lookup_elem(flows_fd(), &k, &v) == 0;
+}
+
+size_t Bpf::insert_flows(const std::vector<FlowEntry>& flows) {
+    size_t n = 0;
+    for (const auto& e : flows)
+        n += bpf_map_update_elem(flows_fd(), &e.key, &e.flow, BPF_NOEXIST) == 0;
+    return n;
+}
 
 bool Bpf::take_flow(const pdtt_flow_key& k, pdtt_flow& out) {
     return bpf_map_lookup_and_delete_elem(flows_fd(), &k, &out) == 0;
+}
+
+void Bpf::set_udp_owner(const pdtt_port_key& k, uint32_t uid) {
+    bpf_map_update_elem(bpf_map__fd(skel_->maps.udp_owners), &k, &uid, BPF_ANY);
 }
 
 Counters Bpf::unattributed() const {

@@ -6,8 +6,8 @@
 
 #include "abi.hpp"
 #include "config.hpp"
-#include "fd.hpp"
 #include "records.hpp"
+#include "skeleton.hpp"
 
 #include <array>
 #include <cstdint>
@@ -15,14 +15,15 @@
 #include <string>
 #include <vector>
 
-struct pdtt_bpf;
-struct bpf_link;
-
 namespace pdtt {
 
-// One attached program; detaches when destroyed.
+// One attached program; detaches when destroyed. Owned through a
+// unique_ptr, never copied: a copy would detach twice.
 class Attachment {
 public:
+    Attachment() = default;
+    Attachment(const Attachment&) = delete;
+    Attachment& operator=(const Attachment&) = delete;
     virtual ~Attachment() = default;
     virtual std::string describe() const = 0;
 };
@@ -39,7 +40,6 @@ class Bpf {
 public:
     // open, set rodata and sizes, load. Throws pdtt::Error.
     explicit Bpf(const BpfOptions& opts);
-    ~Bpf();
     Bpf(const Bpf&) = delete;
     Bpf& operator=(const Bpf&) = delete;
 
@@ -49,25 +49,33 @@ public:
     std::unique_ptr<Attachment> attach_xdp(const std::string& ifname, int ifindex, XdpMode mode);
     std::unique_ptr<Attachment> attach_egress(const std::string& ifname, int ifindex);
 
-    // Runs pdtt_sweep: one FLOW_DELTA per flow whose counters moved.
-    void sweep();
+    // Runs the kernel's delta program: one FLOW_DELTA per flow whose counters moved.
+    void emit_deltas();
 
+    // The ring map, for the ring reader to consume. No other map fd leaves
+    // Bpf: the rest of the agent uses the operations below.
     int ring_fd() const;
-    int flows_fd() const;
-    int udp_owners_fd() const;
+
+    bool has_flow(const pdtt_flow_key& k) const;
+    // Enters flows the kernel table does not hold yet; returns how many went
+    // in (the others were there already, or the table was full).
+    size_t insert_flows(const std::vector<FlowEntry>& flows);
     // Removes a flow from the kernel table, returning its final counters.
     bool take_flow(const pdtt_flow_key& k, pdtt_flow& out);
+    // The owner of a local UDP port, for receivers that never sent.
+    void set_udp_owner(const pdtt_port_key& k, uint32_t uid);
     uint32_t flow_capacity() const { return opts_.flow_entries; }
     Counters unattributed() const;   // summed over CPUs, since load
     StatArray stats() const;         // summed over CPUs, since load
 
 private:
-    void load(bool btf_tracepoint);
+    Skeleton load(bool btf_tracepoint) const;
+    int flows_fd() const;
 
     BpfOptions opts_;
-    pdtt_bpf* skel_ = nullptr;
+    Skeleton skel_;
     bool btf_tracepoint_ = true;
-    std::unique_ptr<Attachment> tracepoint_;
+    std::unique_ptr<Attachment> tracepoint_;   // declared after skel_: detached before it is destroyed
 };
 
 // Routes libbpf's messages to our log (debug ones only with -v).

@@ -1,6 +1,6 @@
 #include "netlink.hpp"
 
-#include "config.hpp"
+#include "errors.hpp"
 #include "log.hpp"
 
 #include <linux/netlink.h>

@@ -1,6 +1,6 @@
 #include "ring.hpp"
 
-#include "config.hpp"
+#include "errors.hpp"
 #include "log.hpp"
 
 #include <bpf/libbpf.h>
@@ -14,22 +14,17 @@ namespace pdtt {
 RingReader::RingReader(boost::asio::io_context& io, int ring_map_fd, Handler handler,
                        std::chrono::milliseconds drain_period)
     : epoll_(io), timer_(io), period_(drain_period), handler_(std::move(handler)) {
-    rb_ = ring_buffer__new(ring_map_fd, &RingReader::on_sample, this, nullptr);
+    rb_.reset(ring_buffer__new(ring_map_fd, &RingReader::on_sample, this, nullptr));
     if (!rb_)
         throw Error(kExitRuntime, std::string("cannot map the ring buffer: ") + std::strerror(errno));
     // Both libbpf and Asio close what they own: give Asio its own copy.
-    int fd = ::dup(ring_buffer__epoll_fd(rb_));
-    if (fd < 0) {
-        ring_buffer__free(rb_);
+    int fd = ::dup(ring_buffer__epoll_fd(rb_.get()));
+    if (fd < 0)
         throw Error(kExitRuntime, std::string("dup: ") + std::strerror(errno));
-    }
     epoll_.assign(fd);
 }
 
-RingReader::~RingReader() {
-    stop();
-    ring_buffer__free(rb_);
-}
+RingReader::~RingReader() { stop(); }
 
 void RingReader::start() {
     running_ = true;
@@ -62,7 +57,7 @@ int RingReader::on_sample(void* ctx, void* data, size_t size) {
 }
 
 size_t RingReader::drain() {
-    int n = ring_buffer__consume(rb_);
+    int n = ring_buffer__consume(rb_.get());
     if (n < 0) {
         log::warn(std::string("ring buffer: ") + std::strerror(-n));
         return 0;

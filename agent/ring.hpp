@@ -4,6 +4,7 @@
 #pragma once
 
 #include "abi.hpp"
+#include "skeleton.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -12,8 +13,6 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-
-struct ring_buffer;
 
 namespace pdtt {
 
@@ -38,7 +37,7 @@ private:
     void arm_wait();
     void arm_timer();
 
-    ring_buffer* rb_ = nullptr;
+    RingBuffer rb_;
     boost::asio::posix::stream_descriptor epoll_;
     boost::asio::steady_timer timer_;
     std::chrono::milliseconds period_;

@@ -1,18 +1,16 @@
 #include "sockdiag.hpp"
 
-#include "abi.hpp"
-#include "config.hpp"
+#include "errors.hpp"
 #include "fd.hpp"
-#include "flows.hpp"
+#include "names.hpp"
+#include "wall_clock.hpp"
 
-#include <bpf/bpf.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -81,7 +79,7 @@ void to_key_addr(uint8_t out[16], int family, const __be32 addr[4]) {
 
 } // namespace
 
-SeedResult seed_existing_flows(int flows_fd, uint32_t netns) {
+std::vector<FlowEntry> find_existing_flows(uint32_t netns) {
     constexpr uint32_t kListen = 1u << TCP_LISTEN;
     // Every state in which payload can still move.
     constexpr uint32_t kOpen = (1u << TCP_ESTABLISHED) | (1u << TCP_FIN_WAIT1) | (1u << TCP_FIN_WAIT2) |
@@ -90,29 +88,24 @@ SeedResult seed_existing_flows(int flows_fd, uint32_t netns) {
     for (int fam : {AF_INET, AF_INET6})
         dump(fam, IPPROTO_TCP, kListen, [&](const inet_diag_msg& m) { listening.insert(ntohs(m.id.idiag_sport)); });
 
-    SeedResult res;
+    std::vector<FlowEntry> found;
     uint64_t now = WallClock::mono_now_ns();
     for (int fam : {AF_INET, AF_INET6}) {
         dump(fam, IPPROTO_TCP, kOpen, [&](const inet_diag_msg& m) {
-            pdtt_flow_key k{};
-            to_key_addr(k.laddr, fam, m.id.idiag_src);
-            to_key_addr(k.raddr, fam, m.id.idiag_dst);
-            k.lport = ntohs(m.id.idiag_sport);
-            k.rport = ntohs(m.id.idiag_dport);
-            k.proto = IPPROTO_TCP;
-            k.netns = netns;
+            uint8_t laddr[16], raddr[16];
+            to_key_addr(laddr, fam, m.id.idiag_src);
+            to_key_addr(raddr, fam, m.id.idiag_dst);
+            pdtt_flow_key k = make_flow_key(laddr, ntohs(m.id.idiag_sport), raddr, ntohs(m.id.idiag_dport),
+                                            IPPROTO_TCP, netns);
             pdtt_flow f{};
             f.uid = m.idiag_uid;
             f.open_ns = now;   // the agent's start: the real open time is unknown
             f.family = is_v4_mapped(k.raddr) ? AF_INET : AF_INET6;
             f.direction = listening.count(k.lport) ? PDTT_DIR_INBOUND : PDTT_DIR_OUTBOUND;
-            if (bpf_map_update_elem(flows_fd, &k, &f, BPF_NOEXIST) == 0)
-                res.seeded++;
-            else
-                res.skipped++;
+            found.push_back({k, f});
         });
     }
-    return res;
+    return found;
 }
 
 std::vector<UdpSocket> udp_sockets() {

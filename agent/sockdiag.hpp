@@ -1,6 +1,6 @@
-// Flows older than the agent: read the kernel's TCP socket table (sock_diag
-// netlink) at start-up and enter every established socket into the kernel
-// flow table with its owner, so running transfers are attributed.
+// The kernel's socket tables through sock_diag netlink. Flows older than the
+// agent: at start-up the agent enters every TCP socket found here into the
+// kernel flow table with its owner, so running transfers are attributed.
 #pragma once
 
 #include "abi.hpp"
@@ -11,14 +11,10 @@
 
 namespace pdtt {
 
-struct SeedResult {
-    uint64_t seeded = 0;    // entered into the flow table
-    uint64_t skipped = 0;   // already there, or the table was full
-};
-
-// flows_fd: the kernel flows map; netns: inode stored in the flow keys.
+// Every TCP socket of this namespace in which payload can still move, as
+// the kernel flow table would hold it; netns: the inode stored in the keys.
 // Throws Error on a netlink failure.
-SeedResult seed_existing_flows(int flows_fd, uint32_t netns);
+std::vector<FlowEntry> find_existing_flows(uint32_t netns);
 
 // A UDP socket of this namespace; addresses as in flow keys (16 bytes,
 // IPv4-mapped), ports in host order. raddr/rport are zero unless connected.

@@ -2,22 +2,22 @@
 
 namespace pdtt {
 
-SinkList make_sinks(const Config& cfg, boost::asio::io_context& io) {
+SinkList make_sinks(const SinkSettings& settings, boost::asio::io_context& io) {
     SinkList sinks;
-    if (cfg.files)
-        sinks.push_back(make_file_sink(cfg.log_prefix));
-    switch (cfg.stdout_mode) {
-    case StdoutMode::text:
+    if (settings.files)
+        sinks.push_back(make_file_sink(settings.log_prefix));
+    switch (settings.console) {
+    case ConsoleFormat::text:
         sinks.push_back(make_text_sink(stdout));
         break;
-    case StdoutMode::json:
+    case ConsoleFormat::json:
         sinks.push_back(make_json_sink(stdout));
         break;
-    case StdoutMode::none:
+    case ConsoleFormat::none:
         break;
     }
-    for (const auto& url : cfg.syslog)
-        sinks.push_back(make_syslog_sink({url, cfg.syslog_facility, cfg.syslog_app_name}, io));
+    for (const auto& opts : settings.syslog)
+        sinks.push_back(make_syslog_sink(opts, io));
     return sinks;
 }
 

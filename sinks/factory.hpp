@@ -1,7 +1,6 @@
 // The only place that knows the concrete sinks.
 #pragma once
 
-#include "config.hpp"
 #include "sink.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -10,13 +9,32 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace pdtt {
 
-// The sinks cfg asks for: per-user files unless --no-files, the console, then syslog.
+struct SyslogOptions {
+    std::string url;                       // udp://HOST:PORT or tcp://HOST:PORT, as Config checked it
+    int facility = 16;                     // local0
+    std::string app_name = "pdtt";
+    std::size_t queue_bytes = 4u << 20;    // TCP: what may wait for the receiver; the oldest goes first
+};
+
+enum class ConsoleFormat { text, json, none };
+
+// What make_sinks builds; the agent fills it in from its configuration.
+// Left as it is, it asks for no sink at all.
+struct SinkSettings {
+    bool files = false;                    // per-user files PREFIX-USERNAME.log
+    std::string log_prefix;
+    ConsoleFormat console = ConsoleFormat::none;
+    std::vector<SyslogOptions> syslog;     // one sink each
+};
+
+// The sinks settings ask for: per-user files, the console, then syslog.
 // Throws Error(kExitUsage, ...) when the log directory is unusable.
 // Sinks that do network I/O run it on io, the agent's loop.
-SinkList make_sinks(const Config& cfg, boost::asio::io_context& io);
+SinkList make_sinks(const SinkSettings& settings, boost::asio::io_context& io);
 
 // Per-user files PREFIX-USERNAME.log in the original report format.
 // Throws Error(kExitUsage, ...) when the directory of prefix is missing or not writable.
@@ -25,13 +43,6 @@ std::unique_ptr<Sink> make_file_sink(const std::string& prefix);
 // JSON lines / per-interval text table, written to out (not owned).
 std::unique_ptr<Sink> make_json_sink(std::FILE* out);
 std::unique_ptr<Sink> make_text_sink(std::FILE* out);
-
-struct SyslogOptions {
-    std::string url;                       // udp://HOST:PORT or tcp://HOST:PORT, as Config checked it
-    int facility = 16;                     // local0
-    std::string app_name = "pdtt";
-    std::size_t queue_bytes = 4u << 20;    // TCP: what may wait for the receiver; the oldest goes first
-};
 
 // RFC 5424 records (flow_close, user_report, agent_stats) to a syslog
 // receiver, the network I/O on io. Throws Error(kExitUsage, ...) when the

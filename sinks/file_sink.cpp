@@ -1,4 +1,5 @@
 // Per-user log files in the original pdtt_xdp_user report format.
+#include "errors.hpp"
 #include "factory.hpp"
 #include "format.hpp"
 

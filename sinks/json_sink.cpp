@@ -1,10 +1,8 @@
 // JSON lines on the console: one object per record, "v" and "type" first.
 #include "factory.hpp"
 #include "record_json.hpp"
-#include "format.hpp"
 
 #include <boost/json.hpp>
-#include <cmath>
 #include <sys/stat.h>
 
 namespace pdtt {

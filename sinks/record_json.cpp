@@ -51,8 +51,6 @@ const char* flow_type(FlowEvent t) {
     return "flow_close";
 }
 
-} // namespace
-
 const char* direction_name(Direction d) {
     switch (d) {
     case Direction::outbound: return "outbound";
@@ -61,6 +59,8 @@ const char* direction_name(Direction d) {
     }
     return "unknown";
 }
+
+} // namespace
 
 json::object to_json(const FlowRecord& r, json::storage_ptr sp) {
     const FlowId& id = r.id;

@@ -15,6 +15,4 @@ boost::json::object to_json(const FlowRecord& r, boost::json::storage_ptr sp = {
 boost::json::object to_json(const UserReport& r, boost::json::storage_ptr sp = {});
 boost::json::object to_json(const AgentStats& s, boost::json::storage_ptr sp = {});
 
-const char* direction_name(Direction d);
-
 } // namespace pdtt

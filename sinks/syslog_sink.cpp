@@ -2,6 +2,7 @@
 // counting). Records are only formatted and queued here; the network I/O
 // runs as async operations on the agent's loop, so nothing ever waits for
 // the receiver except flush() at exit, which is bounded.
+#include "errors.hpp"
 #include "factory.hpp"
 #include "log.hpp"
 #include "syslog_format.hpp"

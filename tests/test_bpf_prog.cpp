@@ -38,6 +38,7 @@
 #include "pdtt.h"
 #include "pdtt.skel.h"
 #include "packets.hpp"
+#include "skeleton.hpp"
 
 namespace bdata = boost::unit_test::data;
 using pkt::Frame;
@@ -159,27 +160,14 @@ public:
         if (ncpu_ <= 0)
             throw std::runtime_error("libbpf_num_possible_cpus failed");
         lo_ = if_nametoindex("lo");
-        skel_ = pdtt_bpf__open();
-        if (!skel_)
-            throw std::runtime_error(std::string("pdtt_bpf__open: ") + std::strerror(errno));
-        skel_->rodata->target_netns = kNetns;
-        if (int err = pdtt_bpf__load(skel_)) {
-            pdtt_bpf__destroy(skel_);
-            throw std::runtime_error(std::string("pdtt_bpf__load (root needed): ") + std::strerror(-err));
-        }
-        rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_event, this, nullptr);
-        if (!rb_) {
-            pdtt_bpf__destroy(skel_);
+        // Throws pdtt::Error when the load fails (root needed).
+        skel_ = pdtt::load_skeleton([](pdtt_bpf& s) { s.rodata->target_netns = kNetns; });
+        rb_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), on_event, this, nullptr));
+        if (!rb_)
             throw std::runtime_error(std::string("ring_buffer__new: ") + std::strerror(errno));
-        }
     }
     Bpf(const Bpf&) = delete;
     Bpf& operator=(const Bpf&) = delete;
-    ~Bpf()
-    {
-        ring_buffer__free(rb_);
-        pdtt_bpf__destroy(skel_);
-    }
 
     int prog_fd(Prog p) const
     {
@@ -195,7 +183,7 @@ public:
     std::vector<pdtt_event> drain()
     {
         events_.clear();
-        int n = ring_buffer__consume(rb_);
+        int n = ring_buffer__consume(rb_.get());
         BOOST_TEST_REQUIRE(n >= 0, "ring_buffer__consume succeeded");
         return std::move(events_);
     }
@@ -211,8 +199,8 @@ private:
         return 0;
     }
 
-    pdtt_bpf* skel_ = nullptr;
-    ring_buffer* rb_ = nullptr;
+    pdtt::Skeleton skel_;
+    pdtt::RingBuffer rb_;   // after skel_: freed before it
     std::vector<pdtt_event> events_;
     int ncpu_ = 0;
     unsigned lo_ = 0;

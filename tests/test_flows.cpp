@@ -1,12 +1,17 @@
 // Aggregation arithmetic: kernel records (cumulative counters) in, per-flow
-// deltas and per-user interval reports out. No kernel needed.
+// deltas and per-user interval reports out. No kernel needed. And flows
+// older than the agent, found in the socket table (sock_diag, no root).
 #define BOOST_TEST_MODULE flows
 #include <boost/test/unit_test.hpp>
 
-#include "flows.hpp"
+#include "aggregator.hpp"
+#include "fd.hpp"
+#include "sockdiag.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -57,12 +62,10 @@ pdtt_event ev(uint8_t type, const char* local, uint16_t lport, const char* remot
             BOOST_REQUIRE(inet_pton(AF_INET6, s, dst) == 1);
         }
     };
-    put(e.key.laddr, local);
-    put(e.key.raddr, remote);
-    e.key.lport = lport;
-    e.key.rport = rport;
-    e.key.proto = IPPROTO_TCP;
-    e.key.netns = 4026531840u;
+    uint8_t laddr[16] = {}, raddr[16] = {};
+    put(laddr, local);
+    put(raddr, remote);
+    e.key = make_flow_key(laddr, lport, raddr, rport, IPPROTO_TCP, 4026531840u);
     e.uid = uid;
     e.ifindex = 3;
     e.cnt = {tx, rx, tx ? tx / 1000 + 1 : 0, rx ? rx / 1000 + 1 : 0};
@@ -139,15 +142,15 @@ BOOST_FIXTURE_TEST_CASE(duplicate_and_stale_records_never_double_count, Fixture)
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1000, 0));   // duplicate
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 800, 0));    // stale
     agg.on_event(ev(PDTT_EV_FLOW_CLOSE, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1200, 0));
-    // A sweep record that raced with the close: already in the close's totals.
+    // A delta record that raced with the close: already in the close's totals.
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1100, 0));
     BOOST_TEST(cap->deltas.size() == 1u);
     BOOST_TEST(agg.active() == 0u);
     agg.report(Timestamp{}, 10.0);
     BOOST_TEST_REQUIRE(cap->reports.size() == 1u);
     BOOST_TEST(cap->reports[0].tx_bytes == 1200u);
-    // After the sweep is done, the same 5-tuple is a new flow.
-    agg.sweep_done();
+    // Once that round of deltas is done, the same 5-tuple is a new flow.
+    agg.deltas_done();
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 10, 0));
     BOOST_TEST(agg.active() == 1u);
     BOOST_TEST(cap->opens.size() == 2u);
@@ -196,4 +199,50 @@ BOOST_AUTO_TEST_CASE(addresses_format_like_users_write_them) {
     BOOST_TEST(format_addr(v6) == "fd00::1");
     BOOST_TEST(is_v4_mapped(v4));
     BOOST_TEST(!is_v4_mapped(v6));
+}
+
+BOOST_AUTO_TEST_CASE(a_connection_older_than_the_agent_is_found_with_owner_and_direction) {
+    auto local_port = [](int fd) {
+        sockaddr_in a{};
+        socklen_t len = sizeof(a);
+        BOOST_TEST_REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+        return ntohs(a.sin_port);
+    };
+    sockaddr_in lo{};
+    lo.sin_family = AF_INET;
+    lo.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    BOOST_TEST_REQUIRE(::bind(listener.get(), reinterpret_cast<sockaddr*>(&lo), sizeof(lo)) == 0);
+    BOOST_TEST_REQUIRE(::listen(listener.get(), 1) == 0);
+    uint16_t sport = local_port(listener.get());
+    lo.sin_port = htons(sport);
+    Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    BOOST_TEST_REQUIRE(::connect(client.get(), reinterpret_cast<sockaddr*>(&lo), sizeof(lo)) == 0);
+    Fd server(::accept(listener.get(), nullptr, nullptr));
+    BOOST_TEST_REQUIRE(bool(server));
+    uint16_t cport = local_port(client.get());
+
+    constexpr uint32_t kNetns = 4026531840u;
+    std::vector<FlowEntry> found = find_existing_flows(kNetns);
+    const FlowEntry *out = nullptr, *in = nullptr;
+    for (const auto& e : found) {
+        if (e.key.lport == cport && e.key.rport == sport)
+            out = &e;
+        if (e.key.lport == sport && e.key.rport == cport)
+            in = &e;
+    }
+    BOOST_TEST_REQUIRE(out, "the connecting end is found");
+    BOOST_TEST_REQUIRE(in, "the accepted end is found");
+    const uint8_t loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+    for (const FlowEntry* e : {out, in}) {
+        BOOST_TEST(std::memcmp(e->key.laddr, loopback, 16) == 0, "local address 127.0.0.1, IPv4-mapped");
+        BOOST_TEST(std::memcmp(e->key.raddr, loopback, 16) == 0, "remote address 127.0.0.1, IPv4-mapped");
+        BOOST_TEST(e->key.proto == IPPROTO_TCP);
+        BOOST_TEST(e->key.netns == kNetns, "keys carry the namespace inode asked for");
+        BOOST_TEST(e->flow.uid == ::geteuid(), "the owner is the socket's uid");
+        BOOST_TEST(e->flow.family == AF_INET, "shown as IPv4");
+        BOOST_TEST(e->flow.open_ns > 0u, "open time set (the agent's start)");
+    }
+    BOOST_TEST(out->flow.direction == PDTT_DIR_OUTBOUND, "the connecting end is outbound");
+    BOOST_TEST(in->flow.direction == PDTT_DIR_INBOUND, "the end on a listening port is inbound");
 }

@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE sinks
 #include <boost/test/unit_test.hpp>
 
+#include "errors.hpp"
 #include "factory.hpp"
 #include "format.hpp"
 
@@ -578,23 +579,25 @@ BOOST_AUTO_TEST_SUITE(factory)
 BOOST_AUTO_TEST_CASE(sinks_follow_config) {
     boost::asio::io_context io;
     TempDir dir;
-    Config cfg;
+    SinkSettings cfg;
+    cfg.files = true;
     cfg.log_prefix = (dir.path / "pdtt").string();
-    cfg.stdout_mode = StdoutMode::json;
+    cfg.console = ConsoleFormat::json;
     BOOST_TEST(make_sinks(cfg, io).size() == 2u);
-    cfg.stdout_mode = StdoutMode::none;
+    cfg.console = ConsoleFormat::none;
     BOOST_TEST(make_sinks(cfg, io).size() == 1u);
     cfg.files = false;
     BOOST_TEST(make_sinks(cfg, io).empty());
-    cfg.stdout_mode = StdoutMode::text;
+    cfg.console = ConsoleFormat::text;
     BOOST_TEST(make_sinks(cfg, io).size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(no_files_skips_directory_check) {
     boost::asio::io_context io;
-    Config cfg;
+    SinkSettings cfg;
+    cfg.files = true;
     cfg.log_prefix = "/nonexistent-pdtt-dir/pdtt";
-    cfg.stdout_mode = StdoutMode::none;
+    cfg.console = ConsoleFormat::none;
     BOOST_CHECK_THROW(make_sinks(cfg, io), Error);
     cfg.files = false;
     BOOST_CHECK_NO_THROW(make_sinks(cfg, io));

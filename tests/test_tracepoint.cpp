@@ -24,6 +24,7 @@
 
 #include "pdtt.h"
 #include "pdtt.skel.h"
+#include "skeleton.hpp"
 
 #include <memory>
 
@@ -369,16 +370,6 @@ std::string comm_of(const char (&c)[PDTT_COMM_LEN])
 	return std::string(c, strnlen(c, PDTT_COMM_LEN));
 }
 
-struct SkelDeleter {
-	void operator()(pdtt_bpf *s) const { pdtt_bpf__destroy(s); }
-};
-struct RingDeleter {
-	void operator()(ring_buffer *r) const { ring_buffer__free(r); }
-};
-struct LinkDeleter {
-	void operator()(bpf_link *l) const { bpf_link__destroy(l); }
-};
-
 // One test case's world: a private netns, the tracepoint program loaded
 // for it, and the ring buffer. Leaves the namespace again on destruction.
 struct TracepointFixture {
@@ -390,13 +381,12 @@ struct TracepointFixture {
 		check(::stat("/proc/self/ns/net", &st) == 0, "stat /proc/self/ns/net");
 		netns = static_cast<uint32_t>(st.st_ino);
 
-		skel.reset(pdtt_bpf__open());
-		BOOST_REQUIRE_MESSAGE(skel, "pdtt_bpf__open failed");
-		for (bpf_program *p : {skel->progs.pdtt_xdp, skel->progs.pdtt_egress,
-				       skel->progs.pdtt_state_tp})
-			bpf_program__set_autoload(p, false);
-		skel->rodata->target_netns = netns;
-		BOOST_REQUIRE_MESSAGE(pdtt_bpf__load(skel.get()) == 0, "pdtt_bpf__load failed");
+		// Throws pdtt::Error when the open or the load fails.
+		skel = pdtt::load_skeleton([this](pdtt_bpf &s) {
+			for (bpf_program *p : {s.progs.pdtt_xdp, s.progs.pdtt_egress, s.progs.pdtt_state_tp})
+				bpf_program__set_autoload(p, false);
+			s.rodata->target_netns = netns;
+		});
 		link.reset(bpf_program__attach(skel->progs.pdtt_state_btf));
 		BOOST_REQUIRE_MESSAGE(link, "attaching pdtt_state_btf failed");
 		flows_fd = bpf_map__fd(skel->maps.flows);
@@ -506,9 +496,9 @@ struct TracepointFixture {
 		return sum;
 	}
 
-	std::unique_ptr<pdtt_bpf, SkelDeleter> skel;
-	std::unique_ptr<bpf_link, LinkDeleter> link;
-	std::unique_ptr<ring_buffer, RingDeleter> ring;
+	pdtt::Skeleton skel;
+	pdtt::BpfLink link;
+	pdtt::RingBuffer ring;
 	uint32_t netns = 0;
 	int flows_fd = -1;
 	std::vector<pdtt_event> events;

@@ -15,9 +15,10 @@
 // "events=N seconds=S events_per_s=X open=.. delta=.. close=.. flows=F".
 
 #include "abi.hpp"
+#include "aggregator.hpp"
 #include "factory.hpp"
-#include "flows.hpp"
 #include "names.hpp"
+#include "wall_clock.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -59,12 +60,8 @@ bool fake_passwd(uint32_t uid, std::string &name)
 
 struct SynthFlow {
 	pdtt_flow_key key{};
-	pdtt_counters cnt{};
-	uint64_t open_ns = 0;
-	uint32_t uid = 0;
+	pdtt_flow flow{};	// as the kernel flow table holds it
 	uint32_t age = 0;	// sweeps since open
-	uint8_t direction = PDTT_DIR_OUTBOUND;
-	uint16_t family = AF_INET;
 };
 
 class Stream {
@@ -88,10 +85,10 @@ public:
 			}
 			// Bulk flows move a lot, most move a little: vary the step.
 			uint64_t step = 1448ull * (1 + (f.key.lport % 64));
-			f.cnt.tx_bytes += step;
-			f.cnt.rx_bytes += step / 8;
-			f.cnt.tx_packets += 1 + f.key.lport % 64;
-			f.cnt.rx_packets += 1 + f.key.lport % 16;
+			f.flow.cnt.tx_bytes += step;
+			f.flow.cnt.rx_bytes += step / 8;
+			f.flow.cnt.tx_packets += 1 + f.key.lport % 64;
+			f.flow.cnt.rx_packets += 1 + f.key.lport % 16;
 			if (++f.age > deltas_) {
 				out.push_back(event(f, PDTT_EV_FLOW_CLOSE));
 				renew(f);
@@ -107,12 +104,12 @@ private:
 		uint64_t n = serial_++;
 		f = SynthFlow{};
 		bool v6 = n % 100 < v6_percent_;
+		f.flow.family = v6 ? AF_INET6 : AF_INET;
 		if (v6) {
 			inet_pton(AF_INET6, "fd00:201::1", f.key.laddr);
 			inet_pton(AF_INET6, "fd00:201::2", f.key.raddr);
 			f.key.raddr[14] = static_cast<uint8_t>(n >> 8);
 			f.key.raddr[15] = static_cast<uint8_t>(n);
-			f.family = AF_INET6;
 		} else {
 			// IPv4-mapped, as the kernel stores it.
 			f.key.laddr[10] = f.key.laddr[11] = 0xff;
@@ -126,28 +123,16 @@ private:
 		f.key.rport = static_cast<uint16_t>(n % 3 == 0 ? 443 : 22);
 		f.key.proto = IPPROTO_TCP;
 		// A few users own most flows, as on a login node.
-		f.uid = 1000 + static_cast<uint32_t>((n * 2654435761u) % users_);
-		f.direction = n % 4 == 0 ? PDTT_DIR_INBOUND : PDTT_DIR_OUTBOUND;
-		f.open_ns = now_ns_;
+		f.flow.uid = 1000 + static_cast<uint32_t>((n * 2654435761u) % users_);
+		f.flow.direction = n % 4 == 0 ? PDTT_DIR_INBOUND : PDTT_DIR_OUTBOUND;
+		f.flow.open_ns = now_ns_;
+		f.flow.ifindex = 2;
+		f.flow.pid = f.flow.direction == PDTT_DIR_OUTBOUND ? 4242 : 0;
+		if (f.flow.pid)
+			std::memcpy(f.flow.comm, "rsync", 6);
 	}
 
-	pdtt_event event(const SynthFlow &f, uint8_t type) const
-	{
-		pdtt_event e{};
-		e.cnt = f.cnt;
-		e.ts_ns = now_ns_;
-		e.open_ns = f.open_ns;
-		e.key = f.key;
-		e.uid = f.uid;
-		e.pid = f.direction == PDTT_DIR_OUTBOUND ? 4242 : 0;
-		e.ifindex = 2;
-		e.family = f.family;
-		e.type = type;
-		e.direction = f.direction;
-		if (e.pid)
-			std::memcpy(e.comm, "rsync", 6);
-		return e;
-	}
+	pdtt_event event(const SynthFlow &f, uint8_t type) const { return pdtt::make_event(type, now_ns_, f.key, f.flow); }
 
 	uint32_t deltas_, users_, v6_percent_;
 	uint64_t serial_ = 0;
@@ -205,7 +190,7 @@ int main(int argc, char **argv)
 				std::memcpy(&e, ring.data() + i * sizeof(e), sizeof(e));
 				agg.on_event(e);
 			}
-			agg.sweep_done();
+			agg.deltas_done();
 			if (++sweeps % per_report == 0) {
 				agg.report(clock.from_mono(now), static_cast<double>(per_report));
 				for (auto &s : sinks)

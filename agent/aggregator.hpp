@@ -7,6 +7,7 @@
 #include "names.hpp"
 #include "records.hpp"
 #include "sink.hpp"
+#include "wall_clock.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -17,18 +18,6 @@
 #include <vector>
 
 namespace pdtt {
-
-// Converts CLOCK_MONOTONIC nanoseconds (kernel timestamps) to wall time.
-class WallClock {
-public:
-    WallClock() { resync(); }
-    void resync();   // after the wall clock was stepped
-    Timestamp from_mono(uint64_t mono_ns) const;
-    static uint64_t mono_now_ns();
-
-private:
-    int64_t offset_us_ = 0;   // wall - monotonic
-};
 
 struct FlowKeyHash {
     size_t operator()(const pdtt_flow_key& k) const noexcept {
@@ -49,9 +38,9 @@ public:
     Aggregator(SinkList& sinks, UserNames& names, IfName ifname, const WallClock& clock, Resolve resolve = {});
 
     void on_event(const pdtt_event& e);
-    // Call after each sweep's records were consumed: a later FLOW_DELTA for
-    // a key closed before it belongs to a new flow with the same 5-tuple.
-    void sweep_done() { recently_closed_.clear(); }
+    // Call after each emit_deltas' records were consumed: a later FLOW_DELTA
+    // for a key closed before it belongs to a new flow with the same 5-tuple.
+    void deltas_done() { recently_closed_.clear(); }
     void add_unattributed(const Counters& delta);
     // One user_report per user with traffic since the last report.
     void report(Timestamp end, double interval_s);

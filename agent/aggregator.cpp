@@ -1,19 +1,12 @@
-#include "flows.hpp"
+#include "aggregator.hpp"
 
 #include <netinet/in.h>
-#include <time.h>
 
 #include <cstring>
 
 namespace pdtt {
 
 namespace {
-
-int64_t clock_us(clockid_t id) {
-    timespec ts{};
-    ::clock_gettime(id, &ts);
-    return int64_t(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
-}
 
 Counters to_counters(const pdtt_counters& c) { return {c.tx_bytes, c.rx_bytes, c.tx_packets, c.rx_packets}; }
 
@@ -29,18 +22,6 @@ const char* proto_name(uint8_t p) {
 }
 
 } // namespace
-
-void WallClock::resync() { offset_us_ = clock_us(CLOCK_REALTIME) - clock_us(CLOCK_MONOTONIC); }
-
-uint64_t WallClock::mono_now_ns() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return uint64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-Timestamp WallClock::from_mono(uint64_t mono_ns) const {
-    return Timestamp(std::chrono::microseconds(int64_t(mono_ns / 1000) + offset_us_));
-}
 
 bool FlowKeyEq::operator()(const pdtt_flow_key& a, const pdtt_flow_key& b) const noexcept {
     return std::memcmp(&a, &b, sizeof(a)) == 0;
@@ -108,7 +89,7 @@ void Aggregator::account(Flow& f, const Counters& delta) {
 void Aggregator::on_event(const pdtt_event& e) {
     auto it = flows_.find(e.key);
     if (it == flows_.end() || e.type == PDTT_EV_FLOW_OPEN) {
-        // A delta from a sweep that raced with this flow's close: already counted.
+        // A delta emitted in a race with this flow's close: already counted.
         if (e.type == PDTT_EV_FLOW_DELTA && recently_closed_.count(e.key))
             return;
         if (it != flows_.end())

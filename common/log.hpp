@@ -1,4 +1,4 @@
-// Agent logging: one line per message on stderr; debug only with -v.
+// Logging: one line per message on stderr; debug only with -v.
 #pragma once
 
 #include "errors.hpp"
