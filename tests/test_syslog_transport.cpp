@@ -1,0 +1,113 @@
+// Syslog sink, the transports: UDP datagrams, and the TCP queue,
+// reconnect and flush against receivers in this process on 127.0.0.1.
+// No root.
+#define BOOST_TEST_MODULE syslog_transport
+#include <boost/test/unit_test.hpp>
+
+#include "syslog_lab.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+
+#include <string>
+#include <vector>
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+using namespace std::chrono_literals;
+using namespace pdtt;
+using namespace pdtt::test;
+
+BOOST_AUTO_TEST_SUITE(transport)
+
+BOOST_AUTO_TEST_CASE(udp_sends_one_message_per_datagram_within_1180_octets) {
+    asio::io_context io;
+    udp::socket rx(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    auto sink = make_syslog_sink({"udp://127.0.0.1:" + std::to_string(rx.local_endpoint().port()), 16, "pdtt"}, io);
+    UserReport u = sample_report(100);
+    sink->user_report(u);
+    sink->agent_stats(sample_stats());
+    auto want = rfc5424::format_user_report(rfc5424::local_header(16, "pdtt"), u, rfc5424::kUdpMaxMessage);
+    BOOST_TEST_REQUIRE(want.size() > 1u);
+    rx.non_blocking(true);
+    std::vector<std::string> got;
+    char buf[65536];
+    boost::system::error_code ec;
+    while (std::size_t n = rx.receive(asio::buffer(buf), 0, ec))
+        got.emplace_back(buf, n);
+    BOOST_TEST_REQUIRE(got.size() == want.size() + 1);
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        BOOST_TEST(got[i] == want[i]);
+        BOOST_TEST(got[i].size() <= 1180u);
+    }
+    BOOST_TEST(must_parse(got.back()).msgid == "agent_stats");
+    BOOST_TEST(sink->errors() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(tcp_overflow_drops_the_oldest_and_counts_them) {
+    asio::io_context io;
+    TcpReceiver rx(io);   // refuses connections for now
+    auto one = rfc5424::octet_frame(rfc5424::format_agent_stats(rfc5424::local_header(16, "pdtt"), sample_stats(100)));
+    auto sink = make_syslog_sink({rx.url(), 16, "pdtt", 10 * one.size()}, io);
+    for (uint64_t e = 100; e < 125; ++e)
+        sink->agent_stats(sample_stats(e));
+    pump(io, [] { return false; }, 100ms);   // connection refused, retrying
+    BOOST_TEST(sink->errors() == 15u);
+    rx.listen();
+    BOOST_TEST_REQUIRE(rx.accept(5s));
+    BOOST_TEST_REQUIRE(rx.read(10, 5s));
+    pump(io, [] { return false; }, 100ms);
+    rx.read_now();
+    BOOST_TEST_REQUIRE(rx.messages.size() == 10u);
+    for (std::size_t i = 0; i < 10; ++i)
+        BOOST_TEST(events_of(rx.messages[i]) == 115 + i);   // the newest ten
+    BOOST_TEST(sink->errors() == 15u);
+}
+
+BOOST_AUTO_TEST_CASE(tcp_reconnects_after_the_receiver_closes) {
+    asio::io_context io;
+    TcpReceiver rx(io);
+    rx.listen();
+    auto sink = make_syslog_sink({rx.url(), 16, "pdtt"}, io);
+    sink->agent_stats(sample_stats(1));
+    BOOST_TEST_REQUIRE(rx.accept(5s));
+    BOOST_TEST_REQUIRE(rx.read(1, 5s));
+    rx.peer.close();
+    pump(io, [] { return false; }, 100ms);   // the sink notices the close
+    sink->agent_stats(sample_stats(2));
+    sink->agent_stats(sample_stats(3));
+    BOOST_TEST_REQUIRE(rx.accept(5s));   // back-off starts at 0.5 s
+    BOOST_TEST_REQUIRE(rx.read(3, 5s));
+    BOOST_TEST(events_of(rx.messages[1]) == 2u);
+    BOOST_TEST(events_of(rx.messages[2]) == 3u);
+    BOOST_TEST(sink->errors() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(tcp_flush_delivers_the_queue_without_the_loop_and_is_bounded) {
+    asio::io_context io;
+    TcpReceiver rx(io);
+    rx.listen();
+    auto sink = make_syslog_sink({rx.url(), 16, "pdtt", 64u << 20}, io);
+    sink->agent_stats(sample_stats(0));
+    BOOST_TEST_REQUIRE(rx.accept(5s));
+    BOOST_TEST_REQUIRE(rx.read(1, 5s));
+    for (uint64_t e = 1; e <= 500; ++e)
+        sink->agent_stats(sample_stats(e));
+    sink->flush();   // io does not run: flush itself writes
+    rx.read_now();
+    BOOST_TEST_REQUIRE(rx.messages.size() == 501u);
+    BOOST_TEST(events_of(rx.messages.back()) == 500u);
+
+    // A receiver that reads nothing: flush gives up after about a second.
+    for (uint64_t e = 0; e < 120000; ++e)   // ~36 MB, more than the socket buffers hold
+        sink->agent_stats(sample_stats(e));
+    auto t0 = Steady::now();
+    sink->flush();
+    auto took = Steady::now() - t0;
+    BOOST_TEST(took >= 900ms);
+    BOOST_TEST(took < 1500ms);
+    BOOST_TEST(sink->errors() == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
