@@ -12,6 +12,8 @@
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -289,6 +291,50 @@ inline std::vector<std::string> take_frames(std::string& buf) {
     }
     return out;
 }
+
+// How often needle occurs in text.
+inline std::size_t count_of(std::string_view text, std::string_view needle) {
+    std::size_t n = 0;
+    for (std::size_t at = text.find(needle); at != std::string_view::npos; at = text.find(needle, at + 1))
+        ++n;
+    return n;
+}
+
+// What this process writes to stderr (the sinks' log lines) while it
+// lives; passed on to the real stderr at the end, so nothing is hidden.
+class StderrCapture {
+public:
+    StderrCapture() : file_(std::tmpfile()), saved_(::dup(2)) {
+        if (!file_ || saved_ < 0)
+            throw std::runtime_error("cannot capture stderr");
+        std::fflush(stderr);
+        ::dup2(::fileno(file_), 2);
+    }
+    ~StderrCapture() {
+        std::string t = text();
+        ::dup2(saved_, 2);
+        ::close(saved_);
+        std::fclose(file_);
+        (void)!::write(2, t.data(), t.size());
+    }
+    StderrCapture(const StderrCapture&) = delete;
+    StderrCapture& operator=(const StderrCapture&) = delete;
+
+    std::string text() const {
+        std::fflush(stderr);
+        std::string out;
+        char chunk[4096];
+        ssize_t n;
+        while ((n = ::pread(::fileno(file_), chunk, sizeof chunk, static_cast<off_t>(out.size()))) > 0)
+            out.append(chunk, static_cast<std::size_t>(n));
+        return out;
+    }
+    std::size_t count(std::string_view needle) const { return count_of(text(), needle); }
+
+private:
+    std::FILE* file_;
+    int saved_;
+};
 
 // Runs io in short slices until pred holds or timeout passes.
 inline bool pump(asio::io_context& io, const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
