@@ -21,6 +21,7 @@
 #include <ctime>
 #include <functional>
 #include <map>
+#include <optional>
 #include <regex>
 #include <stdexcept>
 #include <string>
@@ -276,19 +277,22 @@ inline json::object json_of(const std::function<void(Sink&)>& feed) {
     return json::parse(line).as_object();
 }
 
-// Complete RFC 6587 frames at the start of buf, removed from it.
+// Complete RFC 6587 frames at the start of buf, removed from it (in one
+// go: a receiver may hold megabytes).
 inline std::vector<std::string> take_frames(std::string& buf) {
     std::vector<std::string> out;
+    std::size_t at = 0;
     for (;;) {
-        std::size_t sp = buf.find(' ');
+        std::size_t sp = buf.find(' ', at);
         if (sp == std::string::npos)
             break;
-        std::size_t len = std::stoul(buf.substr(0, sp));
+        std::size_t len = std::stoul(buf.substr(at, sp - at));
         if (buf.size() < sp + 1 + len)
             break;
         out.push_back(buf.substr(sp + 1, len));
-        buf.erase(0, sp + 1 + len);
+        at = sp + 1 + len;
     }
+    buf.erase(0, at);
     return out;
 }
 
@@ -385,6 +389,33 @@ struct TcpReceiver {
         return pump(io, [&] { read_now(); return messages.size() >= count; }, timeout);
     }
 };
+
+// README: the TCP connection is "re-made with back-off (0.5 s doubling to
+// 30 s)": retry n (from 1) waits this, jittered down to half of it.
+inline std::chrono::milliseconds nominal_backoff(int n) {
+    return std::min<std::chrono::milliseconds>(500ms * (int64_t{1} << std::min(n - 1, 16)), 30s);
+}
+
+// Checks attempt times (the first attempt, then one per retry) against it.
+inline void check_backoff(const std::vector<Steady::time_point>& at) {
+    for (std::size_t n = 1; n < at.size(); ++n) {
+        auto want = nominal_backoff(static_cast<int>(n));
+        auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(at[n] - at[n - 1]);
+        BOOST_TEST_CONTEXT("retry " << n << " after " << gap.count() << " ms, nominal " << want.count() << " ms") {
+            BOOST_TEST(gap >= want / 2);
+            BOOST_TEST(gap <= want + 100ms);   // scheduling, and noticing the close
+        }
+    }
+}
+
+// N of the TCP sink's "N syslog messages not delivered" line at exit.
+inline std::optional<uint64_t> undelivered(const std::string& err) {
+    static const std::regex re(R"((\d+) syslog messages not delivered)");
+    std::smatch m;
+    if (!std::regex_search(err, m, re))
+        return std::nullopt;
+    return std::stoull(m[1]);
+}
 
 inline uint64_t events_of(const std::string& msg) { return std::stoull(must_parse(msg).sd().at("events")); }
 

@@ -1,23 +1,33 @@
 // Syslog sink end to end: the real agent and a real rsyslog (in a private
 // namespace, on its loopback) over UDP and TCP, including a receiver
-// outage. The messages alone are test_syslog_format, the transports
-// against in-process receivers test_syslog_transport.
+// outage; then what only root can watch of the TCP sink: its connection
+// attempts (a raw socket) and the agent's exit with a dead receiver. The
+// messages alone are test_syslog_format, the transports against in-process
+// receivers test_syslog_transport.
 #define BOOST_TEST_MODULE syslog
 #include <boost/test/unit_test.hpp>
 
 #include "agent_lab.hpp"
+#include "fd.hpp"
 #include "syslog_lab.hpp"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <stdexcept>
+#include <vector>
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -32,6 +42,34 @@ struct Global {
     Global() { cleanup_stale(); }
 };
 BOOST_TEST_GLOBAL_FIXTURE(Global);
+
+// The times of TCP SYNs to port in this thread's network namespace, as a
+// raw socket sees them: connection attempts, refused ones too.
+class SynWatch {
+public:
+    explicit SynWatch(uint16_t port)
+        : port_(port), fd_(::socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP)) {
+        if (!fd_)
+            throw std::runtime_error(std::string("raw socket: ") + std::strerror(errno));
+    }
+
+    void read(std::vector<Steady::time_point>& at) const {
+        unsigned char pkt[2048];
+        for (ssize_t n; (n = ::recv(fd_.get(), pkt, sizeof pkt, 0)) > 0;) {
+            std::size_t ihl = (pkt[0] & 0x0fu) * 4;
+            if (static_cast<std::size_t>(n) < ihl + 14)
+                continue;
+            const unsigned char* tcp = pkt + ihl;
+            bool syn = (tcp[13] & 0x02) && !(tcp[13] & 0x10);   // SYN without ACK
+            if (syn && (tcp[2] << 8 | tcp[3]) == port_)
+                at.push_back(Steady::now());
+        }
+    }
+
+private:
+    uint16_t port_;
+    Fd fd_;
+};
 
 constexpr int kUdpPort = 5514, kTcpPort = 5515;
 
@@ -398,6 +436,45 @@ BOOST_AUTO_TEST_CASE(a_syslog_host_that_does_not_resolve_is_a_usage_error) {
     std::string err = agent.err();
     BOOST_TEST(err.rfind("pdtt-agent: syslog host 'pdtt-no-such-host.invalid' does not resolve: ", 0) == 0, err);
     BOOST_TEST(std::count(err.begin(), err.end(), '\n') == 1, err);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// The TCP sink where only root can look: its connection attempts and the
+// agent's exit.
+BOOST_AUTO_TEST_SUITE(tcp)
+
+BOOST_AUTO_TEST_CASE(backoff_doubles_while_the_receiver_is_absent) {
+    Netns ns;
+    EnterNetns in(ns);   // the sink's attempts and the watch alone on this loopback
+    SynWatch syns(kTcpPort);
+    asio::io_context io;
+    auto sink = make_syslog_sink({"tcp://127.0.0.1:" + std::to_string(kTcpPort), 16, "pdtt"}, io);
+    std::vector<Steady::time_point> at;
+    pump(io, [&] { syns.read(at); return at.size() >= 6; }, 25s);
+    BOOST_TEST_REQUIRE(at.size() == 6u);   // the first attempt and five retries, all refused
+    check_backoff(at);
+}
+
+// README: "At exit the agent spends at most a second delivering what is
+// queued"; with no receiver there is nothing to spend it on, and what did
+// not arrive is said, exactly.
+BOOST_FIXTURE_TEST_CASE(exit_with_a_dead_receiver_is_prompt_and_says_what_was_not_delivered, SyslogLab) {
+    const int nobody_listens = kTcpPort + 10;
+    start_agent({"--syslog", "tcp://127.0.0.1:" + std::to_string(nobody_listens)});
+    transfer(alice, link.b_ip4(), 300'000, 100'000);
+    BOOST_TEST_REQUIRE(wait_until([&] { return records_since(*agent, "user_report", "") >= 1; }, 10s));
+    auto t0 = Steady::now();
+    auto json_recs = stop_agent();
+    auto took = Steady::now() - t0;
+    BOOST_TEST(took < 2s, "exit took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+    std::size_t sent = 0;
+    for (const auto& r : json_recs) {
+        std::string type = str(r, "type");
+        sent += type == "flow_close" || type == "user_report" || type == "agent_stats";
+    }
+    BOOST_TEST(sent > 3u);
+    BOOST_TEST(undelivered(agent->err()).value_or(0) == sent, agent->err());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,6 +1,6 @@
 // Syslog sink, the transports: UDP datagrams, and the TCP queue,
-// reconnect and flush against receivers in this process on 127.0.0.1.
-// No root.
+// reconnect, back-off and flush against receivers in this process on
+// 127.0.0.1. No root.
 #define BOOST_TEST_MODULE syslog_transport
 #include <boost/test/unit_test.hpp>
 
@@ -10,7 +10,11 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -18,6 +22,19 @@ using asio::ip::udp;
 using namespace std::chrono_literals;
 using namespace pdtt;
 using namespace pdtt::test;
+
+namespace {
+
+// Reads what the receiver has, without running the sink, until 200 ms pass with nothing new.
+void drain(TcpReceiver& rx) {
+    for (std::size_t before = SIZE_MAX; before != rx.messages.size() + rx.buf.size();) {
+        before = rx.messages.size() + rx.buf.size();
+        std::this_thread::sleep_for(200ms);
+        rx.read_now();
+    }
+}
+
+} // namespace
 
 BOOST_AUTO_TEST_SUITE(transport)
 
@@ -111,7 +128,54 @@ BOOST_AUTO_TEST_CASE(tcp_flush_delivers_the_queue_without_the_loop_and_is_bounde
     BOOST_TEST(took >= 900ms);
     BOOST_TEST(took < 1500ms);
     BOOST_TEST(sink->errors() == 0u);
+
+    // It says how many it could not deliver: exactly those the receiver,
+    // reading at last, does not find.
+    auto lost = undelivered(err.text());
+    BOOST_TEST_REQUIRE(lost.has_value(), err.text());
+    BOOST_TEST(*lost > 0u);
+    drain(rx);
+    BOOST_TEST(rx.messages.size() + *lost == 501u + 120000u,
+               rx.messages.size() << " received, " << *lost << " said lost");
 }
+
+BOOST_AUTO_TEST_CASE(tcp_flush_without_a_receiver_returns_at_once_and_says_what_it_lost) {
+    asio::io_context io;
+    TcpReceiver rx(io);   // refuses connections
+    auto sink = make_syslog_sink({rx.url(), 16, "pdtt"}, io);
+    StderrCapture err;
+    BOOST_TEST_REQUIRE(pump(io, [&] { return err.count("cannot connect") == 1; }, 5s), err.text());
+    for (uint64_t e = 0; e < 7; ++e)
+        sink->agent_stats(sample_stats(e));
+    auto t0 = Steady::now();
+    sink->flush();
+    auto took = Steady::now() - t0;
+    BOOST_TEST(took < 100ms);
+    BOOST_TEST(undelivered(err.text()).value_or(0) == 7u, err.text());
+}
+
+BOOST_AUTO_TEST_CASE(tcp_the_default_queue_holds_4_mib_then_the_oldest_go_and_are_counted) {
+    constexpr uint64_t first = 1'000'000;   // seven digits: every message the same size
+    asio::io_context io;
+    TcpReceiver rx(io);
+    auto sink = make_syslog_sink({rx.url(), 16, "pdtt"}, io);   // the queue as the agent has it
+    auto one =
+        rfc5424::octet_frame(rfc5424::format_agent_stats(rfc5424::local_header(16, "pdtt"), sample_stats(first)));
+    const uint64_t fits = (4u << 20) / one.size();
+    for (uint64_t e = first; e < first + fits + 100; ++e)
+        sink->agent_stats(sample_stats(e));
+    BOOST_TEST(sink->errors() == 100u);
+    rx.listen();
+    BOOST_TEST_REQUIRE(rx.accept(5s));
+    BOOST_TEST_REQUIRE(rx.read(fits, 10s));
+    pump(io, [] { return false; }, 100ms);   // and nothing more
+    rx.read_now();
+    BOOST_TEST_REQUIRE(rx.messages.size() == fits);
+    BOOST_TEST(events_of(rx.messages.front()) == first + 100);   // the oldest hundred went
+    BOOST_TEST(events_of(rx.messages.back()) == first + fits + 99);
+    BOOST_TEST(sink->errors() == 100u);
+}
+
 // A message written between the receiver's close and the sink noticing it
 // goes nowhere (the receiver answers with a reset); the sink must send it
 // again after reconnecting or count it, never lose it silently.
@@ -130,6 +194,24 @@ BOOST_AUTO_TEST_CASE(tcp_a_message_written_as_the_receiver_closes_is_sent_again_
     bool resent = rx.messages.size() == 2 && events_of(rx.messages[1]) == 2;
     BOOST_TEST(sink->errors() == (resent ? 0u : 1u),
                "message 2 " << (resent ? "sent again" : "not delivered") << ", " << sink->errors() << " counted");
+}
+
+// README: "re-made with back-off (0.5 s doubling to 30 s) when it fails".
+// A receiver that accepts and at once closes fails every connection too.
+BOOST_AUTO_TEST_CASE(tcp_backoff_doubles_against_a_receiver_that_accepts_and_closes) {
+    asio::io_context io;
+    TcpReceiver rx(io);
+    rx.listen();
+    auto sink = make_syslog_sink({rx.url(), 16, "pdtt"}, io);
+    std::vector<Steady::time_point> at;
+    for (int n = 0; n <= 4; ++n) {   // the first connection, then four retries
+        if (!rx.accept(n == 0 ? 5s : nominal_backoff(n) + 1s))
+            break;
+        at.push_back(Steady::now());
+        rx.peer.close();
+    }
+    BOOST_TEST_REQUIRE(at.size() == 5u);
+    check_backoff(at);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
