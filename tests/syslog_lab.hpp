@@ -354,6 +354,7 @@ inline bool pump(asio::io_context& io, const std::function<bool()>& pred, std::c
 
 // A receiver for the TCP sink in this process: a port that refuses
 // connections until listen(), then accepts one connection at a time.
+// Its sockets live in the network namespace of the thread that makes it.
 struct TcpReceiver {
     asio::io_context& io;
     tcp::acceptor acceptor{io};
@@ -361,12 +362,16 @@ struct TcpReceiver {
     std::string buf;
     std::vector<std::string> messages;
 
-    explicit TcpReceiver(asio::io_context& io) : io(io) {
+    explicit TcpReceiver(asio::io_context& io, const std::string& address = "127.0.0.1", unsigned short port = 0)
+        : io(io) {
         acceptor.open(tcp::v4());
-        acceptor.bind({asio::ip::make_address("127.0.0.1"), 0});
+        acceptor.bind({asio::ip::make_address(address), port});
         acceptor.non_blocking(true);
     }
-    std::string url() const { return "tcp://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()); }
+    unsigned short port() const { return acceptor.local_endpoint().port(); }
+    std::string url() const {
+        return "tcp://" + acceptor.local_endpoint().address().to_string() + ":" + std::to_string(port());
+    }
     void listen() { acceptor.listen(); }
 
     bool accept(std::chrono::milliseconds timeout) {

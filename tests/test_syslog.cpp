@@ -1,9 +1,10 @@
 // Syslog sink end to end: the real agent and a real rsyslog (in a private
 // namespace, on its loopback) over UDP and TCP, including a receiver
 // outage; then what only root can watch of the TCP sink: its connection
-// attempts (a raw socket) and the agent's exit with a dead receiver. The
-// messages alone are test_syslog_format, the transports against in-process
-// receivers test_syslog_transport.
+// attempts (a raw socket), its name lookups (a namespace's own /etc/hosts)
+// and the agent's exit with a dead receiver. The messages alone are
+// test_syslog_format, the transports against in-process receivers
+// test_syslog_transport.
 #define BOOST_TEST_MODULE syslog
 #include <boost/test/unit_test.hpp>
 
@@ -38,8 +39,53 @@ using namespace pdtt::test;
 
 namespace {
 
+// A file of ns's own /etc: `ip netns exec`, and so a Process in ns, sees
+// /etc/netns/NAME/FILE mounted over /etc/FILE. Rewritten in place, so a
+// running process sees every change.
+class NetnsEtcFile {
+public:
+    static constexpr const char* kRoot = "/etc/netns";
+
+    NetnsEtcFile(const Netns& ns, const std::string& file, const std::string& text)
+        : dir_(fs::path(kRoot) / ns.name()), path_(dir_ / file) {
+        fs::create_directories(dir_);
+        write(text);
+    }
+    ~NetnsEtcFile() { remove(dir_); }
+    NetnsEtcFile(const NetnsEtcFile&) = delete;
+    NetnsEtcFile& operator=(const NetnsEtcFile&) = delete;
+
+    void write(const std::string& text) const {
+        std::ofstream f(path_, std::ios::trunc);   // the same inode: the mount stays
+        f << text;
+        f.close();
+        if (!f)
+            throw std::runtime_error("cannot write " + path_.string());
+    }
+
+    static void remove(const fs::path& dir) {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+        fs::remove(kRoot, ec);   // only when empty
+    }
+    // What a crashed run left: the directories of namespaces that are gone.
+    static void remove_stale() {
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(kRoot, ec))
+            if (e.path().filename().string().rfind("pdtt-t-", 0) == 0 &&
+                !fs::exists("/run/netns" / e.path().filename()))
+                remove(e.path());
+    }
+
+private:
+    fs::path dir_, path_;
+};
+
 struct Global {
-    Global() { cleanup_stale(); }
+    Global() {
+        cleanup_stale();
+        NetnsEtcFile::remove_stale();
+    }
 };
 BOOST_TEST_GLOBAL_FIXTURE(Global);
 
@@ -440,8 +486,8 @@ BOOST_AUTO_TEST_CASE(a_syslog_host_that_does_not_resolve_is_a_usage_error) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
-// The TCP sink where only root can look: its connection attempts and the
-// agent's exit.
+// The TCP sink where only root can look: its connection attempts, its name
+// lookups, and the agent's exit.
 BOOST_AUTO_TEST_SUITE(tcp)
 
 BOOST_AUTO_TEST_CASE(backoff_doubles_while_the_receiver_is_absent) {
@@ -454,6 +500,40 @@ BOOST_AUTO_TEST_CASE(backoff_doubles_while_the_receiver_is_absent) {
     pump(io, [&] { syns.read(at); return at.size() >= 6; }, 25s);
     BOOST_TEST_REQUIRE(at.size() == 6u);   // the first attempt and five retries, all refused
     check_backoff(at);
+}
+
+BOOST_AUTO_TEST_CASE(the_host_name_is_looked_up_again_on_reconnect) {
+    Netns ns;
+    const std::string name = "pdtt-receiver.test";
+    NetnsEtcFile hosts(ns, "hosts", "127.0.0.1 " + name + "\n");
+    asio::io_context io;
+    std::unique_ptr<TcpReceiver> first, second;
+    {
+        EnterNetns in(ns);
+        first = std::make_unique<TcpReceiver>(io);
+        second = std::make_unique<TcpReceiver>(io, "127.0.0.2", first->port());
+    }
+    first->listen();
+    second->listen();
+    Process agent({PDTT_AGENT_BIN, "-i", "lo", "--no-files", "--stdout", "none", "-t", "1", "--syslog",
+                   "tcp://" + name + ":" + std::to_string(first->port())},
+                  ns.name());
+    BOOST_TEST_REQUIRE(first->accept(15s), "agent: " << agent.err());
+    BOOST_TEST_REQUIRE(first->read(1, 5s));
+    BOOST_TEST(!second->accept(0ms));
+
+    // The name moves; the first receiver goes away.
+    hosts.write("127.0.0.2 " + name + "\n");
+    first->peer.close();
+    first->acceptor.close();
+    BOOST_TEST_REQUIRE(second->accept(10s), "the agent did not reconnect to the name's new address: " << agent.err());
+    BOOST_TEST_REQUIRE(second->read(1, 5s));
+    must_parse(second->messages[0]);
+    BOOST_TEST(count_of(agent.err(), "connected again") == 1u, agent.err());
+    agent.signal(SIGTERM);
+    auto st = agent.wait(3s);
+    BOOST_TEST_REQUIRE(st.has_value());
+    BOOST_TEST(*st == 0, agent.err());
 }
 
 // README: "At exit the agent spends at most a second delivering what is
