@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +34,21 @@ void drain(TcpReceiver& rx) {
         rx.read_now();
     }
 }
+
+// A TCP sink whose first message (events 1) has reached rx.
+struct Connected {
+    asio::io_context io;
+    TcpReceiver rx{io};
+    std::unique_ptr<Sink> sink;
+
+    Connected() {
+        rx.listen();
+        sink = make_syslog_sink({rx.url(), 16, "pdtt"}, io);
+        sink->agent_stats(sample_stats(1));
+        BOOST_TEST_REQUIRE(rx.accept(5s));
+        BOOST_TEST_REQUIRE(rx.read(1, 5s));
+    }
+};
 
 } // namespace
 
@@ -83,14 +99,7 @@ BOOST_AUTO_TEST_CASE(tcp_overflow_drops_the_oldest_and_counts_them) {
     BOOST_TEST(sink->errors() == 15u);
 }
 
-BOOST_AUTO_TEST_CASE(tcp_reconnects_after_the_receiver_closes) {
-    asio::io_context io;
-    TcpReceiver rx(io);
-    rx.listen();
-    auto sink = make_syslog_sink({rx.url(), 16, "pdtt"}, io);
-    sink->agent_stats(sample_stats(1));
-    BOOST_TEST_REQUIRE(rx.accept(5s));
-    BOOST_TEST_REQUIRE(rx.read(1, 5s));
+BOOST_FIXTURE_TEST_CASE(tcp_reconnects_after_the_receiver_closes, Connected) {
     StderrCapture err;
     rx.peer.close();
     BOOST_TEST_REQUIRE(pump(io, [&] { return err.count("connection lost") == 1; }, 5s), err.text());
@@ -179,14 +188,7 @@ BOOST_AUTO_TEST_CASE(tcp_the_default_queue_holds_4_mib_then_the_oldest_go_and_ar
 // A message written between the receiver's close and the sink noticing it
 // goes nowhere (the receiver answers with a reset); the sink must send it
 // again after reconnecting or count it, never lose it silently.
-BOOST_AUTO_TEST_CASE(tcp_a_message_written_as_the_receiver_closes_is_sent_again_or_counted) {
-    asio::io_context io;
-    TcpReceiver rx(io);
-    rx.listen();
-    auto sink = make_syslog_sink({rx.url(), 16, "pdtt"}, io);
-    sink->agent_stats(sample_stats(1));
-    BOOST_TEST_REQUIRE(rx.accept(5s));
-    BOOST_TEST_REQUIRE(rx.read(1, 5s));
+BOOST_FIXTURE_TEST_CASE(tcp_a_message_written_as_the_receiver_closes_is_sent_again_or_counted, Connected) {
     rx.peer.close();   // io does not run: the sink has not seen it yet
     sink->agent_stats(sample_stats(2));
     BOOST_TEST_REQUIRE(rx.accept(5s));
