@@ -25,9 +25,11 @@
 // payload_tx=.. payload_rx=..": made counts connections that reached
 // ESTABLISHED, the flows the agent must report. Errors: one line on stderr.
 
+#include "cli.hpp"
+#include "fd.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -38,29 +40,22 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <map>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
 
+using namespace pdtt::tool;
+using pdtt::Fd;
+
 using Clock = std::chrono::steady_clock;
-
-struct Error : std::runtime_error {
-	using std::runtime_error::runtime_error;
-};
-
-std::string errno_text(const std::string &what)
-{
-	return what + ": " + std::strerror(errno);
-}
 
 volatile std::sig_atomic_t g_stop = 0;
 
@@ -68,60 +63,11 @@ void on_signal(int) { g_stop = 1; }
 
 // ---- command line ----
 
-struct Args {
-	std::string mode;
-	std::map<std::string, std::string> opt;
-
-	std::string str(const std::string &k, const std::string &def = {}) const
-	{
-		auto it = opt.find(k);
-		return it == opt.end() ? def : it->second;
-	}
-	uint64_t num(const std::string &k, uint64_t def) const
-	{
-		auto it = opt.find(k);
-		if (it == opt.end())
-			return def;
-		const std::string &s = it->second;
-		uint64_t v = 0;
-		auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-		if (ec != std::errc() || p != s.data() + s.size() || s.empty())
-			throw Error("--" + k + ": not a non-negative integer: '" + s + "'");
-		return v;
-	}
-	std::string need(const std::string &k) const
-	{
-		if (!opt.count(k))
-			throw Error(mode + ": --" + k + " is required");
-		return str(k);
-	}
+const std::vector<Mode> kModes = {
+	{"serve", {"bind", "port", "ports"}},
+	{"run", {"to", "port", "ports", "rate", "duration", "bytes", "concurrency", "uid"}},
+	{"hold", {"to", "port", "ports", "count", "bytes", "concurrency", "hold", "uid"}},
 };
-
-Args parse_args(int argc, char **argv)
-{
-	static const std::map<std::string, std::vector<std::string>> known = {
-		{"serve", {"bind", "port", "ports"}},
-		{"run", {"to", "port", "ports", "rate", "duration", "bytes", "concurrency", "uid"}},
-		{"hold", {"to", "port", "ports", "count", "bytes", "concurrency", "hold", "uid"}},
-	};
-	if (argc < 2)
-		throw Error("missing mode (serve, run or hold)");
-	Args a;
-	a.mode = argv[1];
-	auto k = known.find(a.mode);
-	if (k == known.end())
-		throw Error("unknown mode '" + a.mode + "' (serve, run or hold)");
-	for (int i = 2; i < argc; i++) {
-		std::string s = argv[i];
-		if (s.rfind("--", 0) != 0 || i + 1 >= argc)
-			throw Error("expected --option VALUE, got '" + s + "'");
-		s = s.substr(2);
-		if (std::find(k->second.begin(), k->second.end(), s) == k->second.end())
-			throw Error(a.mode + ": unknown option --" + s);
-		a.opt[s] = argv[++i];
-	}
-	return a;
-}
 
 // ---- sockets ----
 
@@ -169,16 +115,6 @@ uint64_t raise_nofile(uint64_t need)
 	return rl.rlim_cur;
 }
 
-// After the descriptors are raised: the flows must belong to this user.
-void drop_to(const Args &a)
-{
-	if (!a.opt.count("uid"))
-		return;
-	auto uid = static_cast<uid_t>(a.num("uid", 0));
-	if (setgroups(0, nullptr) != 0 || setgid(uid) != 0 || setuid(uid) != 0)
-		throw Error(errno_text("cannot switch to uid " + std::to_string(uid)));
-}
-
 void put_be32(unsigned char *p, uint32_t v)
 {
 	p[0] = v >> 24;
@@ -215,23 +151,24 @@ int serve(const Args &a)
 		throw Error("serve: --port and --ports must name ports 1..65535");
 	raise_nofile(1u << 20);	// several servers may share the ports (SO_REUSEPORT)
 
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep < 0)
+	Fd ep(epoll_create1(EPOLL_CLOEXEC));
+	if (ep.get() < 0)
 		throw Error(errno_text("epoll_create1"));
-	std::vector<int> listeners;
+	std::vector<Fd> listeners;
 	for (uint64_t i = 0; i < nports; i++) {
-		int s = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		Fd s(socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
 		int one = 1;
-		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+		setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		setsockopt(s.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 		set_port(addr, static_cast<uint16_t>(port + i));
-		if (s < 0 || bind(s, reinterpret_cast<sockaddr *>(&addr), alen) != 0 || listen(s, 65535) != 0)
+		if (s.get() < 0 || bind(s.get(), reinterpret_cast<sockaddr *>(&addr), alen) != 0 ||
+		    listen(s.get(), 65535) != 0)
 			throw Error(errno_text("listen on port " + std::to_string(port + i)));
 		epoll_event ev{};
 		ev.events = EPOLLIN;
-		ev.data.u64 = uint64_t(1) << 32 | uint32_t(s);	// high bit: a listener
-		epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
-		listeners.push_back(s);
+		ev.data.u64 = uint64_t(1) << 32 | uint32_t(s.get());	// high bit: a listener
+		epoll_ctl(ep.get(), EPOLL_CTL_ADD, s.get(), &ev);
+		listeners.push_back(std::move(s));
 	}
 	std::printf("ready port=%llu ports=%llu\n", (unsigned long long)port, (unsigned long long)nports);
 	std::fflush(stdout);
@@ -244,7 +181,7 @@ int serve(const Args &a)
 	auto close_conn = [&](int fd) { ::close(fd); };
 
 	while (!g_stop) {
-		int n = epoll_wait(ep, evs.data(), static_cast<int>(evs.size()), 200);
+		int n = epoll_wait(ep.get(), evs.data(), static_cast<int>(evs.size()), 200);
 		if (n < 0 && errno != EINTR)
 			throw Error(errno_text("epoll_wait"));
 		for (int i = 0; i < n; i++) {
@@ -257,7 +194,7 @@ int serve(const Args &a)
 					epoll_event ev{};
 					ev.events = EPOLLIN | EPOLLRDHUP;
 					ev.data.u64 = uint32_t(c);
-					epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+					epoll_ctl(ep.get(), EPOLL_CTL_ADD, c, &ev);
 				}
 				continue;
 			}
@@ -294,13 +231,13 @@ int serve(const Args &a)
 						epoll_event ev{};
 						ev.events = EPOLLIN | EPOLLRDHUP;
 						ev.data.u64 = uint32_t(fd);
-						epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+						epoll_ctl(ep.get(), EPOLL_CTL_MOD, fd, &ev);
 					}
 				} else if (!drop) {
 					epoll_event ev{};
 					ev.events = EPOLLOUT | EPOLLRDHUP;
 					ev.data.u64 = uint32_t(fd);
-					epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+					epoll_ctl(ep.get(), EPOLL_CTL_MOD, fd, &ev);
 				}
 			}
 			if (drop)
@@ -334,8 +271,8 @@ public:
 			throw Error(a.mode + ": --bytes must be 8.." + std::to_string(kMaxBytes));
 		if (concurrency_ == 0)
 			throw Error(a.mode + ": --concurrency must be at least 1");
-		ep_ = epoll_create1(EPOLL_CLOEXEC);
-		if (ep_ < 0)
+		ep_ = Fd(epoll_create1(EPOLL_CLOEXEC));
+		if (ep_.get() < 0)
 			throw Error(errno_text("epoll_create1"));
 		std::memset(req_, 'q', sizeof(req_));
 		req_[0] = static_cast<unsigned char>(mode);
@@ -368,7 +305,7 @@ public:
 		epoll_event ev{};
 		ev.events = EPOLLOUT;
 		ev.data.fd = s;
-		epoll_ctl(ep_, EPOLL_CTL_ADD, s, &ev);
+		epoll_ctl(ep_.get(), EPOLL_CTL_ADD, s, &ev);
 		inflight_++;
 		return true;
 	}
@@ -376,7 +313,7 @@ public:
 	// One round of I/O; waits at most timeout_ms.
 	void poll(int timeout_ms)
 	{
-		int n = epoll_wait(ep_, evs_, kEvents, timeout_ms);
+		int n = epoll_wait(ep_.get(), evs_, kEvents, timeout_ms);
 		if (n < 0 && errno != EINTR)
 			throw Error(errno_text("epoll_wait"));
 		for (int i = 0; i < n; i++)
@@ -433,7 +370,7 @@ private:
 			epoll_event ev{};
 			ev.events = c.sent < bytes_ ? EPOLLOUT : EPOLLIN | EPOLLRDHUP;
 			ev.data.fd = fd;
-			epoll_ctl(ep_, EPOLL_CTL_MOD, fd, &ev);
+			epoll_ctl(ep_.get(), EPOLL_CTL_MOD, fd, &ev);
 			return;
 		}
 		char buf[kMaxBytes];
@@ -443,7 +380,7 @@ private:
 			payload_rx_ += static_cast<uint64_t>(r);
 			if (mode_ == 'H' && c.got >= bytes_) {
 				// Keep it open: no more events wanted until close_all().
-				epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
+				epoll_ctl(ep_.get(), EPOLL_CTL_DEL, fd, nullptr);
 				inflight_--;
 				held_++;
 				completed_++;
@@ -482,7 +419,7 @@ private:
 	uint64_t concurrency_;
 	sockaddr_storage addr_{};
 	socklen_t alen_ = 0;
-	int ep_ = -1;
+	Fd ep_;
 	unsigned char req_[kMaxBytes];
 	std::vector<ClientConn> conns_;
 	epoll_event evs_[kEvents];
@@ -501,7 +438,8 @@ int run(const Args &a)
 	double rate = static_cast<double>(a.num("rate", 0));
 	double duration = static_cast<double>(a.num("duration", 10));
 	raise_nofile(a.num("concurrency", 256) + 64);
-	drop_to(a);
+	// After the descriptors are raised: the flows must belong to this user.
+	drop_to_uid_option(a);
 	Client cl(a, 'C');
 
 	auto t0 = Clock::now();
@@ -540,7 +478,7 @@ int hold(const Args &a)
 	if (uint64_t lim = raise_nofile(count + 64); lim < count + 64)
 		throw Error("hold: --count " + std::to_string(count) + " needs " + std::to_string(count + 64) +
 			    " descriptors but the limit is " + std::to_string(lim) + ": run several holders");
-	drop_to(a);
+	drop_to_uid_option(a);
 	Client cl(a, 'H');
 
 	auto t0 = Clock::now();
@@ -574,7 +512,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, nullptr);
 	signal(SIGPIPE, SIG_IGN);
 	try {
-		Args a = parse_args(argc, argv);
+		Args a = parse_args(argc, argv, kModes);
 		if (a.mode == "serve")
 			return serve(a);
 		if (a.mode == "run")

@@ -29,14 +29,15 @@
 // "connections=N tx=.. rx=.. wire_tx=.. wire_rx=.. seconds=..". Errors are one
 // line on stderr; the exit status is 0 only if every byte was moved.
 
+#include "cli.hpp"
+#include "fd.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -45,13 +46,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -63,50 +63,12 @@
 
 namespace {
 
+using namespace pdtt::tool;
+using pdtt::Fd;
+
 constexpr std::size_t kHeader = 16;
 constexpr std::size_t kBuf = 256 * 1024;
 constexpr std::size_t kMaxDatagram = 65507;
-
-struct Error : std::runtime_error {
-	using std::runtime_error::runtime_error;
-};
-
-// A bad command line: exit status 2 instead of 1.
-struct UsageError : Error {
-	using Error::Error;
-};
-
-std::string errno_text(std::string_view what)
-{
-	return std::string(what) + ": " + std::strerror(errno);
-}
-
-// Owns one file descriptor.
-class Fd {
-public:
-	Fd() = default;
-	explicit Fd(int fd) : fd_(fd) {}
-	Fd(Fd &&o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-	Fd &operator=(Fd &&o) noexcept
-	{
-		if (this != &o) {
-			reset();
-			fd_ = std::exchange(o.fd_, -1);
-		}
-		return *this;
-	}
-	~Fd() { reset(); }
-	int get() const { return fd_; }
-	void reset()
-	{
-		if (fd_ >= 0)
-			::close(fd_);
-		fd_ = -1;
-	}
-
-private:
-	int fd_ = -1;
-};
 
 void put_be64(unsigned char *p, std::uint64_t v)
 {
@@ -124,36 +86,6 @@ std::uint64_t get_be64(const unsigned char *p)
 
 // ---- command line ----
 
-struct Args {
-	std::string mode;
-	std::map<std::string, std::string> opt;
-
-	bool has(const std::string &k) const { return opt.count(k) != 0; }
-	std::string str(const std::string &k, const std::string &def = {}) const
-	{
-		auto it = opt.find(k);
-		return it == opt.end() ? def : it->second;
-	}
-	std::uint64_t num(const std::string &k, std::uint64_t def) const
-	{
-		auto it = opt.find(k);
-		if (it == opt.end())
-			return def;
-		const std::string &s = it->second;
-		std::uint64_t v = 0;
-		auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-		if (ec != std::errc() || p != s.data() + s.size() || s.empty())
-			throw UsageError("--" + k + ": not a non-negative integer: '" + s + "'");
-		return v;
-	}
-	std::string need(const std::string &k) const
-	{
-		if (!has(k))
-			throw UsageError(mode + ": --" + k + " is required");
-		return str(k);
-	}
-};
-
 const char *kUsage =
 	"usage: pdtt-traffic serve --bind ADDR --port P [--proto tcp|udp] [--count N]\n"
 	"                          [--ready-file F] [--timeout-ms MS]\n"
@@ -162,40 +94,11 @@ const char *kUsage =
 	"                         [--pause-before-ms MS] [--hold-ms MS] [--size BYTES]\n"
 	"                         [--timeout-ms MS] [--sport PORT]\n";
 
-Args parse_args(int argc, char **argv)
-{
-	static const std::map<std::string, std::vector<std::string>> known = {
-		{"serve", {"bind", "port", "proto", "count", "ready-file", "timeout-ms"}},
-		{"send", {"to", "port", "tx", "rx", "proto", "connections", "parallel", "uid",
-			  "pause-before-ms", "hold-ms", "size", "timeout-ms", "sport"}},
-	};
-	Args a;
-	if (argc < 2)
-		throw UsageError("missing mode (serve or send)");
-	a.mode = argv[1];
-	auto k = known.find(a.mode);
-	if (k == known.end())
-		throw UsageError("unknown mode '" + a.mode + "' (serve or send)");
-	for (int i = 2; i < argc; i++) {
-		std::string s = argv[i];
-		if (s.rfind("--", 0) != 0)
-			throw UsageError("unexpected argument '" + s + "'");
-		s = s.substr(2);
-		std::string val;
-		if (auto eq = s.find('='); eq != std::string::npos) {
-			val = s.substr(eq + 1);
-			s = s.substr(0, eq);
-		} else {
-			if (i + 1 >= argc)
-				throw UsageError("--" + s + " needs a value");
-			val = argv[++i];
-		}
-		if (std::find(k->second.begin(), k->second.end(), s) == k->second.end())
-			throw UsageError(a.mode + ": unknown option --" + s);
-		a.opt[s] = val;
-	}
-	return a;
-}
+const std::vector<Mode> kModes = {
+	{"serve", {"bind", "port", "proto", "count", "ready-file", "timeout-ms"}},
+	{"send", {"to", "port", "tx", "rx", "proto", "connections", "parallel", "uid",
+		  "pause-before-ms", "hold-ms", "size", "timeout-ms", "sport"}},
+};
 
 // ---- sockets ----
 
@@ -426,17 +329,6 @@ int serve_udp(const Args &a, const Addr &addr)
 
 // ---- send ----
 
-void drop_to(uid_t uid)
-{
-	gid_t gid = static_cast<gid_t>(uid);
-	if (passwd *pw = getpwuid(uid))
-		gid = pw->pw_gid;
-	if (setgroups(0, nullptr) != 0 || setgid(gid) != 0 || setuid(uid) != 0)
-		throw Error(errno_text("cannot drop to uid " + std::to_string(uid)));
-	if (getuid() != uid || geteuid() != uid)
-		throw Error("uid drop did not take effect");
-}
-
 struct SendCfg {
 	Addr to;
 	std::uint64_t tx, rx, pause_ms, hold_ms, timeout_ms, size, sport;
@@ -534,8 +426,7 @@ int send_main(const Args &a)
 	std::uint64_t conns = a.num("connections", 1);
 	std::uint64_t parallel = std::max<std::uint64_t>(1, std::min(a.num("parallel", 1), conns));
 	// Drop privileges last, before any socket exists: sk_uid is taken at socket().
-	if (a.has("uid"))
-		drop_to(static_cast<uid_t>(a.num("uid", 0)));
+	drop_to_uid_option(a);
 
 	auto one = proto == "tcp" ? send_tcp_one : send_udp_one;
 	std::atomic<std::uint64_t> next{0}, done{0};
@@ -593,7 +484,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	try {
-		Args a = parse_args(argc, argv);
+		Args a = parse_args(argc, argv, kModes);
 		return a.mode == "serve" ? serve_main(a) : send_main(a);
 	} catch (const UsageError &e) {
 		std::fprintf(stderr, "pdtt-traffic: %s (see --help)\n", e.what());
