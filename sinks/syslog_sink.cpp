@@ -13,6 +13,8 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <poll.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 
 #include <algorithm>
 #include <array>
@@ -202,7 +204,7 @@ private:
     void on_connected() {
         ++generation_;
         connected_ = true;
-        backoff_ = kMinBackoff;
+        connected_at_ = std::chrono::steady_clock::now();
         socket_.non_blocking(true);
         if (complained_)
             log::info(target_.url + ": connected again");
@@ -264,15 +266,39 @@ private:
                 n -= done;
                 if (sent_ == queue_.front().size()) {
                     queued_ -= queue_.front().size();
+                    inflight_bytes_ += queue_.front().size();
+                    inflight_.push_back(std::move(queue_.front()));
                     queue_.pop_front();
                     sent_ = 0;
                 }
             }
+            trim_inflight();
         }
         return true;
     }
 
+    // Keeps only the written messages the receiver has not acknowledged yet.
+    void trim_inflight() {
+        int outq = 0;
+        if (::ioctl(socket_.native_handle(), SIOCOUTQ, &outq) != 0)
+            outq = 0;
+        std::size_t unacked = static_cast<std::size_t>(outq) > sent_ ? static_cast<std::size_t>(outq) - sent_ : 0;
+        while (!inflight_.empty() && inflight_bytes_ - inflight_.front().size() >= unacked) {
+            inflight_bytes_ -= inflight_.front().size();
+            inflight_.pop_front();
+        }
+    }
+
     void lost(const std::string& why) {
+        trim_inflight();
+        for (auto it = inflight_.rbegin(); it != inflight_.rend(); ++it) {
+            queued_ += it->size();
+            queue_.push_front(std::move(*it));
+        }
+        inflight_.clear();
+        inflight_bytes_ = 0;
+        if (std::chrono::steady_clock::now() - connected_at_ >= backoff_)
+            backoff_ = kMinBackoff;
         ++generation_;
         connected_ = false;
         writing_ = false;
@@ -303,6 +329,9 @@ private:
     asio::steady_timer timer_;
     std::minstd_rand rng_;
     std::deque<std::string> queue_;
+    std::deque<std::string> inflight_;
+    std::size_t inflight_bytes_ = 0;
+    std::chrono::steady_clock::time_point connected_at_;
     std::size_t queued_ = 0;       // octets in queue_
     std::size_t sent_ = 0;         // octets of queue_.front() already written
     std::array<char, 256> peek_;
