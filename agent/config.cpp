@@ -335,6 +335,16 @@ std::string key_list() {
     return s;
 }
 
+// "FILE:LINE: unknown key 'KEY' (keys: ...)"
+[[noreturn]] void unknown_key(const std::string& at, const std::string& key) {
+    usage_error(at + "unknown key '" + key + "' (keys: " + key_list() + ")");
+}
+
+// "FILE:LINE: key 'KEY' PROBLEM"
+[[noreturn]] void key_error(const std::string& at, const std::string& key, const std::string& problem) {
+    usage_error(at + "key '" + key + "' " + problem);
+}
+
 // Whether the command line gave the option (a switch: set it).
 bool given(const po::variables_map& vm, const OptionSpec& o) {
     const std::string name(o.name);
@@ -390,15 +400,15 @@ void read_config_file(Config& cfg, const std::string& path, const std::string& w
             usage_error(at + "missing key before '='");
         const OptionSpec* k = find_key(key);
         if (!k)
-            usage_error(at + "unknown key '" + key + "' (keys: " + key_list() + ")");
+            unknown_key(at, key);
         if (!k->repeatable) {
             const auto prev = std::find_if(seen.begin(), seen.end(), [&](const auto& s) { return s.first == k->name; });
             if (prev != seen.end())
-                usage_error(at + "key '" + key + "' given twice (first on line " + std::to_string(prev->second) + ")");
+                key_error(at, key, "given twice (first on line " + std::to_string(prev->second) + ")");
             seen.emplace_back(k->name, lineno);
         }
         if (value.empty())
-            usage_error(at + "key '" + key + "' has no value");
+            key_error(at, key, "has no value");
         k->apply(given(cli, *k) ? overridden : cfg, value, at + key);
     }
     if (in.bad())
