@@ -40,11 +40,11 @@ struct Config {
 // command line, the config file and --help all come from options(), and a
 // man page can too, so an option is one row there plus its Config field.
 struct OptionSpec {
-    std::string_view name = {};     // --NAME, and the config file's key
-    char short_name = 0;            // -X; 0 for none
+    std::string_view name = {};         // --NAME, and the config file's key
+    char short_name = 0;                // -X; 0 for none
     std::string_view value_name = {};   // as in --interval SECONDS; empty for a switch (true/false in the file)
-    std::string_view help = {};     // one line, without "repeatable" and the default
-    bool repeatable = false;        // each use adds a value; the command line's list replaces the file's
+    std::string_view help = {};         // one line, without "repeatable" and the default
+    bool repeatable = false;            // each use adds a value; the command line's list replaces the file's
     // Checks one value's text and sets it; `where` names its origin in
     // messages ("--interval" or "FILE:LINE: interval"). A switch given on the
     // command line is applied as "true". Null for --config, --help and
