@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # clang-tidy, with the checks of .clang-tidy, over the agent's own C++
-# (agent/, sinks/, tools/*.cpp) and the headers they include from there,
-# using the compile commands of a configured build. Exits 1 on any finding.
+# (agent/, sinks/, tools/*.cpp) and the headers they include from there and
+# from common/, using the compile commands of a configured build. Exits 1 on
+# any finding.
 #
 #   tools/clang-tidy.sh                  every source file
 #   tools/clang-tidy.sh --changed [REF]  files changed since the merge base
@@ -15,6 +16,7 @@
 # PDTT_BUILD_DIR: the build (default: build); PDTT_TIDY_JOBS: parallel runs
 # (default: nproc); PDTT_TIDY_TIMEOUT: seconds per file (default 300).
 set -euo pipefail
+shopt -s nullglob
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 build=${PDTT_BUILD_DIR:-$here/build}
@@ -45,8 +47,8 @@ include_pattern() {
 # Sources to check again since the commit $1.
 changed_sources() {
     local changed headers grown
-    changed=$( (git diff --name-only "$1" -- .clang-tidy agent sinks tools kern
-        git ls-files --others --exclude-standard agent sinks tools kern) | sort -u)
+    changed=$( (git diff --name-only "$1" -- .clang-tidy agent common sinks tools kern
+        git ls-files --others --exclude-standard agent common sinks tools kern) | sort -u)
     if grep -qx .clang-tidy <<<"$changed"; then
         all_sources
         return
@@ -55,7 +57,7 @@ changed_sources() {
     headers=$(grep -E '\.(h|hpp)$' <<<"$changed" || true)
     while [ -n "$headers" ]; do
         grown=$( (echo "$headers"
-            grep -lE "$(include_pattern <<<"$headers")" agent/*.h* sinks/*.h* kern/*.h || true) | sort -u)
+            grep -lE "$(include_pattern <<<"$headers")" agent/*.h* common/*.h* sinks/*.h* kern/*.h || true) | sort -u)
         [ "$grown" = "$headers" ] && break
         headers=$grown
     done
