@@ -34,17 +34,16 @@ constexpr std::size_t kMaxIfName = 15;   // IFNAMSIZ - 1
 bool all_digits(std::string_view s);
 [[noreturn]] void bad_value(const std::string& where, const std::string& value, const std::string& problem);
 
-// Keys of the config file: the long options that make sense there.
-struct Key {
+// The names of an enum's values, for parsing and for help's defaults.
+template <typename E>
+struct Choice {
     std::string_view name;
-    bool repeatable;
+    E value;
 };
-constexpr Key kKeys[] = {
-    {"interface", true}, {"log-prefix", false}, {"interval", false}, {"stdout", false},
-    {"syslog", true},    {"no-files", false},   {"xdp-mode", false}, {"verbose", false},
-    {"syslog-facility", false}, {"syslog-app-name", false}, {"udp-timeout", false},
-    {"flow-table-size", false}, {"ring-buffer-mib", false},
-};
+constexpr Choice<StdoutMode> kStdoutModes[] = {
+    {"text", StdoutMode::text}, {"json", StdoutMode::json}, {"none", StdoutMode::none}};
+constexpr Choice<XdpMode> kXdpModes[] = {
+    {"auto", XdpMode::automatic}, {"native", XdpMode::native}, {"generic", XdpMode::generic}};
 
 constexpr std::string_view kFacilities[] = {
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
@@ -59,20 +58,6 @@ uint64_t parse_count(const std::string& where, const std::string& value, uint64_
         bad_value(where, value, "must be a whole number of " + std::string(unit) + " from " + std::to_string(lo) +
                                     " to " + std::to_string(hi));
     return std::stoull(value);
-}
-
-const Key* find_key(std::string_view name) {
-    for (const Key& k : kKeys)
-        if (k.name == name)
-            return &k;
-    return nullptr;
-}
-
-std::string key_list() {
-    std::string s;
-    for (const Key& k : kKeys)
-        s += (s.empty() ? "" : ", ") + std::string(k.name);
-    return s;
 }
 
 // A value's origin for messages: "--interval" or "FILE:LINE: interval".
@@ -114,24 +99,29 @@ std::chrono::milliseconds parse_interval(const std::string& where, const std::st
     return std::chrono::milliseconds(secs * 1000 + ms);
 }
 
-StdoutMode parse_stdout(const std::string& where, const std::string& v) {
-    if (v == "text")
-        return StdoutMode::text;
-    if (v == "json")
-        return StdoutMode::json;
-    if (v == "none")
-        return StdoutMode::none;
-    bad_value(where, v, "must be text, json or none");
+// "a, b or c"
+template <typename E, std::size_t N>
+std::string choice_list(const Choice<E> (&choices)[N]) {
+    std::string s;
+    for (std::size_t i = 0; i < N; ++i)
+        s += (i == 0 ? "" : i + 1 == N ? " or " : ", ") + std::string(choices[i].name);
+    return s;
 }
 
-XdpMode parse_xdp_mode(const std::string& where, const std::string& v) {
-    if (v == "auto")
-        return XdpMode::automatic;
-    if (v == "native")
-        return XdpMode::native;
-    if (v == "generic")
-        return XdpMode::generic;
-    bad_value(where, v, "must be auto, native or generic");
+template <typename E, std::size_t N>
+E parse_choice(const std::string& where, const std::string& v, const Choice<E> (&choices)[N]) {
+    for (const Choice<E>& c : choices)
+        if (c.name == v)
+            return c.value;
+    bad_value(where, v, "must be " + choice_list(choices));
+}
+
+template <typename E, std::size_t N>
+std::string choice_name(E value, const Choice<E> (&choices)[N]) {
+    for (const Choice<E>& c : choices)
+        if (c.value == value)
+            return std::string(c.name);
+    return "?";
 }
 
 bool parse_bool(const std::string& where, const std::string& v) {
@@ -197,50 +187,168 @@ void check_syslog(const std::string& where, const std::string& v) {
         fail("port must be a number from 1 to 65535");
 }
 
-// Sets one setting from its text; the one place values are checked.
-void apply(Config& cfg, std::string_view key, const std::string& value, const std::string& where) {
-    if (key == "interface") {
-        check_interface(where, value);
-        if (std::find(cfg.interfaces.begin(), cfg.interfaces.end(), value) != cfg.interfaces.end())
-            bad_value(where, value, "interface given twice");
-        cfg.interfaces.push_back(value);
-    } else if (key == "log-prefix") {
-        if (value.empty())
-            bad_value(where, value, "must not be empty (logs go to PREFIX-USERNAME.log)");
-        cfg.log_prefix = value;
-    } else if (key == "interval") {
-        cfg.interval = parse_interval(where, value);
-    } else if (key == "stdout") {
-        cfg.stdout_mode = parse_stdout(where, value);
-    } else if (key == "syslog") {
-        check_syslog(where, value);
-        cfg.syslog.push_back(value);
-    } else if (key == "no-files") {
-        cfg.files = !parse_bool(where, value);
-    } else if (key == "xdp-mode") {
-        cfg.xdp_mode = parse_xdp_mode(where, value);
-    } else if (key == "verbose") {
-        cfg.verbose = parse_bool(where, value);
-    } else if (key == "syslog-facility") {
-        cfg.syslog_facility = syslog_facility_code(value);
-        if (cfg.syslog_facility < 0)
-            bad_value(where, value, "not a syslog facility (local0..local7, daemon, user, ...)");
-    } else if (key == "syslog-app-name") {
-        // RFC 5424 APP-NAME: 1 to 48 printable US-ASCII characters, no space.
-        if (value.empty() || value.size() > 48 ||
-            !std::all_of(value.begin(), value.end(), [](char c) { return c > 32 && c < 127; }))
-            bad_value(where, value, "must be 1 to 48 printable ASCII characters without spaces");
-        cfg.syslog_app_name = value;
-    } else if (key == "udp-timeout") {
-        cfg.udp_timeout = std::chrono::seconds(parse_count(where, value, 1, 86400, "seconds"));
-    } else if (key == "flow-table-size") {
-        cfg.flow_table_size = static_cast<uint32_t>(parse_count(where, value, 16, 1u << 24, "entries"));
-    } else if (key == "ring-buffer-mib") {
-        uint64_t mib = parse_count(where, value, 1, 1024, "MiB");
-        if (mib & (mib - 1))
-            bad_value(where, value, "must be a power of two (1, 2, 4, ... 1024)");
-        cfg.ring_buffer_mib = static_cast<uint32_t>(mib);
+// Help's defaults.
+std::string on_off(bool on) {
+    return on ? "on" : "off";
+}
+
+std::string list_or_none(const std::vector<std::string>& list) {
+    std::string s;
+    for (const std::string& v : list)
+        s += (s.empty() ? "" : ", ") + v;
+    return s.empty() ? "none" : s;
+}
+
+// "10", "2.5"
+std::string seconds_text(std::chrono::milliseconds ms) {
+    std::string s = std::to_string(ms.count() / 1000);
+    if (const long frac = static_cast<long>(ms.count() % 1000)) {
+        std::string digits = std::to_string(1000 + frac).substr(1);
+        digits.erase(digits.find_last_not_of('0') + 1);
+        s += "." + digits;
     }
+    return s;
+}
+
+std::string facility_name(int code) {
+    return code >= 0 && static_cast<std::size_t>(code) < std::size(kFacilities) ? std::string(kFacilities[code])
+                                                                                 : std::to_string(code);
+}
+
+// Every option; the one place values are checked. Config-file keys are in
+// this order in messages, options in --help.
+// clang-format off
+constexpr OptionSpec kOptions[] = {
+    {.name = "config", .short_name = 'c', .value_name = "FILE",
+     .help = "INI config file, the long option names as keys",
+     .shown_default = [](const Config& d) { return d.config_file + " when it exists"; }},
+    {.name = "interface", .short_name = 'i', .value_name = "NAME",
+     .help = "interface to monitor, required here or in the config file", .repeatable = true,
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         check_interface(where, v);
+         if (std::find(c.interfaces.begin(), c.interfaces.end(), v) != c.interfaces.end())
+             bad_value(where, v, "interface given twice");
+         c.interfaces.push_back(v);
+     }},
+    {.name = "log-prefix", .short_name = 'l', .value_name = "PREFIX", .help = "logs at PREFIX-USER.log",
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         if (v.empty())
+             bad_value(where, v, "must not be empty (logs go to PREFIX-USERNAME.log)");
+         c.log_prefix = v;
+     },
+     .shown_default = [](const Config& d) { return d.log_prefix; }},
+    {.name = "interval", .short_name = 't', .value_name = "SECONDS", .help = "report interval, 0.1 to 86400",
+     .apply = [](Config& c, const std::string& v, const std::string& where) { c.interval = parse_interval(where, v); },
+     .shown_default = [](const Config& d) { return seconds_text(d.interval); }},
+    {.name = "stdout", .value_name = "MODE", .help = "console output: text, json (JSON lines) or none",
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         c.stdout_mode = parse_choice(where, v, kStdoutModes);
+     },
+     .shown_default = [](const Config& d) { return choice_name(d.stdout_mode, kStdoutModes); }},
+    {.name = "syslog", .value_name = "URL", .help = "send records to udp://HOST:PORT or tcp://HOST:PORT",
+     .repeatable = true,
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         check_syslog(where, v);
+         c.syslog.push_back(v);
+     },
+     .shown_default = [](const Config& d) { return list_or_none(d.syslog); }},
+    {.name = "no-files", .help = "write no per-user log files",
+     .apply = [](Config& c, const std::string& v, const std::string& where) { c.files = !parse_bool(where, v); },
+     .shown_default = [](const Config& d) { return "files " + on_off(d.files); }},
+    {.name = "xdp-mode", .value_name = "MODE", .help = "XDP mode: auto, native or generic",
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         c.xdp_mode = parse_choice(where, v, kXdpModes);
+     },
+     .shown_default = [](const Config& d) { return choice_name(d.xdp_mode, kXdpModes); }},
+    {.name = "verbose", .short_name = 'v', .help = "libbpf and agent debug on stderr",
+     .apply = [](Config& c, const std::string& v, const std::string& where) { c.verbose = parse_bool(where, v); },
+     .shown_default = [](const Config& d) { return on_off(d.verbose); }},
+    {.name = "syslog-facility", .value_name = "NAME", .help = "syslog facility",
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         c.syslog_facility = syslog_facility_code(v);
+         if (c.syslog_facility < 0)
+             bad_value(where, v, "not a syslog facility (local0..local7, daemon, user, ...)");
+     },
+     .shown_default = [](const Config& d) { return facility_name(d.syslog_facility); }},
+    {.name = "syslog-app-name", .value_name = "NAME", .help = "syslog APP-NAME",
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         // RFC 5424 APP-NAME: 1 to 48 printable US-ASCII characters, no space.
+         if (v.empty() || v.size() > 48 ||
+             !std::all_of(v.begin(), v.end(), [](char ch) { return ch > 32 && ch < 127; }))
+             bad_value(where, v, "must be 1 to 48 printable ASCII characters without spaces");
+         c.syslog_app_name = v;
+     },
+     .shown_default = [](const Config& d) { return d.syslog_app_name; }},
+    {.name = "udp-timeout", .value_name = "SECONDS", .help = "a UDP flow closes after this long idle",
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         c.udp_timeout = std::chrono::seconds(parse_count(where, v, 1, 86400, "seconds"));
+     },
+     .shown_default = [](const Config& d) { return std::to_string(d.udp_timeout.count()); }},
+    {.name = "flow-table-size", .value_name = "N",
+     .help = "kernel flow table entries, about 200 bytes each when used",
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         c.flow_table_size = static_cast<uint32_t>(parse_count(where, v, 16, 1u << 24, "entries"));
+     },
+     .shown_default = [](const Config& d) { return std::to_string(d.flow_table_size); }},
+    {.name = "ring-buffer-mib", .value_name = "MIB",
+     .help = "kernel-to-agent ring buffer, a power of two, locked in memory",
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         const uint64_t mib = parse_count(where, v, 1, 1024, "MiB");
+         if (mib & (mib - 1))
+             bad_value(where, v, "must be a power of two (1, 2, 4, ... 1024)");
+         c.ring_buffer_mib = static_cast<uint32_t>(mib);
+     },
+     .shown_default = [](const Config& d) { return std::to_string(d.ring_buffer_mib); }},
+    {.name = "help", .short_name = 'h', .help = "print this help and exit"},
+    {.name = "version", .short_name = 'V', .help = "print the version and exit"},
+};
+// clang-format on
+
+// Mistakes in a new row that would otherwise show only at run time.
+constexpr bool options_are_consistent() {
+    for (std::size_t i = 0; i < std::size(kOptions); ++i) {
+        const OptionSpec& o = kOptions[i];
+        if (o.name.empty() || o.help.empty() || (o.repeatable && o.value_name.empty()))
+            return false;
+        for (std::size_t j = 0; j < i; ++j)
+            if (kOptions[j].name == o.name || (o.short_name && kOptions[j].short_name == o.short_name))
+                return false;
+    }
+    return true;
+}
+static_assert(options_are_consistent(), "kOptions: every option needs a name and help, a unique name and short "
+                                        "name, and a value name when repeatable");
+
+// A config-file key: an option with an apply.
+const OptionSpec* find_key(std::string_view name) {
+    for (const OptionSpec& o : kOptions)
+        if (o.apply && o.name == name)
+            return &o;
+    return nullptr;
+}
+
+std::string key_list() {
+    std::string s;
+    for (const OptionSpec& o : kOptions)
+        if (o.apply)
+            s += (s.empty() ? "" : ", ") + std::string(o.name);
+    return s;
+}
+
+// "FILE:LINE: unknown key 'KEY' (keys: ...)"
+[[noreturn]] void unknown_key(const std::string& at, const std::string& key) {
+    usage_error(at + "unknown key '" + key + "' (keys: " + key_list() + ")");
+}
+
+// "FILE:LINE: key 'KEY' PROBLEM"
+[[noreturn]] void key_error(const std::string& at, const std::string& key, const std::string& problem) {
+    usage_error(at + "key '" + key + "' " + problem);
+}
+
+// Whether the command line gave the option (a switch: set it).
+bool given(const po::variables_map& vm, const OptionSpec& o) {
+    const std::string name(o.name);
+    return o.value_name.empty() ? vm[name].as<bool>() : vm.count(name) > 0;
 }
 
 std::string_view trim(std::string_view s) {
@@ -253,8 +361,10 @@ std::string_view trim(std::string_view s) {
 
 // Reads KEY = VALUE lines into cfg. '#' and ';' start comments (mid-line
 // only after white space); sections are refused rather than ignored.
-// `what` names the file's origin: "--config" or "config file".
-void read_config_file(Config& cfg, const std::string& path, const std::string& what) {
+// `what` names the file's origin: "--config" or "config file". A key the
+// command line also gives is checked, then dropped: the command line's value,
+// or list, replaces the file's.
+void read_config_file(Config& cfg, const std::string& path, const std::string& what, const po::variables_map& cli) {
     std::error_code ec;
     if (fs::is_directory(path, ec))
         usage_error(what + " '" + path + "': is a directory, not a file");
@@ -265,6 +375,7 @@ void read_config_file(Config& cfg, const std::string& path, const std::string& w
         usage_error(what + " '" + path + "': cannot read: " + std::strerror(err));
     }
 
+    Config overridden;
     std::vector<std::pair<std::string_view, int>> seen;   // non-repeatable key, line
     std::string line;
     for (int lineno = 1; std::getline(in, line); ++lineno) {
@@ -287,61 +398,53 @@ void read_config_file(Config& cfg, const std::string& path, const std::string& w
         const std::string value(trim(t.substr(eq + 1)));
         if (key.empty())
             usage_error(at + "missing key before '='");
-        const Key* k = find_key(key);
+        const OptionSpec* k = find_key(key);
         if (!k)
-            usage_error(at + "unknown key '" + key + "' (keys: " + key_list() + ")");
+            unknown_key(at, key);
         if (!k->repeatable) {
             const auto prev = std::find_if(seen.begin(), seen.end(), [&](const auto& s) { return s.first == k->name; });
             if (prev != seen.end())
-                usage_error(at + "key '" + key + "' given twice (first on line " + std::to_string(prev->second) + ")");
+                key_error(at, key, "given twice (first on line " + std::to_string(prev->second) + ")");
             seen.emplace_back(k->name, lineno);
         }
         if (value.empty())
-            usage_error(at + "key '" + key + "' has no value");
-        apply(cfg, key, value, at + key);
+            key_error(at, key, "has no value");
+        k->apply(given(cli, *k) ? overridden : cfg, value, at + key);
     }
     if (in.bad())
         usage_error(what + " '" + path + "': cannot read: " + std::strerror(errno ? errno : EIO));
     cfg.config_file = path;
 }
 
-po::options_description describe(const std::string& default_config) {
+po::options_description describe(const Config& defaults) {
     po::options_description d("Options");
-    // clang-format off
-    d.add_options()
-        ("config,c", po::value<std::string>()->value_name("FILE"),
-            ("INI config file, the long option names as keys (default: " +
-             default_config + " when it exists)").c_str())
-        ("interface,i", po::value<std::vector<std::string>>()->value_name("NAME"),
-            "interface to monitor; repeatable; required, here or in the config file "
-            "(no default)")
-        ("log-prefix,l", po::value<std::string>()->value_name("PREFIX"),
-            "logs at PREFIX-USER.log (default: /var/log/pdtt)")
-        ("interval,t", po::value<std::string>()->value_name("SECONDS"),
-            "report interval, 0.1 to 86400 (default: 10)")
-        ("stdout", po::value<std::string>()->value_name("MODE"),
-            "console output: text, json (JSON lines) or none (default: text)")
-        ("syslog", po::value<std::vector<std::string>>()->value_name("URL"),
-            "send records to udp://HOST:PORT or tcp://HOST:PORT; repeatable (default: none)")
-        ("no-files", po::bool_switch(), "write no per-user log files (default: files on)")
-        ("xdp-mode", po::value<std::string>()->value_name("MODE"),
-            "XDP mode: auto, native or generic (default: auto)")
-        ("verbose,v", po::bool_switch(), "libbpf and agent debug on stderr (default: off)")
-        ("syslog-facility", po::value<std::string>()->value_name("NAME"), "syslog facility (default: local0)")
-        ("syslog-app-name", po::value<std::string>()->value_name("NAME"), "syslog APP-NAME (default: pdtt)")
-        ("udp-timeout", po::value<std::string>()->value_name("SECONDS"),
-            "a UDP flow closes after this long idle (default: 60)")
-        ("flow-table-size", po::value<std::string>()->value_name("N"),
-            "kernel flow table entries, about 200 bytes each when used (default: 262144)")
-        ("ring-buffer-mib", po::value<std::string>()->value_name("MIB"),
-            "kernel-to-agent ring buffer, a power of two, locked in memory (default: 4)")
-        ("help,h", po::bool_switch(), "print this help and exit")
-        ("version,V", po::bool_switch(), "print the version and exit");
-    // clang-format on
+    for (const OptionSpec& o : kOptions) {
+        std::string names(o.name);
+        if (o.short_name)
+            names += std::string(",") + o.short_name;
+        std::string text(o.help);
+        if (o.repeatable)
+            text += "; repeatable";
+        if (o.shown_default)
+            text += " (default: " + o.shown_default(defaults) + ")";
+        const std::string value_name(o.value_name);
+        const po::value_semantic* value = nullptr;
+        if (value_name.empty())
+            value = po::bool_switch();
+        else if (o.repeatable)
+            value = po::value<std::vector<std::string>>()->value_name(value_name);
+        else
+            value = po::value<std::string>()->value_name(value_name);
+        d.add_options()(names.c_str(), value, text.c_str());
+    }
     return d;
 }
 
 } // namespace
+
+std::span<const OptionSpec> options() {
+    return kOptions;
+}
 
 int syslog_facility_code(std::string_view name) {
     for (size_t i = 0; i < std::size(kFacilities); i++)
@@ -352,7 +455,9 @@ int syslog_facility_code(std::string_view name) {
 
 std::optional<Config> parse_config(int argc, const char* const argv[], std::ostream& out,
                                    const std::string& default_config) {
-    const po::options_description desc = describe(default_config);
+    Config shown;   // help's defaults; --config's is the file read without one
+    shown.config_file = default_config;
+    const po::options_description desc = describe(shown);
     const std::vector<std::string> args(argc > 1 ? argv + 1 : argv, argc > 1 ? argv + argc : argv);
 
     po::variables_map vm;
@@ -386,29 +491,25 @@ std::optional<Config> parse_config(int argc, const char* const argv[], std::ostr
 
     Config cfg;
     if (vm.count("config")) {
-        read_config_file(cfg, vm["config"].as<std::string>(), "--config");
+        read_config_file(cfg, vm["config"].as<std::string>(), "--config", vm);
     } else {
         std::error_code ec;
         if (fs::exists(default_config, ec))
-            read_config_file(cfg, default_config, "config file");
+            read_config_file(cfg, default_config, "config file", vm);
     }
 
-    // Repeatable options: the command line's list replaces the file's.
-    for (const char* key : {"interface", "syslog"}) {
-        if (!vm.count(key))
+    for (const OptionSpec& o : kOptions) {
+        if (!o.apply || !given(vm, o))
             continue;
-        (key == std::string_view("interface") ? cfg.interfaces : cfg.syslog).clear();
-        for (const std::string& v : vm[key].as<std::vector<std::string>>())
-            apply(cfg, key, v, std::string("--") + key);
+        const std::string where = "--" + std::string(o.name);
+        if (o.value_name.empty())
+            o.apply(cfg, "true", where);
+        else if (o.repeatable)
+            for (const std::string& v : vm[std::string(o.name)].as<std::vector<std::string>>())
+                o.apply(cfg, v, where);
+        else
+            o.apply(cfg, vm[std::string(o.name)].as<std::string>(), where);
     }
-    for (const char* key : {"log-prefix", "interval", "stdout", "xdp-mode", "syslog-facility", "syslog-app-name",
-                            "udp-timeout", "flow-table-size", "ring-buffer-mib"})
-        if (vm.count(key))
-            apply(cfg, key, vm[key].as<std::string>(), std::string("--") + key);
-    if (vm["no-files"].as<bool>())
-        cfg.files = false;
-    if (vm["verbose"].as<bool>())
-        cfg.verbose = true;
 
     if (cfg.interfaces.empty())
         usage_error("no interface given: use -i NAME (see ip -br link)");

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,29 @@ struct Config {
     uint32_t flow_table_size = PDTT_DEFAULT_FLOW_ENTRIES;  // kernel flow table entries
     uint32_t ring_buffer_mib = PDTT_DEFAULT_RING_MIB;  // kernel-to-user ring, MiB (power of two)
 };
+
+// One option: its command-line form, its config-file key and its help. The
+// command line, the config file and --help all come from options(), and a
+// man page can too, so an option is one row there plus its Config field.
+struct OptionSpec {
+    std::string_view name = {};         // --NAME, and the config file's key
+    char short_name = 0;                // -X; 0 for none
+    std::string_view value_name = {};   // as in --interval SECONDS; empty for a switch (true/false in the file)
+    std::string_view help = {};         // one line, without "repeatable" and the default
+    bool repeatable = false;            // each use adds a value; the command line's list replaces the file's
+    // Checks one value's text and sets it; `where` names its origin in
+    // messages ("--interval" or "FILE:LINE: interval"). A switch given on the
+    // command line is applied as "true". Null for --config, --help and
+    // --version: command line only, no config-file keys.
+    void (*apply)(Config& cfg, const std::string& value, const std::string& where) = nullptr;
+    // The default as help shows it, read from a default Config (whose
+    // config_file names the file read when there is no --config); null when
+    // there is none to show.
+    std::string (*shown_default)(const Config& defaults) = nullptr;
+};
+
+// Every option, in --help order.
+std::span<const OptionSpec> options();
 
 // RFC 5424 facility number of a name ("local0" -> 16); -1 if unknown.
 int syslog_facility_code(std::string_view name);
