@@ -7,6 +7,11 @@
 
 #include "agent_lab.hpp"
 
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+
 #include <map>
 
 using namespace pdtt::test;
@@ -47,6 +52,51 @@ bool tcp_received_ok(const json::object& r, uint64_t want_rx) {
     uint64_t got = u64(r, "tcp_bytes_received");
     return str(r, "direction") == "inbound" ? got == want_rx + 1 : (got == want_rx || got == want_rx + 1);
 }
+
+// A do-nothing XDP program attached the way other tools do (netlink,
+// generic mode), removed again on destruction.
+class ForeignXdp {
+public:
+    ForeignXdp(const Netns& ns, const std::string& dev) : ns_(ns) {
+        bpf_insn insns[2] = {};
+        insns[0].code = BPF_ALU64 | BPF_MOV | BPF_K;
+        insns[0].dst_reg = BPF_REG_0;
+        insns[0].imm = XDP_PASS;
+        insns[1].code = BPF_JMP | BPF_EXIT;
+        fd_ = bpf_prog_load(BPF_PROG_TYPE_XDP, "foreign_pass", "GPL", insns, 2, nullptr);
+        BOOST_REQUIRE_MESSAGE(fd_ >= 0, "cannot load a test XDP program: " << std::strerror(errno));
+        EnterNetns in(ns_);
+        ifindex_ = static_cast<int>(::if_nametoindex(dev.c_str()));
+        BOOST_REQUIRE(ifindex_ > 0);
+        BOOST_REQUIRE_MESSAGE(bpf_xdp_attach(ifindex_, fd_, XDP_FLAGS_SKB_MODE, nullptr) == 0,
+                              "cannot attach the test XDP program");
+        id_ = attached_id();
+        BOOST_REQUIRE(id_ != 0u);
+    }
+    ~ForeignXdp() {
+        EnterNetns in(ns_);
+        bpf_xdp_detach(ifindex_, XDP_FLAGS_SKB_MODE, nullptr);
+        ::close(fd_);
+    }
+    ForeignXdp(const ForeignXdp&) = delete;
+    ForeignXdp& operator=(const ForeignXdp&) = delete;
+
+    uint32_t id() const { return id_; }
+    // The generic-mode program on the interface now (0: none).
+    uint32_t attached_id() const {
+        EnterNetns in(ns_);
+        uint32_t id = 0;
+        bpf_xdp_query_id(ifindex_, XDP_FLAGS_SKB_MODE, &id);
+        return id;
+    }
+
+private:
+    const Netns& ns_;
+    int fd_ = -1, ifindex_ = 0;
+    uint32_t id_ = 0;
+};
+
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
 } // namespace
 
@@ -127,6 +177,114 @@ BOOST_FIXTURE_TEST_CASE(two_users_bytes_match_in_json_files_and_on_the_wire, E2e
         }
     }
     BOOST_TEST(attached().empty(), "left attached after SIGTERM: " << attached());
+}
+
+BOOST_FIXTURE_TEST_CASE(inbound_and_outbound_tcp_each_have_their_direction_and_bytes, E2e) {
+    // alice serves on this host; the peer connects to her. bob connects out.
+    const std::string port = "5002";
+    auto server = [&](const std::string& addr) {
+        auto p = std::make_unique<Process>(
+            as_user(alice, {PDTT_TRAFFIC_BIN, "serve", "--bind", addr, "--port", port}), host.name());
+        BOOST_REQUIRE_MESSAGE(p->wait_for_line("ready", 10s), "alice's server: " << p->err());
+        return p;
+    };
+    // After the agent, so that it sees the listen() that names the process.
+    start_agent({"-t", "1"});
+    auto a4 = server(link.a_ip4()), a6 = server(link.a_ip6());
+    peer_transfer(link.a_ip4(), port, 700'000, 1'300'000);
+    peer_transfer(link.a_ip6(), port, 200'000, 90'000);
+    transfer(bob, link.b_ip4(), 400'000, 600'000);
+    auto recs = stop_agent();
+    const uint64_t host_resent = resent_bytes_max(host), peer_resent = resent_bytes_max(peer);
+
+    // Seen from this host: alice received the peer's tx and sent its rx.
+    std::map<std::string, std::pair<uint64_t, uint64_t>> alice_want{
+        {link.b_ip4(), {1'300'000, 700'000 + kTrafficHeader}}, {link.b_ip6(), {90'000, 200'000 + kTrafficHeader}}};
+    int inbound = 0, outbound = 0;
+    for (const auto& r : recs) {
+        if (str(r, "type") != "flow_close")
+            continue;
+        BOOST_TEST_INFO("flow_close " << json::serialize(r));
+        BOOST_TEST(acked_ok(r));
+        if (i64(r, "uid") == alice.uid()) {
+            inbound++;
+            BOOST_TEST(str(r, "direction") == "inbound");
+            BOOST_TEST(u64(r, "lport") == std::stoul(port));
+            BOOST_TEST(str(r, "comm") == "pdtt-traffic");   // the process that called listen()
+            auto [tx, rx] = alice_want.at(str(r, "remote"));
+            BOOST_TEST(sent_ok(u64(r, "tx_bytes"), u64(r, "tcp_bytes_retrans"), tx));
+            BOOST_TEST(received_ok(u64(r, "rx_bytes"), rx, peer_resent));
+            BOOST_TEST(tcp_received_ok(r, rx));
+        } else {
+            outbound++;
+            BOOST_TEST(i64(r, "uid") == bob.uid());
+            BOOST_TEST(str(r, "direction") == "outbound");
+            BOOST_TEST(u64(r, "rport") == std::stoul(kPort));
+            BOOST_TEST(sent_ok(u64(r, "tx_bytes"), u64(r, "tcp_bytes_retrans"), 400'000 + kTrafficHeader));
+            BOOST_TEST(received_ok(u64(r, "rx_bytes"), 600'000, peer_resent));
+            BOOST_TEST(tcp_received_ok(r, 600'000));
+        }
+    }
+    BOOST_TEST(inbound == 2);
+    BOOST_TEST(outbound == 1);
+    BOOST_TEST(retrans_of(recs) <= host_resent);
+    check_wire(recs);
+}
+
+BOOST_FIXTURE_TEST_CASE(native_xdp_on_a_veth_attaches_and_counts_exactly, E2e) {
+    start_agent({"-t", "1", "--xdp-mode", "native"});
+    BOOST_TEST(xdp_mode() == "native");
+    transfer(alice, link.b_ip4(), 900'000, 2'500'000);
+    transfer(bob, link.b_ip6(), 2'000'000, 300'000);
+    auto recs = stop_agent();
+    const uint64_t peer_resent = resent_bytes_max(peer);
+    std::map<int64_t, Expect> got;
+    for (const auto& r : recs)
+        if (str(r, "type") == "flow_close") {
+            auto& g = got[i64(r, "uid")];
+            g.tx += u64(r, "tx_bytes");
+            g.retrans += u64(r, "tcp_bytes_retrans");
+            g.rx += u64(r, "rx_bytes");
+            g.flows++;
+        }
+    BOOST_TEST(got.size() == 2u);
+    BOOST_TEST(got[alice.uid()].flows == 1);
+    BOOST_TEST(sent_ok(got[alice.uid()].tx, got[alice.uid()].retrans, 900'000 + kTrafficHeader));
+    BOOST_TEST(received_ok(got[alice.uid()].rx, 2'500'000, peer_resent));
+    BOOST_TEST(got[bob.uid()].flows == 1);
+    BOOST_TEST(sent_ok(got[bob.uid()].tx, got[bob.uid()].retrans, 2'000'000 + kTrafficHeader));
+    BOOST_TEST(received_ok(got[bob.uid()].rx, 300'000, peer_resent));
+    check_wire(recs);
+    BOOST_TEST(attached().empty(), "left attached after SIGTERM: " << attached());
+}
+
+BOOST_FIXTURE_TEST_CASE(exit_status_3_without_privilege, Lab) {
+    // bob, with no capabilities, asks for what only root may do.
+    Process p(as_user(bob, {PDTT_AGENT_BIN, "-c", no_config.string(), "-i", link.a_name(), "--no-files",
+                            "--stdout", "none"}),
+              host.name());
+    auto st = p.wait(15s);
+    BOOST_REQUIRE_MESSAGE(st.has_value(), "the agent did not exit");
+    BOOST_TEST(*st == 3, "exit status " << *st << "; stderr: " << p.err());
+    BOOST_TEST(lines(p.err()) == 1, "one line on stderr: " << p.err());
+    BOOST_TEST(p.err().find("CAP_BPF") != std::string::npos, p.err());
+    BOOST_TEST(attached().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(exit_status_1_when_another_xdp_program_holds_the_interface, Lab) {
+    ForeignXdp other(host, link.a_name());
+    // Generic mode is what the agent picks on a veth, and what `other` holds.
+    Process p({PDTT_AGENT_BIN, "-c", no_config.string(), "-i", link.a_name(), "--xdp-mode", "generic", "--no-files",
+               "--stdout", "none"},
+              host.name());
+    auto st = p.wait(15s);
+    BOOST_REQUIRE_MESSAGE(st.has_value(), "the agent did not exit");
+    BOOST_TEST(*st == 1, "exit status " << *st << "; stderr: " << p.err());
+    BOOST_TEST(lines(p.err()) == 1, "one line on stderr: " << p.err());
+    BOOST_TEST(p.err().find("another XDP program") != std::string::npos, p.err());
+    // Nothing of ours stays, and the other tool's program is untouched.
+    BOOST_TEST(other.attached_id() == other.id());
+    BOOST_TEST(attached() == "xdp ", "only the other program: " << attached());
 }
 
 BOOST_FIXTURE_TEST_CASE(transfer_started_before_the_agent_is_attributed, E2e) {
