@@ -263,3 +263,41 @@ BOOST_FIXTURE_TEST_CASE(an_interface_that_goes_away_is_counted_again_when_it_com
     BOOST_TEST(received_ok(closes[alice.uid()].rx, 40'000, resent_bytes_max(peer)));
 }
 
+BOOST_FIXTURE_TEST_CASE(a_udp_flow_closes_with_its_socket_long_before_the_idle_timeout, Lab) {
+    start_agent({"-t", "1", "--udp-timeout", "60"});
+    auto peer_srv = serve(link.b_ip4(), {"--proto", "udp"});
+    auto alice_srv = std::make_unique<Process>(
+        as_user(alice, {PDTT_TRAFFIC_BIN, "serve", "--proto", "udp", "--bind", link.a_ip4(), "--port", "6000"}),
+        host.name());
+    BOOST_REQUIRE_MESSAGE(alice_srv->wait_for_line("ready", 10s), alice_srv->err());
+    // bob's client socket closes when his transfer ends; alice's server
+    // socket stays open after the peer's last datagram.
+    Process to_alice({PDTT_TRAFFIC_BIN, "send", "--proto", "udp", "--to", link.a_ip4(), "--port", "6000", "--tx",
+                      "40000", "--rx", "20000", "--size", "1000"},
+                     peer.name());
+    transfer(bob, link.b_ip4(), 30'000, 60'000, 1, {"--proto", "udp", "--size", "1000"});
+    auto ended = Clock::now();
+    auto st = to_alice.wait(30s);
+    BOOST_REQUIRE_MESSAGE(st && *st == 0, "peer transfer failed: " << to_alice.err());
+
+    auto closed = [&](const TestUser& u) {
+        for (const auto& r : parse_lines(agent->out()))
+            if (str(r, "type") == "flow_close" && i64(r, "uid") == u.uid())
+                return true;
+        return false;
+    };
+    // Sweeps check the socket table every second.
+    BOOST_TEST(wait_until([&] { return closed(bob); }, 5s), "bob's flow_close after his socket closed");
+    auto waited = std::chrono::duration<double>(Clock::now() - ended).count();
+    BOOST_TEST(waited < 5.0, waited);
+    BOOST_TEST(!closed(alice), "alice's socket is open and her flow idle for far less than 60 s");
+    auto recs = stop_agent();
+    auto closes = closes_by_uid(recs);
+    BOOST_TEST(closes[bob.uid()].flows == 1);
+    BOOST_TEST(closes[bob.uid()].tx == 30'000u);
+    BOOST_TEST(closes[bob.uid()].rx == 60'000u);
+    auto reports = reports_by_uid(recs);
+    BOOST_TEST(reports[alice.uid()].rx == 40'000u);
+    BOOST_TEST(reports[alice.uid()].tx == 20'000u);
+    check_wire(recs);
+}
