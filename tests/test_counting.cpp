@@ -1,12 +1,13 @@
 // Counting everything a user moves: UDP, several interfaces, namespaces,
-// a full flow table. Real traffic through the real agent in private
-// namespaces; every figure is checked against the bytes actually moved and
-// against nftables' count of the wire.
+// a full flow table, a full ring, deltas while flows move. Real traffic
+// through the real agent in private namespaces; every figure is checked
+// against the bytes actually moved and against nftables' count of the wire.
 #define BOOST_TEST_MODULE counting
 #include <boost/test/unit_test.hpp>
 
 #include "agent_lab.hpp"
 
+#include <ctime>
 #include <map>
 
 using namespace pdtt::test;
@@ -262,6 +263,117 @@ BOOST_FIXTURE_TEST_CASE(an_interface_that_goes_away_is_counted_again_when_it_com
     BOOST_TEST(sent_ok(closes[alice.uid()].tx, closes[alice.uid()].retrans, 300'000 + kTrafficHeader));
     BOOST_TEST(received_ok(closes[alice.uid()].rx, 40'000, resent_bytes_max(peer)));
 }
+
+namespace {
+
+// Seconds since the epoch of an RFC 3339 UTC timestamp with microseconds.
+double ts_seconds(const std::string& ts) {
+    std::tm tm{};
+    const char* rest = ::strptime(ts.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+    BOOST_REQUIRE_MESSAGE(rest, "not an RFC 3339 time: " << ts);
+    return double(::timegm(&tm)) + std::strtod(rest, nullptr);   // ".123456Z"
+}
+
+// A flow's identity across its records.
+std::string flow_of(const json::object& r) {
+    if (r.contains("flow_id"))
+        return json::serialize(r.at("flow_id"));
+    return str(r, "proto") + " " + str(r, "local") + ":" + std::to_string(u64(r, "lport")) + " " + str(r, "remote") +
+           ":" + std::to_string(u64(r, "rport"));
+}
+
+// The four counters of a flow record.
+struct Four {
+    uint64_t tx_bytes = 0, rx_bytes = 0, tx_packets = 0, rx_packets = 0;
+    explicit Four(const json::object& r)
+        : tx_bytes(u64(r, "tx_bytes")), rx_bytes(u64(r, "rx_bytes")), tx_packets(u64(r, "tx_packets")),
+          rx_packets(u64(r, "rx_packets")) {}
+    Four() = default;
+    bool empty() const { return tx_bytes == 0 && rx_bytes == 0 && tx_packets == 0 && rx_packets == 0; }
+    Four& operator+=(const Four& o) {
+        tx_bytes += o.tx_bytes;
+        rx_bytes += o.rx_bytes;
+        tx_packets += o.tx_packets;
+        rx_packets += o.rx_packets;
+        return *this;
+    }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(flow_delta_records_come_at_most_once_a_second_and_add_up_to_the_close, Lab) {
+    auto srv = serve(link.b_ip4());
+    // The peer's replies shaped to 256 Mbit/s: 80 MB take about 2.5 s, so
+    // alice's flow moves bytes across several sweeps and a report, and at
+    // that rate packets arrive within any tick, however short.
+    run_ok(peer.exec("tc qdisc add dev " + link.b_name() + " root tbf rate 256mbit burst 64kb latency 200ms"));
+    start_agent({"-t", "2"});
+    auto slow = start_transfer(alice, link.b_ip4(), 50'000, 80'000'000);
+    // bob moves his bytes at once, then holds the connection idle for 3 s.
+    transfer(bob, link.b_ip4(), 100'000, 100'000, 1, {"--hold-ms", "3000"});
+    auto st = slow->wait(30s);
+    BOOST_REQUIRE_MESSAGE(st && *st == 0, "transfer failed: " << slow->err());
+    auto recs = stop_agent();
+
+    struct Seen {
+        std::vector<double> delta_ts;
+        Four deltas, close;
+        bool closed = false;
+        int64_t uid = 0;
+        uint64_t duration_ms = 0;
+    };
+    std::map<std::string, Seen> flows;
+    for (const auto& r : recs) {
+        std::string type = str(r, "type");
+        if (type != "flow_delta" && type != "flow_close")
+            continue;
+        Seen& f = flows[flow_of(r)];
+        f.uid = i64(r, "uid");
+        Four c(r);
+        if (type == "flow_delta") {
+            BOOST_TEST_INFO("flow_delta " << json::serialize(r));
+            BOOST_TEST(!c.empty(), "a delta that moved nothing");
+            BOOST_TEST(!f.closed, "a delta after the flow's close");
+            f.delta_ts.push_back(ts_seconds(str(r, "ts")));
+            f.deltas += c;
+        } else {
+            f.close = c;
+            f.closed = true;
+            f.duration_ms = u64(r, "duration_ms");
+        }
+    }
+    BOOST_TEST(flows.size() == 2u);
+    for (const auto& [id, f] : flows) {
+        BOOST_TEST_CONTEXT("flow " << id << " of uid " << f.uid) {
+            BOOST_TEST(f.closed);
+            // Sweeps are a second apart; half a second leaves room for a late
+            // one, and none for two records in one tick.
+            for (size_t i = 1; i < f.delta_ts.size(); i++)
+                BOOST_TEST(f.delta_ts[i] - f.delta_ts[i - 1] >= 0.5, "deltas " << i - 1 << " and " << i << " are "
+                                                                                << f.delta_ts[i] - f.delta_ts[i - 1]
+                                                                                << " s apart");
+            BOOST_TEST(f.delta_ts.size() <= f.duration_ms / 1000 + 1, f.delta_ts.size() << " deltas in "
+                                                                                        << f.duration_ms << " ms");
+            // The deltas are what moved before the close's totals.
+            BOOST_TEST(f.deltas.tx_bytes <= f.close.tx_bytes);
+            BOOST_TEST(f.deltas.rx_bytes <= f.close.rx_bytes);
+            BOOST_TEST(f.deltas.tx_packets <= f.close.tx_packets);
+            BOOST_TEST(f.deltas.rx_packets <= f.close.rx_packets);
+        }
+        if (f.uid == alice.uid()) {
+            BOOST_TEST(f.delta_ts.size() >= 2u, "alice's flow moved bytes for over two seconds");
+            BOOST_TEST(received_ok(f.close.rx_bytes, 80'000'000, resent_bytes_max(peer)));
+            // Much of it went out in deltas: all but the last partial second.
+            BOOST_TEST(f.deltas.rx_bytes >= 20'000'000u, f.deltas.rx_bytes);
+        } else {
+            BOOST_TEST(f.uid == bob.uid());
+            // bob's bytes moved in a moment; his idle seconds emit nothing.
+            BOOST_TEST(f.delta_ts.size() <= 1u);
+        }
+    }
+    check_wire(recs);
+}
+
 
 BOOST_FIXTURE_TEST_CASE(a_udp_flow_closes_with_its_socket_long_before_the_idle_timeout, Lab) {
     start_agent({"-t", "1", "--udp-timeout", "60"});
