@@ -299,6 +299,14 @@ struct Four {
     }
 };
 
+uint64_t last_stat(const std::vector<json::object>& recs, const char* key) {
+    uint64_t v = 0;
+    for (const auto& r : recs)
+        if (str(r, "type") == "agent_stats")
+            v = u64(r, key);
+    return v;
+}
+
 } // namespace
 
 BOOST_FIXTURE_TEST_CASE(flow_delta_records_come_at_most_once_a_second_and_add_up_to_the_close, Lab) {
@@ -374,6 +382,39 @@ BOOST_FIXTURE_TEST_CASE(flow_delta_records_come_at_most_once_a_second_and_add_up
     check_wire(recs);
 }
 
+BOOST_FIXTURE_TEST_CASE(a_full_ring_drops_records_but_no_byte, Lab) {
+    // alice serves on this host too, so inbound flows go through the ring.
+    start_agent({"-t", "1", "--ring-buffer-mib", "1"});
+    auto srv = serve(link.b_ip4());
+    auto alice_srv = std::make_unique<Process>(
+        as_user(alice, {PDTT_TRAFFIC_BIN, "serve", "--bind", link.a_ip4(), "--port", "5002"}), host.name());
+    BOOST_REQUIRE_MESSAGE(alice_srv->wait_for_line("ready", 10s), alice_srv->err());
+    // Frozen, the agent consumes nothing: 1 MiB holds some 6,500 records,
+    // and 4,000 flows, outbound and inbound at once, open and close (two
+    // records each) meanwhile, so the ring fills while both kinds are open.
+    agent->signal(SIGSTOP);
+    auto out = start_transfer(bob, link.b_ip4(), 1'000, 2'000, 2'000, {"--parallel", "8"});
+    Process in({PDTT_TRAFFIC_BIN, "send", "--to", link.a_ip4(), "--port", "5002", "--tx", "1500", "--rx", "500",
+                "--connections", "2000", "--parallel", "8"},
+               peer.name());
+    for (Process* p : {out.get(), &in}) {
+        auto st = p->wait(60s);
+        BOOST_REQUIRE_MESSAGE(st && *st == 0, "transfer failed: " << p->err());
+    }
+    agent->signal(SIGCONT);
+    auto recs = stop_agent();
+
+    BOOST_TEST(last_stat(recs, "ring_drops") > 0u, "the ring overflowed and agent_stats says so");
+    auto closes = closes_by_uid(recs);
+    BOOST_TEST(closes[bob.uid()].flows + closes[alice.uid()].flows < 4'000, "some closes were lost");
+    // Every byte is still some user's or unattributed, once.
+    check_wire(recs);
+    auto [tx, rx] = reported_totals(recs);
+    const uint64_t moved_tx = 2'000 * (1'000 + kTrafficHeader) + 2'000 * 500,
+                   moved_rx = 2'000 * 2'000 + 2'000 * (1'500 + kTrafficHeader);
+    BOOST_TEST(wire_ok(tx, moved_tx, resent_bytes_max(host)), tx << " vs " << moved_tx);
+    BOOST_TEST(wire_ok(rx, moved_rx, resent_bytes_max(peer)), rx << " vs " << moved_rx);
+}
 
 BOOST_FIXTURE_TEST_CASE(a_udp_flow_closes_with_its_socket_long_before_the_idle_timeout, Lab) {
     start_agent({"-t", "1", "--udp-timeout", "60"});
