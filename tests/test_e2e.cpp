@@ -231,6 +231,40 @@ BOOST_FIXTURE_TEST_CASE(inbound_and_outbound_tcp_each_have_their_direction_and_b
     check_wire(recs);
 }
 
+BOOST_FIXTURE_TEST_CASE(an_outbound_flow_closed_before_the_peers_fin_received_no_fin, Lab) {
+    // The peer's server is frozen while bob closes: its kernel acks bob's
+    // FIN, bob's orphaned socket goes to TIME_WAIT on that ACK, and the
+    // peer's FIN comes only after the flow has closed.
+    auto srv = serve(link.b_ip4());
+    start_agent({"-t", "1"});
+    auto c = start_transfer(bob, link.b_ip4(), 300'000, 200'000, 1, {"--hold-ms", "1000"});
+    // Frozen once bob has everything, within his 1 s hold before he closes.
+    BOOST_REQUIRE(wait_until([&] { return capture(host.exec("ss -Htni state established")).find(
+                                              "bytes_received:200000") != std::string::npos; },
+                             10s, 1ms));
+    srv->signal(SIGSTOP);
+    auto st = c->wait(30s);
+    BOOST_REQUIRE_MESSAGE(st && *st == 0, "transfer failed: " << c->err());
+    BOOST_REQUIRE(wait_until([&] {
+        for (const auto& r : parse_lines(agent->out()))
+            if (str(r, "type") == "flow_close")
+                return true;
+        return false;
+    }, 5s));
+    srv->signal(SIGCONT);
+    auto recs = stop_agent();
+    int found = 0;
+    for (const auto& r : recs)
+        if (str(r, "type") == "flow_close") {
+            found++;
+            BOOST_TEST_INFO("flow_close " << json::serialize(r));
+            BOOST_TEST(acked_ok(r));
+            BOOST_TEST(u64(r, "tcp_bytes_received") == 200'000u);
+        }
+    BOOST_TEST(found == 1);
+    check_wire(recs);
+}
+
 BOOST_FIXTURE_TEST_CASE(native_xdp_on_a_veth_attaches_and_counts_exactly, E2e) {
     start_agent({"-t", "1", "--xdp-mode", "native"});
     BOOST_TEST(xdp_mode() == "native");
