@@ -348,7 +348,10 @@ struct Lab {
             argv.insert(argv.end(), {"-i", link.a_name()});
         argv.insert(argv.end(), extra.begin(), extra.end());
         agent = std::make_unique<Process>(argv, host.name());
-        BOOST_REQUIRE_MESSAGE(agent_ready(*agent), "agent did not start: " << agent->err());
+        bool up = agent_ready(*agent);
+        if (!up)   // an agent that exited: give the reader its last line
+            wait_until([&] { return !agent->err().empty(); }, 1s);
+        BOOST_REQUIRE_MESSAGE(up, "agent did not start: " << agent->err());
     }
 
     // SIGTERM once the last connections have closed; the agent must exit 0
