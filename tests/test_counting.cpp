@@ -185,6 +185,52 @@ BOOST_FIXTURE_TEST_CASE(a_twin_namespace_with_the_same_five_tuple_is_neither_rep
     check_wire(recs);
 }
 
+BOOST_FIXTURE_TEST_CASE(another_namespaces_traffic_over_the_monitored_link_is_unattributed, Lab) {
+    // A container-style namespace on the monitored interface itself: a
+    // macvlan of the agent's veth end, with its own address (.3). Its
+    // frames leave through that veth's egress and arrive through its
+    // ingress, so the agent sees them; its sockets are not in the
+    // monitored namespace, so their bytes are unattributed (SPEC).
+    QuietNetns twin;
+    run_ok("ip -n " + host.name() + " link add pdtmv link " + link.a_name() + " type macvlan mode bridge");
+    run_ok("ip -n " + host.name() + " link set pdtmv netns " + twin.name());
+    run_ok("ip -n " + twin.name() + " addr add 10.200.7.3/24 dev pdtmv");
+    run_ok("ip -n " + twin.name() + " link set pdtmv up");
+    run_ok("ip -n " + twin.name() + " neigh replace " + link.b_ip4() + " lladdr " + mac_of(peer.name(), link.b_name()) +
+           " dev pdtmv nud permanent");
+    run_ok("ip -n " + peer.name() + " neigh replace 10.200.7.3 lladdr " + mac_of(twin.name(), "pdtmv") + " dev " +
+           link.b_name() + " nud permanent");
+    auto tcp = serve(link.b_ip4()), udp = serve(link.b_ip4(), {"--proto", "udp"});
+    start_agent({"-t", "1", "--udp-timeout", "2"});
+    transfer(bob, link.b_ip4(), 200'000, 100'000);
+    // alice's TCP and UDP in the twin namespace, to the same servers.
+    for (std::vector<std::string> extra : {std::vector<std::string>{}, {"--proto", "udp", "--size", "1000"}}) {
+        std::vector<std::string> argv{PDTT_TRAFFIC_BIN, "send", "--to", link.b_ip4(), "--port", kPort, "--tx",
+                                      "300000", "--rx", "150000", "--uid", std::to_string(alice.uid())};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        Process p(argv, twin.name());
+        auto st = p.wait(30s);
+        BOOST_REQUIRE_MESSAGE(st && *st == 0, "the twin's transfer failed: " << p.err());
+    }
+    tcp_settled(twin);
+    auto recs = stop_agent();
+    auto closes = closes_by_uid(recs);
+    auto reports = reports_by_uid(recs);
+    BOOST_TEST(closes[bob.uid()].flows == 1);
+    BOOST_TEST(sent_ok(closes[bob.uid()].tx, closes[bob.uid()].retrans, 200'000 + kTrafficHeader));
+    BOOST_TEST(received_ok(closes[bob.uid()].rx, 100'000, resent_bytes_max(peer)));
+    std::string alices;
+    for (const auto& r : recs)
+        if (str(r, "type") == "flow_close" && i64(r, "uid") == alice.uid())
+            alices += " " + str(r, "proto") + " " + std::to_string(u64(r, "tx_bytes")) + "/" +
+                      std::to_string(u64(r, "rx_bytes"));
+    BOOST_TEST(alices.empty(), "flows of another namespace's sockets were reported:" << alices);
+    BOOST_TEST(reports.count(alice.uid()) == 0u, "another namespace's bytes were counted for its user");
+    BOOST_TEST(reports[-1].tx >= 300'000u + kTrafficHeader + 300'000u, reports[-1].tx);
+    BOOST_TEST(reports[-1].rx >= 2 * 150'000u, reports[-1].rx);
+    check_wire(recs);
+}
+
 BOOST_FIXTURE_TEST_CASE(a_full_flow_table_loses_no_byte_and_recovers, Lab) {
     auto srv = serve(link.b_ip4());
     start_agent({"-t", "1", "--flow-table-size", "64"});
