@@ -265,6 +265,37 @@ BOOST_FIXTURE_TEST_CASE(an_outbound_flow_closed_before_the_peers_fin_received_no
     check_wire(recs);
 }
 
+BOOST_FIXTURE_TEST_CASE(resent_bytes_count_again_and_tcp_bytes_retrans_says_how_many, E2e) {
+    // Every tenth data packet is lost on its way in, on both ends (on ours
+    // after the wire count, as a NIC's drop after XDP would be): both sides
+    // resend, and the resent bytes crossed the wire twice.
+    for (auto [ns, dev] : {std::pair{&peer, link.b_name()}, std::pair{&host, link.a_name()}}) {
+        run_ok(ns->exec("nft add table netdev pdtt_loss"));
+        run_ok(ns->exec("nft add chain netdev pdtt_loss in '{ type filter hook ingress device \"" + dev +
+                        "\" priority 0; }'"));
+        run_ok(ns->exec("nft add rule netdev pdtt_loss in meta l4proto tcp meta length '>' 200 numgen inc mod 10 5 "
+                        "drop"));
+    }
+    start_agent({"-t", "1"});
+    transfer(alice, link.b_ip4(), 3'000'000, 2'000'000);
+    auto recs = stop_agent();
+    int found = 0;
+    for (const auto& r : recs)
+        if (str(r, "type") == "flow_close") {
+            found++;
+            BOOST_TEST_INFO("flow_close " << json::serialize(r));
+            BOOST_TEST(u64(r, "tcp_bytes_retrans") > 0u, "the lost segments were resent");
+            BOOST_TEST(u64(r, "tcp_bytes_retrans") <= resent_bytes_max(host));
+            BOOST_TEST(sent_ok(u64(r, "tx_bytes"), u64(r, "tcp_bytes_retrans"), 3'000'000 + kTrafficHeader));
+            BOOST_TEST(u64(r, "rx_bytes") > 2'000'000u, "the peer's resent bytes arrived twice");
+            BOOST_TEST(received_ok(u64(r, "rx_bytes"), 2'000'000, resent_bytes_max(peer)));
+            BOOST_TEST(acked_ok(r));
+            BOOST_TEST(tcp_received_ok(r, 2'000'000));
+        }
+    BOOST_TEST(found == 1);
+    check_wire(recs);
+}
+
 BOOST_FIXTURE_TEST_CASE(native_xdp_on_a_veth_attaches_and_counts_exactly, E2e) {
     start_agent({"-t", "1", "--xdp-mode", "native"});
     BOOST_TEST(xdp_mode() == "native");
