@@ -16,6 +16,8 @@ packages=(
     libboost-test1.81-dev libboost-json1.81-dev ccache
     # run and test: namespaces, veth, traffic, users
     iproute2 passwd procps util-linux python3 jq
+    # integration tests: an independent count of the bytes on the wire
+    nftables
     # syslog tests: a real receiver
     rsyslog
     # benchmarks: load and the tools users have today

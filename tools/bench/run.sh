@@ -3,7 +3,7 @@
 # every figure interleaves runs without the agent and with it (and with the
 # tools users have today), so that a noisy machine moves both alike.
 #
-#   tools/bench/run.sh [--smoke] [--figures LIST] [--pairs N] [--duration S]
+#   tools/bench/run.sh [--smoke] [--strict] [--figures LIST] [--pairs N] [--duration S]
 #                      [--udp-duration S] [--churn-duration S] [--churn-max-duration S]
 #                      [--rates R,R,..] [--tools-rate R] [--flows N]
 #                      [--pipeline-events N] [--build DIR] [--out DIR]
@@ -13,9 +13,11 @@
 # adds nethogs and tcplife beside pdtt to the bulk and churn figures).
 # All traffic stays between two private namespaces joined by veth; client
 # on CPU 0, server on CPU 1. Prints a markdown table; writes raw.csv (every
-# run), summary.csv and summary.md into --out. Exits non-zero only when the
+# run), summary.csv and summary.md into --out. Exits non-zero when the
 # harness breaks (a tool missing, a parse failure, the agent not starting),
-# never for a performance figure. Needs root.
+# and with --strict (implied by --smoke) when the agent miscounts the churn:
+# a flow reported under another user, a flow not reported, a ring record
+# dropped. Never for a performance figure. Needs root.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,15 +42,17 @@ BUILD=${PDTT_BUILD_DIR:-$repo/build}
 OUT=""
 AGENT="" CHURN="" PIPELINE=""
 SMOKE=0
+STRICT=0
 AGENT_INTERVAL=5
 AGENT_EXTRA=()
 
 while [ $# -gt 0 ]; do
     case $1 in
     --smoke)
-        SMOKE=1 PAIRS=1 DURATION=1 UDP_DURATION=1 CHURN_DURATION=2 CHURN_MAX_DURATION=1
+        SMOKE=1 STRICT=1 PAIRS=1 DURATION=1 UDP_DURATION=1 CHURN_DURATION=2 CHURN_MAX_DURATION=1
         RATES=2000 TOOLS_RATE=2000 FLOWS=2000 PIPE_EVENTS=200000 AGENT_INTERVAL=1
         shift ;;
+    --strict) STRICT=1; shift ;;
     --figures) FIGURES=$2; shift 2 ;;
     --pairs) PAIRS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
@@ -111,7 +115,7 @@ has_figure tools && VARIANTS_TOOLS=(nethogs tcplife)
     echo "git: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet 2>/dev/null || echo '+dirty')"
     echo "agent: $AGENT ($("$AGENT" --version 2>&1 | head -1), built $(date -u -r "$AGENT" +%Y-%m-%dT%H:%M:%SZ))"
     echo "command: $0 $ARGS"
-    echo "settings: figures=$FIGURES pairs=$PAIRS duration=${DURATION}s udp=${UDP_DURATION}s churn=${CHURN_DURATION}s churn-max=${CHURN_MAX_DURATION}s rates=$RATES tools-rate=$TOOLS_RATE flows=$FLOWS pipeline-events=$PIPE_EVENTS"
+    echo "settings: figures=$FIGURES pairs=$PAIRS duration=${DURATION}s udp=${UDP_DURATION}s churn=${CHURN_DURATION}s churn-max=${CHURN_MAX_DURATION}s rates=$RATES tools-rate=$TOOLS_RATE flows=$FLOWS pipeline-events=$PIPE_EVENTS strict=$STRICT"
 } >"$OUT/env.txt"
 cat "$OUT/env.txt" >&2
 
@@ -276,6 +280,15 @@ churn_once() {
     esac
     rm -f "$TOOL_OUT"
     log "$msg"
+    # At the smoke run's small rates a correct agent reports every flow,
+    # under its user, and drops nothing; anything else is a bug.
+    if [[ $STRICT = 1 && $variant == pdtt* ]]; then
+        local bad=""
+        [ "$((all - ours))" = 0 ] || bad+=" $((all - ours)) flows reported under another user;"
+        [ "$ours" = "$made" ] || bad+=" $ours of $made flows reported;"
+        [ "$drops" = 0 ] || bad+=" $drops ring records dropped;"
+        [ -z "$bad" ] || die "$tag: the agent miscounted:$bad"
+    fi
 }
 
 start_churn_server() {
