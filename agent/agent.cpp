@@ -93,7 +93,8 @@ int resolve_interface(const std::string& name) {
 
 Agent::Agent(const Config& cfg)
     : cfg_(cfg), signals_(io_, SIGINT, SIGTERM, SIGHUP),
-      tick_{boost::asio::steady_timer(io_), std::min(cfg.interval, std::chrono::milliseconds(1000)), [this] { tick(); }},
+      tick_{boost::asio::steady_timer(io_), std::min(cfg.interval, std::chrono::milliseconds(1000)),
+            [this] { tick_unless_reporting(); }},
       report_{boost::asio::steady_timer(io_), cfg.interval, [this] { report(false); }} {
     log::verbose() = cfg.verbose;
     install_libbpf_logger();
@@ -212,6 +213,14 @@ void Agent::arm(Periodic& p) {
         p.fire();
         arm(p);
     });
+}
+
+// A report due at the same moment ticks itself: one tick then, not two a
+// millisecond apart (which would give a flow two deltas in one second).
+void Agent::tick_unless_reporting() {
+    auto due = tick_.next - tick_.period;
+    if (due != report_.next && due != report_.next - report_.period)
+        tick();
 }
 
 void Agent::tick() {

@@ -59,6 +59,7 @@ private:
     void on_signal(int sig);
     void arm(Periodic& p);
     void tick();             // drain, kernel deltas, UDP closes, unattributed delta
+    void tick_unless_reporting();
     int64_t resolve_udp(const pdtt_flow_key& k);
     void close_udp_flows();  // idle, or their socket is gone
     void report(bool final);
