@@ -15,6 +15,8 @@
 #include "ring.h"
 #include "ipv4.h"
 
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
 static __always_inline struct pdtt_flow *udp_flow_create(const struct pdtt_flow_key *k, __u32 uid,
 							  __u8 direction)
 {
@@ -76,8 +78,18 @@ static __always_inline struct pdtt_flow *udp_tx_flow(struct __sk_buff *skb,
 						      const struct pdtt_flow_key *k)
 {
 	struct pdtt_port_key ok = udp_owner_key(k);
-	__u32 uid = bpf_get_socket_uid(skb);
+	struct bpf_sock *bsk = skb->sk;
+	struct sock *sk;
+	__u32 uid;
 
+	/* A socket of another namespace (macvlan, ipvlan) sends through the
+	 * monitored device too: its traffic is not this namespace's. */
+	if (!bsk)
+		return NULL;
+	sk = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct sock));
+	if (target_netns && sk->__sk_common.skc_net.net->ns.inum != target_netns)
+		return NULL;
+	uid = bpf_get_socket_uid(skb);
 	bpf_map_update_elem(&udp_owners, &ok, &uid, BPF_ANY);
 	return udp_flow_create(k, uid, PDTT_DIR_OUTBOUND);
 }
