@@ -203,9 +203,12 @@ std::string summary(const Books& b) {
 }
 
 // Sent: exactly want, plus what TCP sent again. Received: duplicates only
-// the peer could tell apart, so up to 2% over.
+// the peer could tell apart, so up to 2% over, or one resent copy of a
+// message shorter than a segment (a hello, a confirmation).
 bool sent_exactly(uint64_t got, uint64_t want, uint64_t retrans) { return got >= want && got <= want + retrans; }
-bool received_exactly(uint64_t got, uint64_t want) { return got >= want && got <= want + want / 50; }
+bool received_exactly(uint64_t got, uint64_t want) {
+    return got >= want && got <= want + std::max(want / 50, std::min<uint64_t>(want, 1400));
+}
 
 // pid of the "owner pid=P uid=U euid=E" line of the process that has euid.
 std::optional<int64_t> owner_pid(const std::string& out, uid_t euid) {
@@ -444,9 +447,9 @@ BOOST_FIXTURE_TEST_CASE(tcp_socket_written_by_two_users_splits_exactly, Lab) {
     const uint64_t retrans = f.retrans();
     Moved a = f.under(alice.uid()), bb = f.under(bob.uid());
     BOOST_TEST(sent_exactly(a.tx, kFirst, retrans), "alice sent " << a.tx << " of " << kFirst);
-    BOOST_TEST(a.rx == kConfirm, "alice received " << a.rx);
+    BOOST_TEST(received_exactly(a.rx, kConfirm), "alice received " << a.rx);
     BOOST_TEST(sent_exactly(bb.tx, kSecond, retrans), "bob sent " << bb.tx << " of " << kSecond);
-    BOOST_TEST(bb.rx == kConfirm, "bob received " << bb.rx);
+    BOOST_TEST(received_exactly(bb.rx, kConfirm), "bob received " << bb.rx);
     BOOST_TEST(sent_exactly(b.reports[alice.uid()].tx, kFirst, retrans));
     BOOST_TEST(sent_exactly(b.reports[bob.uid()].tx, kSecond, retrans));
     check_books_balance(b);
@@ -507,6 +510,6 @@ BOOST_FIXTURE_TEST_CASE(same_user_hand_over_is_no_change_of_owner, Lab) {
     BOOST_TEST(f.owners.empty(), "flow_owner records: " << f.owners.size() << ", owners " << show(f.chain()));
     BOOST_TEST(opt_i64(*f.close, "uid") == int64_t(alice.uid()));
     BOOST_TEST(sent_exactly(f.under(alice.uid()).tx, kFirst + kSecond, f.retrans()));
-    BOOST_TEST(f.under(alice.uid()).rx == 2 * kConfirm);
+    BOOST_TEST(received_exactly(f.under(alice.uid()).rx, 2 * kConfirm));
     check_books_balance(b);
 }
