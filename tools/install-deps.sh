@@ -22,6 +22,7 @@ packages=(
     rsyslog
     # benchmarks: load and the tools users have today
     iperf3 nethogs libbpf-tools
+    openssh-server rsync    # owner tests: a real sshd, rsync and scp through it
 )
 
 missing=()
@@ -32,5 +33,13 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
+    # The tests run sshd of their own: keep the package from starting the
+    # system's (policy-rc.d exit 101: no service starts), and remove only ours.
+    policy=/usr/sbin/policy-rc.d
+    if [[ " ${missing[*]} " == *" openssh-server "* && ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy"
+        chmod +x "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi

@@ -1,0 +1,515 @@
+// Issue #10: the owner of a byte is the process that moves it. Root daemons
+// that accept a connection and hand it to a user's process (sshd for rsync
+// and scp, forking setuid and seteuid servers, a socket passed over
+// SCM_RIGHTS) and one socket written by two users in turn: each user's
+// share must come out exactly, in flow_owner + flow_close and in user_report.
+#define BOOST_TEST_MODULE owner
+#include <boost/test/unit_test.hpp>
+
+#include "lab_sshd.hpp"
+
+#include <map>
+
+using namespace pdtt::test;
+
+namespace {
+
+struct Global {
+    Global() { cleanup_stale(); }
+};
+BOOST_TEST_GLOBAL_FIXTURE(Global);
+
+// What pdtt-handover's protocol moves besides the payload asked for.
+constexpr uint64_t kBanner = 64;     // root -> client, before the hand-over
+constexpr uint64_t kHello = 32;      // client -> root, before the hand-over
+constexpr uint64_t kGreeting = 16;   // user -> client, the user's first write
+constexpr uint64_t kConfirm = 8;     // a peer's confirmation of a part (two-writers)
+constexpr const char* kDaemonPort = "5002";
+constexpr const char* kSinkPort = "5003";
+
+// ---- the agent's books ----
+
+// Readers that let a missing field fail an assertion instead of the test:
+// a number that is absent or null reads as kAbsent (uids start at -1).
+constexpr int64_t kAbsent = -2;
+constexpr int64_t kUnattributed = -1;
+int64_t opt_i64(const json::object& o, const char* k) {
+    const json::value* v = o.if_contains(k);
+    return v && v->is_number() ? json::value_to<int64_t>(*v) : kAbsent;
+}
+uint64_t opt_u64(const json::object& o, const char* k) {
+    const json::value* v = o.if_contains(k);
+    return v && v->is_number() ? json::value_to<uint64_t>(*v) : 0;
+}
+std::string opt_str(const json::object& o, const char* k) {
+    const json::value* v = o.if_contains(k);
+    return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+bool is_flow_record(const std::string& type) { return type.rfind("flow_", 0) == 0; }
+
+struct Moved {
+    uint64_t tx = 0, rx = 0;
+};
+
+// One flow's records in the order the agent wrote them.
+struct FlowBook {
+    json::object open;                  // its first record
+    std::vector<json::object> owners;   // flow_owner
+    std::optional<json::object> close;
+
+    int64_t lport() const { return opt_i64(open, "lport"); }
+    int64_t rport() const { return opt_i64(open, "rport"); }
+    std::string proto() const { return opt_str(open, "proto"); }
+    uint64_t retrans() const { return close ? opt_u64(*close, "tcp_bytes_retrans") : 0; }
+
+    // This flow's bytes counted for uid: under it before each hand-over it
+    // gave away, and at the close if it was the last owner.
+    Moved under(int64_t uid) const {
+        Moved m;
+        for (const auto& o : owners)
+            if (opt_i64(o, "from_uid") == uid) {
+                m.tx += opt_u64(o, "tx_bytes");
+                m.rx += opt_u64(o, "rx_bytes");
+            }
+        if (close && opt_i64(*close, "uid") == uid) {
+            m.tx += opt_u64(*close, "tx_bytes");
+            m.rx += opt_u64(*close, "rx_bytes");
+        }
+        return m;
+    }
+    // The owners in turn: the flow's first, then each flow_owner's new one.
+    std::vector<int64_t> chain() const {
+        std::vector<int64_t> c{opt_i64(open, "uid")};
+        for (const auto& o : owners)
+            c.push_back(opt_i64(o, "uid"));
+        return c;
+    }
+};
+
+std::string show(const std::vector<int64_t>& chain) {
+    std::string s;
+    for (int64_t u : chain)
+        s += (s.empty() ? "" : " -> ") + std::to_string(u);
+    return s;
+}
+
+struct Books {
+    std::vector<FlowBook> flows;        // by first appearance
+    std::map<int64_t, Moved> shares;    // flow_owner by from_uid + flow_close by uid
+    std::map<int64_t, Moved> reports;   // user_report by uid, over the run
+    int flow_records = 0, without_flow_id = 0;
+
+    std::vector<const FlowBook*> where(const std::function<bool(const FlowBook&)>& pred) const {
+        std::vector<const FlowBook*> out;
+        for (const auto& f : flows)
+            if (pred(f))
+                out.push_back(&f);
+        return out;
+    }
+};
+
+// Records of one flow share its flow_id; without one (today's agent) the
+// 5-tuple stands in, which is unique within one of these tests.
+std::string flow_key(const json::object& r) {
+    if (const json::value* id = r.if_contains("flow_id"))
+        return "id " + json::serialize(*id);
+    return opt_str(r, "proto") + " " + opt_str(r, "local") + " " + std::to_string(opt_i64(r, "lport")) +
+           " " + opt_str(r, "remote") + " " + std::to_string(opt_i64(r, "rport"));
+}
+
+Books read_books(const std::vector<json::object>& recs) {
+    Books b;
+    std::map<std::string, std::size_t> index;
+    for (const auto& r : recs) {
+        std::string type = opt_str(r, "type");
+        if (type == "user_report") {
+            auto& m = b.reports[opt_i64(r, "uid")];
+            m.tx += opt_u64(r, "tx_bytes");
+            m.rx += opt_u64(r, "rx_bytes");
+            continue;
+        }
+        if (!is_flow_record(type))
+            continue;
+        b.flow_records++;
+        b.without_flow_id += !r.contains("flow_id");
+        auto [it, fresh] = index.try_emplace(flow_key(r), b.flows.size());
+        if (fresh)
+            b.flows.push_back({r, {}, {}});
+        FlowBook& f = b.flows[it->second];
+        if (type == "flow_owner") {
+            f.owners.push_back(r);
+            auto& m = b.shares[opt_i64(r, "from_uid")];
+            m.tx += opt_u64(r, "tx_bytes");
+            m.rx += opt_u64(r, "rx_bytes");
+        } else if (type == "flow_close") {
+            f.close = r;
+            auto& m = b.shares[opt_i64(r, "uid")];
+            m.tx += opt_u64(r, "tx_bytes");
+            m.rx += opt_u64(r, "rx_bytes");
+        }
+    }
+    return b;
+}
+
+// The agent's lines so far; a line still being written is left for later.
+std::vector<json::object> lines_so_far(const Process& agent) {
+    std::string out = agent.out();
+    out.erase(out.rfind('\n') == std::string::npos ? 0 : out.rfind('\n') + 1);
+    std::vector<json::object> recs;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) {
+        boost::system::error_code ec;
+        json::value v = json::parse(line, ec);
+        if (!ec && v.is_object())
+            recs.push_back(v.as_object());
+    }
+    return recs;
+}
+
+// Waits until n flows matching pred were closed, so that the books are final.
+bool wait_for_closes(const Process& agent, std::size_t n, const std::function<bool(const FlowBook&)>& pred) {
+    return wait_until(
+        [&] {
+            auto b = read_books(lines_so_far(agent));
+            return b.where([&](const FlowBook& f) { return f.close && pred(f); }).size() >= n;
+        },
+        15s, 50ms);
+}
+
+// Every flow record names its flow, and the per-user totals of the flow
+// records (flow_owner by from_uid, flow_close by uid) are user_report's.
+void check_books_balance(const Books& b) {
+    BOOST_TEST(b.without_flow_id == 0, b.without_flow_id << " of " << b.flow_records << " flow records lack flow_id");
+    std::set<int64_t> uids;
+    for (const auto& [u, m] : b.shares)
+        uids.insert(u);
+    for (const auto& [u, m] : b.reports)
+        if (u != kUnattributed)   // ARP, ND and handshakes: no flow, so no flow record
+            uids.insert(u);
+    for (int64_t u : uids) {
+        BOOST_TEST_CONTEXT("uid " << u << ": flow_owner + flow_close vs user_report") {
+            Moved s = b.shares.count(u) ? b.shares.at(u) : Moved{}, r = b.reports.count(u) ? b.reports.at(u) : Moved{};
+            BOOST_TEST(s.tx == r.tx);
+            BOOST_TEST(s.rx == r.rx);
+        }
+    }
+}
+
+std::string summary(const Books& b) {
+    std::ostringstream os;
+    for (const auto& [u, m] : b.reports)
+        os << " uid " << u << ": tx " << m.tx << " rx " << m.rx << ";";
+    return os.str();
+}
+
+// Sent: exactly want, plus what TCP sent again. Received: duplicates only
+// the peer could tell apart, so up to 2% over, or one resent copy of a
+// message shorter than a segment (a hello, a confirmation).
+bool sent_exactly(uint64_t got, uint64_t want, uint64_t retrans) { return got >= want && got <= want + retrans; }
+bool received_exactly(uint64_t got, uint64_t want) {
+    return got >= want && got <= want + std::max(want / 50, std::min<uint64_t>(want, 1400));
+}
+
+// pid of the "owner pid=P uid=U euid=E" line of the process that has euid.
+std::optional<int64_t> owner_pid(const std::string& out, uid_t euid) {
+    static const std::regex re(R"(owner pid=(\d+) uid=\d+ euid=(\d+))");
+    for (std::sregex_iterator it(out.begin(), out.end(), re), end; it != end; ++it)
+        if (std::stoul((*it)[2]) == euid)
+            return std::stol((*it)[1]);
+    return std::nullopt;
+}
+
+// ---- sshd ----
+
+constexpr uint64_t kUpload = 20'000'000, kDownload = 10'000'000;
+
+// Uploads kUpload bytes and downloads kDownload with `tool` through root's
+// sshd as alice, each in a connection of its own, and checks that alice was
+// charged for them: per flow, in flow_owner + flow_close, and per user.
+void ssh_round_trip(SshLab& lab, const std::string& tool, bool v6) {
+    const TestUser& alice = lab.alice;
+    const fs::path up = lab.dir / "up.bin", down = lab.home / "down.bin", got = lab.dir / "down.bin";
+    random_file(up, kUpload);
+    random_file(down, kDownload);
+    lab.start_agent({"-t", "1"});
+    lab.copy(tool, up.string(), lab.login(v6) + ":" + (lab.home / "up.bin").string());
+    lab.copy(tool, lab.login(v6) + ":" + down.string(), got.string());
+    BOOST_REQUIRE_EQUAL(run("cmp -s " + up.string() + " " + (lab.home / "up.bin").string()), 0);
+    BOOST_REQUIRE_EQUAL(run("cmp -s " + down.string() + " " + got.string()), 0);
+    auto on_ssh = [](const FlowBook& f) { return f.lport() == std::stoi(kSshPort); };
+    BOOST_TEST(wait_for_closes(*lab.agent, 2, on_ssh), "both ssh connections closed");
+    Books b = read_books(lab.stop_agent());
+    BOOST_TEST_MESSAGE(tool << (v6 ? " v6" : " v4") << " user_report totals:" << summary(b));
+
+    auto ssh = b.where(on_ssh);
+    BOOST_TEST_REQUIRE(ssh.size() == 2u, "one flow per ssh connection");
+    for (int i = 0; i < 2; i++) {
+        const FlowBook& f = *ssh[i];
+        const bool upload = i == 0;
+        BOOST_TEST_CONTEXT(tool << (upload ? " upload" : " download") << " flow " << flow_key(f.open)) {
+            BOOST_TEST(opt_str(f.open, "direction") == "inbound");
+            // root's sshd accepts and swaps banners, its unprivileged
+            // preauth child (user sshd) does key exchange and login, then
+            // alice's sshd moves the data: each wrote and read the socket.
+            auto chain = f.chain();
+            BOOST_TEST(!f.owners.empty(), "no flow_owner record: root's sshd kept the flow");
+            BOOST_TEST((chain == lab.owners_of_a_login()), "owners " << show(chain) << ", not "
+                                                                     << show(lab.owners_of_a_login()));
+            for (std::size_t k = 0; k < f.owners.size(); k++) {
+                BOOST_TEST(opt_i64(f.owners[k], "from_uid") == chain[k], "flow_owner " << k << " hands on "
+                                                                                      << json::serialize(f.owners[k]));
+                BOOST_TEST(opt_i64(f.owners[k], "uid") != opt_i64(f.owners[k], "from_uid"));
+            }
+            if (!f.owners.empty()) {
+                BOOST_TEST(opt_str(f.owners.front(), "from_user") == "root");
+                BOOST_TEST(opt_str(f.owners.back(), "user") == alice.name());
+                BOOST_TEST(opt_str(f.owners.back(), "comm") == "sshd");
+            }
+            BOOST_TEST_REQUIRE(f.close.has_value());
+            BOOST_TEST(opt_i64(*f.close, "uid") == int64_t(alice.uid()));
+            Moved m = f.under(alice.uid());
+            if (upload)
+                BOOST_TEST(m.rx >= kUpload / 100 * 99, m.rx << " of " << kUpload << " uploaded bytes under alice");
+            else
+                BOOST_TEST(m.tx - std::min(m.tx, f.retrans()) >= kDownload / 100 * 99,
+                           m.tx << " (" << f.retrans() << " resent) of " << kDownload
+                                << " downloaded bytes under alice");
+        }
+    }
+    Moved r = b.reports[alice.uid()];
+    BOOST_TEST(r.rx >= kUpload / 100 * 99, "user_report: " << r.rx << " of " << kUpload << " uploaded bytes for alice");
+    BOOST_TEST(r.tx >= kDownload / 100 * 99,
+               "user_report: " << r.tx << " of " << kDownload << " downloaded bytes for alice");
+    check_books_balance(b);
+}
+
+// ---- daemons that hand a connection to a user's process ----
+
+constexpr uint64_t kDaemonRx = 3'000'000, kDaemonTx = 2'000'000;   // as the daemon's user sees them
+
+// The daemon in the agent's namespace as root, its client in the peer: root
+// moves kBanner out and kHello in, then alice's process everything else.
+void daemon_hand_over(Lab& lab, const std::string& mode, bool v6) {
+    const TestUser& alice = lab.alice;
+    const std::string addr = v6 ? lab.link.a_ip6() : lab.link.a_ip4();
+    lab.start_agent({"-t", "1"});
+    Process daemon({PDTT_HANDOVER_BIN, mode, "--bind", addr, "--port", kDaemonPort, "--uid",
+                    std::to_string(alice.uid()), "--rx", std::to_string(kDaemonRx), "--tx",
+                    std::to_string(kDaemonTx)},
+                   lab.host.name());
+    BOOST_REQUIRE_MESSAGE(daemon.wait_for_line("ready", 10s), "daemon did not start: " << daemon.err());
+    Process client({PDTT_HANDOVER_BIN, "client", "--to", addr, "--port", kDaemonPort, "--tx",
+                    std::to_string(kDaemonRx), "--rx", std::to_string(kDaemonTx)},
+                   lab.peer.name());
+    auto cst = client.wait(30s);
+    BOOST_REQUIRE_MESSAGE(cst && *cst == 0, "client: " << client.err() << "; daemon: " << daemon.err());
+    auto dst = daemon.wait(10s);
+    BOOST_REQUIRE_MESSAGE(dst && *dst == 0, "daemon: " << daemon.err());
+    auto child = owner_pid(daemon.out(), alice.uid());
+    BOOST_REQUIRE_MESSAGE(child, "no owner line for alice: " << daemon.out());
+
+    auto on_daemon = [](const FlowBook& f) { return f.lport() == std::stoi(kDaemonPort); };
+    BOOST_TEST(wait_for_closes(*lab.agent, 1, on_daemon), "the daemon's connection closed");
+    Books b = read_books(lab.stop_agent());
+    BOOST_TEST_MESSAGE(mode << (v6 ? " v6" : " v4") << " user_report totals:" << summary(b));
+    auto flows = b.where(on_daemon);
+    BOOST_TEST_REQUIRE(flows.size() == 1u);
+    const FlowBook& f = *flows[0];
+    BOOST_TEST_REQUIRE(f.close.has_value());
+    const uint64_t retrans = f.retrans();
+
+    // Until a process moved bytes: the socket's uid and the listener.
+    BOOST_TEST(opt_i64(f.open, "uid") == 0);
+    BOOST_TEST(opt_i64(f.open, "pid") == int64_t(daemon.pid()));
+    BOOST_TEST(opt_str(f.open, "direction") == "inbound");
+
+    // One hand-over, to the process that moved the bytes, at the byte.
+    BOOST_TEST(f.owners.size() == 1u, "flow_owner records: " << f.owners.size() << ", owners " << show(f.chain()));
+    if (!f.owners.empty()) {
+        const json::object& o = f.owners[0];
+        BOOST_TEST_CONTEXT("flow_owner " << json::serialize(o)) {
+            BOOST_TEST(opt_i64(o, "from_uid") == 0);
+            BOOST_TEST(opt_str(o, "from_user") == "root");
+            BOOST_TEST(opt_i64(o, "uid") == int64_t(alice.uid()));
+            BOOST_TEST(opt_str(o, "user") == alice.name());
+            BOOST_TEST(opt_i64(o, "pid") == *child);
+            BOOST_TEST(opt_str(o, "comm") == "pdtt-handover");
+            BOOST_TEST(opt_i64(o, "lport") == std::stoi(kDaemonPort));
+        }
+    }
+    BOOST_TEST(opt_i64(*f.close, "uid") == int64_t(alice.uid()), "flow_close " << json::serialize(*f.close));
+    BOOST_TEST(opt_i64(*f.close, "pid") == *child);
+    Moved r = f.under(0), a = f.under(alice.uid());
+    BOOST_TEST(sent_exactly(r.tx, kBanner, retrans), "root sent " << r.tx << ", the banner is " << kBanner);
+    BOOST_TEST(received_exactly(r.rx, kHello), "root received " << r.rx << ", the hello is " << kHello);
+    BOOST_TEST(sent_exactly(a.tx, kGreeting + kDaemonTx, retrans),
+               "alice sent " << a.tx << " of " << kGreeting + kDaemonTx);
+    BOOST_TEST(received_exactly(a.rx, kDaemonRx), "alice received " << a.rx << " of " << kDaemonRx);
+    Moved ra = b.reports[alice.uid()], rr = b.reports[0];
+    BOOST_TEST(sent_exactly(ra.tx, kGreeting + kDaemonTx, retrans), "user_report alice tx " << ra.tx);
+    BOOST_TEST(received_exactly(ra.rx, kDaemonRx), "user_report alice rx " << ra.rx);
+    BOOST_TEST(sent_exactly(rr.tx, kBanner, retrans), "user_report root tx " << rr.tx);
+    BOOST_TEST(received_exactly(rr.rx, kHello), "user_report root rx " << rr.rx);
+    check_books_balance(b);
+}
+
+// ---- one socket, two writers ----
+
+constexpr uint64_t kFirst = 1'500'000, kSecond = 2'500'000;   // TCP: alice's part, then bob's
+
+struct Writers {
+    std::optional<int64_t> a, b;   // pids
+};
+
+Writers two_writers(Lab& lab, const TestUser& a, const TestUser& b, const std::string& to, const char* port,
+                    std::vector<std::string> extra) {
+    std::vector<std::string> argv{PDTT_HANDOVER_BIN, "two-writers", "--to",  to, "--port", port, "--uid",
+                                  std::to_string(a.uid()), "--uid-b", std::to_string(b.uid())};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    Process p(argv, lab.host.name());
+    auto st = p.wait(30s);
+    BOOST_REQUIRE_MESSAGE(st && *st == 0, "two-writers: " << p.err());
+    std::string out = p.out();
+    auto nl = out.find('\n');
+    // The first owner line is A's (B prints only after A handed over).
+    return {owner_pid(out.substr(0, nl), a.uid()), owner_pid(out.substr(nl == std::string::npos ? 0 : nl), b.uid())};
+}
+
+} // namespace
+
+// ---- sshd: rsync and scp through root's sshd to a user ----
+
+BOOST_FIXTURE_TEST_CASE(rsync_over_ssh_ipv4_counts_the_transfer_for_the_user, SshLab) {
+    ssh_round_trip(*this, "rsync", false);
+}
+
+BOOST_FIXTURE_TEST_CASE(rsync_over_ssh_ipv6_counts_the_transfer_for_the_user, SshLab) {
+    ssh_round_trip(*this, "rsync", true);
+}
+
+BOOST_FIXTURE_TEST_CASE(scp_ipv4_counts_the_transfer_for_the_user, SshLab) { ssh_round_trip(*this, "scp", false); }
+
+BOOST_FIXTURE_TEST_CASE(scp_ipv6_counts_the_transfer_for_the_user, SshLab) { ssh_round_trip(*this, "scp", true); }
+
+// ---- daemons ----
+
+BOOST_FIXTURE_TEST_CASE(fork_setuid_child_owns_what_it_moves_ipv4, Lab) {
+    daemon_hand_over(*this, "fork-setuid", false);
+}
+
+BOOST_FIXTURE_TEST_CASE(fork_setuid_child_owns_what_it_moves_ipv6, Lab) {
+    daemon_hand_over(*this, "fork-setuid", true);
+}
+
+BOOST_FIXTURE_TEST_CASE(seteuid_child_is_owned_by_its_effective_uid, Lab) {
+    daemon_hand_over(*this, "seteuid", false);
+}
+
+BOOST_FIXTURE_TEST_CASE(socket_passed_over_scm_rights_belongs_to_the_receiver, Lab) {
+    daemon_hand_over(*this, "scm-rights", true);
+}
+
+// ---- two writers ----
+
+BOOST_FIXTURE_TEST_CASE(tcp_socket_written_by_two_users_splits_exactly, Lab) {
+    Process sink({PDTT_HANDOVER_BIN, "sink", "--bind", link.b_ip4(), "--port", kSinkPort, "--parts",
+                  std::to_string(kFirst) + "," + std::to_string(kSecond)},
+                 peer.name());
+    BOOST_REQUIRE_MESSAGE(sink.wait_for_line("ready", 10s), "sink did not start: " << sink.err());
+    start_agent({"-t", "1"});
+    Writers w = two_writers(*this, alice, bob, link.b_ip4(), kSinkPort,
+                            {"--tx", std::to_string(kFirst), "--tx-b", std::to_string(kSecond)});
+    BOOST_REQUIRE(w.a && w.b);
+    auto st = sink.wait(10s);
+    BOOST_REQUIRE_MESSAGE(st && *st == 0, "sink: " << sink.err());
+    auto to_sink = [](const FlowBook& f) { return f.rport() == std::stoi(kSinkPort); };
+    BOOST_TEST(wait_for_closes(*agent, 1, to_sink), "the connection closed");
+    Books b = read_books(stop_agent());
+    BOOST_TEST_MESSAGE("two writers tcp user_report totals:" << summary(b));
+    auto flows = b.where(to_sink);
+    BOOST_TEST_REQUIRE(flows.size() == 1u);
+    const FlowBook& f = *flows[0];
+    BOOST_TEST_REQUIRE(f.close.has_value());
+    BOOST_TEST(opt_i64(f.open, "uid") == int64_t(alice.uid()));
+    BOOST_TEST(opt_i64(f.open, "pid") == *w.a);
+    BOOST_TEST(opt_str(f.open, "direction") == "outbound");
+    BOOST_TEST(f.owners.size() == 1u, "flow_owner records: " << f.owners.size() << ", owners " << show(f.chain()));
+    if (!f.owners.empty()) {
+        const json::object& o = f.owners[0];
+        BOOST_TEST_CONTEXT("flow_owner " << json::serialize(o)) {
+            BOOST_TEST(opt_i64(o, "from_uid") == int64_t(alice.uid()));
+            BOOST_TEST(opt_str(o, "from_user") == alice.name());
+            BOOST_TEST(opt_i64(o, "uid") == int64_t(bob.uid()));
+            BOOST_TEST(opt_str(o, "user") == bob.name());
+            BOOST_TEST(opt_i64(o, "pid") == *w.b);
+        }
+    }
+    const uint64_t retrans = f.retrans();
+    Moved a = f.under(alice.uid()), bb = f.under(bob.uid());
+    BOOST_TEST(sent_exactly(a.tx, kFirst, retrans), "alice sent " << a.tx << " of " << kFirst);
+    BOOST_TEST(received_exactly(a.rx, kConfirm), "alice received " << a.rx);
+    BOOST_TEST(sent_exactly(bb.tx, kSecond, retrans), "bob sent " << bb.tx << " of " << kSecond);
+    BOOST_TEST(received_exactly(bb.rx, kConfirm), "bob received " << bb.rx);
+    BOOST_TEST(sent_exactly(b.reports[alice.uid()].tx, kFirst, retrans));
+    BOOST_TEST(sent_exactly(b.reports[bob.uid()].tx, kSecond, retrans));
+    check_books_balance(b);
+}
+
+BOOST_FIXTURE_TEST_CASE(udp_socket_written_by_two_users_splits_within_one_datagram, Lab) {
+    constexpr uint64_t kSize = 1000, kA = 200 * kSize, kB = 300 * kSize;
+    auto srv = serve(link.b_ip4(), {"--proto", "udp"});
+    start_agent({"-t", "1", "--udp-timeout", "2"});
+    Writers w = two_writers(*this, alice, bob, link.b_ip4(), kPort,
+                            {"--proto", "udp", "--size", std::to_string(kSize), "--tx", std::to_string(kA), "--tx-b",
+                             std::to_string(kB)});
+    BOOST_REQUIRE(w.a && w.b);
+    auto to_srv = [](const FlowBook& f) { return f.proto() == "udp" && f.rport() == std::stoi(kPort); };
+    BOOST_TEST(wait_for_closes(*agent, 1, to_srv), "the UDP flow closed");
+    Books b = read_books(stop_agent());
+    BOOST_TEST_MESSAGE("two writers udp user_report totals:" << summary(b));
+    auto flows = b.where(to_srv);
+    BOOST_TEST_REQUIRE(flows.size() == 1u);
+    const FlowBook& f = *flows[0];
+    BOOST_TEST(f.close.has_value());
+    BOOST_TEST(opt_i64(f.open, "uid") == int64_t(alice.uid()));
+    BOOST_TEST(f.owners.size() == 1u, "flow_owner records: " << f.owners.size() << ", owners " << show(f.chain()));
+    if (!f.owners.empty()) {
+        BOOST_TEST(opt_i64(f.owners[0], "from_uid") == int64_t(alice.uid()));
+        BOOST_TEST(opt_i64(f.owners[0], "uid") == int64_t(bob.uid()));
+        BOOST_TEST(opt_i64(f.owners[0], "pid") == *w.b);
+    }
+    Moved a = f.under(alice.uid()), bb = f.under(bob.uid());
+    // Each datagram once (no resends); the hand-over may fall one datagram late.
+    BOOST_TEST(a.tx + bb.tx == kA + kB);
+    BOOST_TEST(a.rx + bb.rx == (kA + kB) / kSize * kConfirm);
+    BOOST_TEST((a.tx >= kA && a.tx <= kA + kSize), "alice sent " << a.tx << " of " << kA);
+    BOOST_TEST((a.rx >= kA / kSize * kConfirm && a.rx <= (kA / kSize + 1) * kConfirm), "alice received " << a.rx);
+    BOOST_TEST((bb.tx + kSize >= kB && bb.tx <= kB), "bob sent " << bb.tx << " of " << kB);
+    BOOST_TEST(b.reports[bob.uid()].tx + kSize >= kB, "user_report bob tx " << b.reports[bob.uid()].tx);
+    check_books_balance(b);
+}
+
+// A new process of the same user takes the socket over: noted, not a new owner.
+BOOST_FIXTURE_TEST_CASE(same_user_hand_over_is_no_change_of_owner, Lab) {
+    Process sink({PDTT_HANDOVER_BIN, "sink", "--bind", link.b_ip6(), "--port", kSinkPort, "--parts",
+                  std::to_string(kFirst) + "," + std::to_string(kSecond)},
+                 peer.name());
+    BOOST_REQUIRE_MESSAGE(sink.wait_for_line("ready", 10s), "sink did not start: " << sink.err());
+    start_agent({"-t", "1"});
+    two_writers(*this, alice, alice, link.b_ip6(), kSinkPort,
+                {"--tx", std::to_string(kFirst), "--tx-b", std::to_string(kSecond)});
+    auto st = sink.wait(10s);
+    BOOST_REQUIRE_MESSAGE(st && *st == 0, "sink: " << sink.err());
+    auto to_sink = [](const FlowBook& f) { return f.rport() == std::stoi(kSinkPort); };
+    BOOST_TEST(wait_for_closes(*agent, 1, to_sink), "the connection closed");
+    Books b = read_books(stop_agent());
+    auto flows = b.where(to_sink);
+    BOOST_TEST_REQUIRE(flows.size() == 1u);
+    const FlowBook& f = *flows[0];
+    BOOST_TEST_REQUIRE(f.close.has_value());
+    BOOST_TEST(f.owners.empty(), "flow_owner records: " << f.owners.size() << ", owners " << show(f.chain()));
+    BOOST_TEST(opt_i64(*f.close, "uid") == int64_t(alice.uid()));
+    BOOST_TEST(sent_exactly(f.under(alice.uid()).tx, kFirst + kSecond, f.retrans()));
+    BOOST_TEST(received_exactly(f.under(alice.uid()).rx, 2 * kConfirm));
+    check_books_balance(b);
+}
