@@ -13,11 +13,13 @@ extern "C" {
 
 static_assert(sizeof(pdtt_flow_key) == 44, "pdtt_flow_key layout changed");
 static_assert(sizeof(pdtt_counters) == 32, "pdtt_counters layout changed");
-static_assert(sizeof(pdtt_flow) == 112, "pdtt_flow layout changed");
+static_assert(sizeof(pdtt_flow) == 152, "pdtt_flow layout changed");
 static_assert(sizeof(pdtt_port_key) == 8, "pdtt_port_key layout changed");
-static_assert(sizeof(pdtt_event) == 152, "pdtt_event layout changed");
-static_assert(offsetof(pdtt_event, key) == 72, "pdtt_event.key moved");
-static_assert(offsetof(pdtt_event, comm) == 132, "pdtt_event.comm moved");
+static_assert(sizeof(pdtt_owner) == 48, "pdtt_owner layout changed");
+static_assert(sizeof(pdtt_event) == 168, "pdtt_event layout changed");
+static_assert(offsetof(pdtt_event, key) == 88, "pdtt_event.key moved");
+static_assert(offsetof(pdtt_event, comm) == 148, "pdtt_event.comm moved");
+static_assert(sizeof(pdtt_delta_args) == 24, "pdtt_delta_args layout changed");
 
 namespace pdtt {
 
@@ -50,6 +52,8 @@ inline pdtt_event make_event(uint8_t type, uint64_t ts_ns, const pdtt_flow_key& 
     e.key = k;
     e.cnt = f.cnt;
     e.open_ns = f.open_ns;
+    e.flow_id = f.id;
+    e.cgroup = f.cgroup;
     e.uid = f.uid;
     e.pid = f.pid;
     e.ifindex = f.ifindex;

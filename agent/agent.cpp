@@ -117,8 +117,11 @@ Agent::Agent(const Config& cfg)
     opts.target_netns = netns_inode();
     opts.flow_entries = cfg_.flow_table_size;
     opts.ring_bytes = cfg_.ring_buffer_mib << 20;
+    // No uid may hold more than a quarter of the table: with lo monitored,
+    // or a connection flood against sshd, it fills through legitimate paths.
+    opts.max_flows_per_uid = std::max<uint32_t>(1, cfg_.flow_table_size / 4);
     bpf_ = std::make_unique<Bpf>(opts);
-    bpf_->attach_state_tracepoint();
+    bpf_->attach_tracepoints();
     // After the tracepoint, so a seeded flow that closes later is seen closing.
     size_t seeded = bpf_->insert_flows(find_existing_flows(opts.target_netns));
     log::debug("sock_diag: " + std::to_string(seeded) + " established TCP sockets entered");
@@ -142,10 +145,17 @@ Agent::Agent(const Config& cfg)
 Agent::~Agent() = default;
 
 void Agent::attach(Iface& i) {
-    i.links.push_back(bpf_->attach_xdp(i.name, i.ifindex, cfg_.xdp_mode));
-    i.links.push_back(bpf_->attach_egress(i.name, i.ifindex));
-    for (const auto& a : i.links)
-        log::debug("attached " + a->describe());
+    // Native XDP where the driver runs it well; elsewhere (virtio_net, veth,
+    // tun, bridges) it costs more than tc, and generic XDP copies every
+    // packet: only on request.
+    bool xdp = cfg_.xdp_mode != XdpMode::automatic || native_xdp_driver(i.name);
+    if (xdp)
+        i.links.push_back(bpf_->attach_xdp(i.name, i.ifindex, cfg_.xdp_mode));
+    else
+        i.links.push_back(bpf_->attach_tc(i.name, i.ifindex, true));
+    i.links.push_back(bpf_->attach_tc(i.name, i.ifindex, false));
+    bpf_->set_monitored(i.ifindex, true);
+    log::info("attached " + i.links[0]->describe() + ", " + i.links[1]->describe());
 }
 
 void Agent::on_link(const LinkEvent& ev) {
@@ -155,6 +165,7 @@ void Agent::on_link(const LinkEvent& ev) {
         if (ev.removed && ev.ifindex == i.ifindex) {
             // The kernel already detached our links with the device.
             i.links.clear();
+            bpf_->set_monitored(i.ifindex, false);
             i.ifindex = 0;
             log::warn("interface " + i.name + " was deleted; counting resumes when it comes back");
         } else if (!ev.removed && i.ifindex == 0 && ev.name == i.name) {
@@ -225,13 +236,18 @@ void Agent::tick_unless_reporting() {
 
 void Agent::tick() {
     ring_->drain();          // closes first, so the kernel's deltas find them gone
-    bpf_->emit_deltas();
-    ring_->drain();
+    if (!bpf_->emit_deltas([this] { ring_->drain(); }))
+        deltas_incomplete_++;
     close_udp_flows();
     agg_->deltas_done();
     Counters u = bpf_->unattributed();
     agg_->add_unattributed(since(u, unattributed_seen_));
     unattributed_seen_ = u;
+    for (const auto& [uid, now] : bpf_->overflow()) {
+        Counters& seen = overflow_seen_[uid];
+        agg_->add_overflow(uid, since(now, seen));
+        seen = now;
+    }
 }
 
 int64_t Agent::resolve_udp(const pdtt_flow_key& k) {
@@ -288,6 +304,9 @@ AgentStats Agent::stats(double interval_s) const {
     s.ring_drops = k[PDTT_STAT_RB_DROPS];
     s.flow_table_full = k[PDTT_STAT_FLOW_FULL];
     s.aux_table_full = k[PDTT_STAT_AUX_FULL];
+    s.flow_share_full = k[PDTT_STAT_SHARE_FULL];
+    s.owner_deferred = k[PDTT_STAT_OWNER_DEFERRED];
+    s.deltas_incomplete = deltas_incomplete_;
     s.flows_active = agg_->active();
     s.flow_table_size = bpf_->flow_capacity();
     for (const auto& sink : sinks_)
@@ -327,7 +346,7 @@ void Agent::shutdown() {
     signals_.cancel();
     links_->stop();
     ifaces_.clear();
-    bpf_->detach_tracepoint();
+    bpf_->detach_tracepoints();
     io_.stop();
 }
 

@@ -34,6 +34,7 @@ Aggregator::Flow Aggregator::make_flow(const pdtt_event& e) {
     Flow f;
     f.open_ns = e.open_ns;
     FlowId& id = f.id;
+    id.flow_id = e.flow_id;
     f.udp = e.key.proto == IPPROTO_UDP;
     f.active_ns = e.ts_ns;
     id.iface = intern(ifname_(e.ifindex));
@@ -67,33 +68,86 @@ FlowRecord Aggregator::record(FlowEvent type, const Flow& f, const pdtt_event& e
     return r;
 }
 
+void Aggregator::add_to_pair(User& u, size_t& pair, const std::string& local, const std::string& remote,
+                             const Counters& d) {
+    std::string pk = local;
+    pk += '\0';
+    pk += remote;
+    auto [it, fresh] = u.pair_index.try_emplace(std::move(pk), u.pairs.size());
+    if (fresh)
+        u.pairs.push_back({local, remote, 0, 0});
+    pair = it->second;
+    u.pairs[pair].tx += d.tx_bytes;
+    u.pairs[pair].rx += d.rx_bytes;
+}
+
 void Aggregator::account(Flow& f, const Counters& delta) {
     User& u = users_[f.id.uid];
     u.cnt += delta;
     if (f.gen != gen_) {   // first bytes of this flow in this interval: find its row once
         f.gen = gen_;
         u.flows++;
-        std::string pk = f.id.local;
-        pk += '\0';
-        pk += f.id.remote;
-        auto [it, fresh] = u.pair_index.try_emplace(std::move(pk), u.pairs.size());
-        if (fresh)
-            u.pairs.push_back({f.id.local, f.id.remote, 0, 0});
-        f.pair = it->second;
+        add_to_pair(u, f.pair, f.id.local, f.id.remote, delta);
+        return;
     }
     Pair& p = u.pairs[f.pair];
     p.tx += delta.tx_bytes;
     p.rx += delta.rx_bytes;
 }
 
+void Aggregator::add_overflow(int64_t uid, const Counters& delta) {
+    if (delta.empty())
+        return;
+    static const std::string any = "*";
+    User& u = users_[uid];
+    u.cnt += delta;
+    size_t pair = 0;
+    add_to_pair(u, pair, any, any, delta);
+}
+
+// A new pid or comm of the same owner is only noted.
+void Aggregator::note_process(Flow& f, const pdtt_event& e) {
+    if (!e.pid || (f.id.pid && *f.id.pid == e.pid))
+        return;
+    f.id.pid = e.pid;
+    if (e.comm[0])
+        f.id.comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
+    else
+        f.id.comm.reset();
+}
+
+// The kernel counted everything up to e.cnt for the old owner; from here on
+// the bytes are the new one's.
+void Aggregator::change_owner(Flow& f, const pdtt_event& e) {
+    if (e.uid == PDTT_UID_UNRESOLVED || int64_t(e.uid) == f.id.uid) {
+        note_process(f, e);   // same user (a cgroup of its own: the job issue)
+        return;
+    }
+    FlowRecord r = record(FlowEvent::owner, f, e, since(to_counters(e.cnt), f.owner_base));
+    r.from_uid = f.id.uid;
+    r.from_user = f.id.user;
+    f.id.uid = e.uid;
+    f.id.user = intern(names_.name(f.id.uid));
+    f.id.pid.reset();
+    note_process(f, e);
+    f.gen = UINT64_MAX;   // its bytes from now on are in another user's rows
+    f.owner_base = to_counters(e.cnt);
+    r.id = f.id;
+    for (auto& s : sinks_)
+        s->flow_owner(r);
+}
+
 void Aggregator::on_event(const pdtt_event& e) {
     auto it = flows_.find(e.key);
-    if (it == flows_.end() || e.type == PDTT_EV_FLOW_OPEN) {
-        // A delta emitted in a race with this flow's close: already counted.
-        if (e.type == PDTT_EV_FLOW_DELTA && recently_closed_.count(e.key))
-            return;
-        if (it != flows_.end())
-            erase(it);   // a new flow on the 5-tuple of one whose close was lost
+    if (it != flows_.end() && it->second.id.flow_id != e.flow_id) {
+        if (closed(e.flow_id))
+            return;    // a straggler of an earlier flow on this 5-tuple: counted at its close
+        erase(it);     // a new flow on the 5-tuple of one whose close was lost
+        it = flows_.end();
+    }
+    if (it == flows_.end()) {
+        if (closed(e.flow_id))
+            return;    // a delta emitted in a race with this flow's close: already counted
         it = flows_.emplace(e.key, make_flow(e)).first;
         udp_flows_ += it->second.udp;
         // Its open record was lost (ring full) when this is not FLOW_OPEN.
@@ -109,20 +163,33 @@ void Aggregator::on_event(const pdtt_event& e) {
         f.active_ns = e.ts_ns;
     }
 
-    if (e.type == PDTT_EV_FLOW_DELTA && !delta.empty()) {
-        FlowRecord r = record(FlowEvent::delta, f, e, delta);
-        for (auto& s : sinks_)
-            s->flow_delta(r);
-    } else if (e.type == PDTT_EV_FLOW_CLOSE) {
-        FlowRecord r = record(FlowEvent::close, f, e, to_counters(e.cnt));
+    switch (e.type) {
+    case PDTT_EV_FLOW_DELTA:
+        note_process(f, e);
+        if (!delta.empty()) {
+            FlowRecord r = record(FlowEvent::delta, f, e, delta);
+            for (auto& s : sinks_)
+                s->flow_delta(r);
+        }
+        break;
+    case PDTT_EV_FLOW_OWNER:
+        change_owner(f, e);
+        break;
+    case PDTT_EV_FLOW_CLOSE: {
+        note_process(f, e);
+        FlowRecord r = record(FlowEvent::close, f, e, since(to_counters(e.cnt), f.owner_base));
         r.tcp_bytes_acked = e.tcp_bytes_acked;
         r.tcp_bytes_received = e.tcp_bytes_received;
         r.tcp_bytes_retrans = e.tcp_bytes_retrans;
         r.duration_ms = e.ts_ns > f.open_ns ? (e.ts_ns - f.open_ns) / 1'000'000 : 0;
         for (auto& s : sinks_)
             s->flow_close(r);
-        recently_closed_.insert(e.key);
+        closed_.insert(e.flow_id);
         erase(it);
+        break;
+    }
+    default:
+        break;
     }
 }
 

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace pdtt {
@@ -38,10 +39,13 @@ public:
     Aggregator(SinkList& sinks, UserNames& names, IfName ifname, const WallClock& clock, Resolve resolve = {});
 
     void on_event(const pdtt_event& e);
-    // Call after each emit_deltas' records were consumed: a later FLOW_DELTA
-    // for a key closed before it belongs to a new flow with the same 5-tuple.
-    void deltas_done() { recently_closed_.clear(); }
+    // Call after each delta pass's records were consumed. A record of a flow
+    // closed in the pass before the last one can no longer be in the ring.
+    void deltas_done() { closed_before_ = std::exchange(closed_, {}); }
     void add_unattributed(const Counters& delta);
+    // Bytes of flows the kernel had no slot for, still the owner's: one
+    // "* -> *" row in the user's report.
+    void add_overflow(int64_t uid, const Counters& delta);
     // One user_report per user with traffic since the last report.
     void report(Timestamp end, double interval_s);
     // Forgets flows the kernel no longer has (their close record was lost).
@@ -60,6 +64,7 @@ private:
     struct Flow {
         FlowId id;
         Counters accounted;
+        Counters owner_base;          // counters when the current owner took over
         uint64_t open_ns = 0;
         uint64_t gen = UINT64_MAX;    // report generation it last moved bytes in
         size_t pair = 0;              // its row in its user's pairs, valid in generation gen
@@ -80,6 +85,10 @@ private:
     Flow make_flow(const pdtt_event& e);
     std::string_view intern(const std::string& s) { return *interned_.insert(s).first; }
     void account(Flow& f, const Counters& delta);
+    void add_to_pair(User& u, size_t& pair, const std::string& local, const std::string& remote, const Counters& d);
+    void note_process(Flow& f, const pdtt_event& e);
+    void change_owner(Flow& f, const pdtt_event& e);
+    bool closed(uint64_t flow_id) const { return closed_.count(flow_id) || closed_before_.count(flow_id); }
     FlowRecord record(FlowEvent type, const Flow& f, const pdtt_event& e, const Counters& cnt) const;
 
     SinkList& sinks_;
@@ -93,7 +102,7 @@ private:
     FlowMap::iterator erase(FlowMap::iterator it);
 
     FlowMap flows_;
-    std::unordered_set<pdtt_flow_key, FlowKeyHash, FlowKeyEq> recently_closed_;
+    std::unordered_set<uint64_t> closed_, closed_before_;   // flow ids closed in this and the last pass
     std::unordered_map<int64_t, User> users_;
     std::unordered_set<std::string> interned_;   // user and interface names; nodes never move
 };

@@ -6,14 +6,17 @@
 #include "pdtt.skel.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 #include <sys/mount.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 namespace pdtt {
 
@@ -51,9 +54,10 @@ private:
 // start replaces it (same handle and priority).
 class TcFilterAttachment : public Attachment {
 public:
-    TcFilterAttachment(int ifindex, std::string what) : ifindex_(ifindex), what_(std::move(what)) {}
+    TcFilterAttachment(int ifindex, bpf_tc_attach_point where, std::string what)
+        : ifindex_(ifindex), where_(where), what_(std::move(what)) {}
     ~TcFilterAttachment() override {
-        LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_, .attach_point = BPF_TC_EGRESS);
+        LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_, .attach_point = where_);
         LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
         bpf_tc_detach(&hook, &opts);
     }
@@ -61,8 +65,32 @@ public:
 
 private:
     int ifindex_;
+    bpf_tc_attach_point where_;
     std::string what_;
 };
+
+// The I/O hooks need these tracepoints in the kernel's BTF (Linux 6.11 added
+// tcp_sendmsg_locked).
+constexpr const char* kIoTracepoints[] = {"tcp_sendmsg_locked", "sock_send_length", "sock_recv_length"};
+
+bool kernel_has_io_tracepoints() {
+    btf* vmlinux = btf__load_vmlinux_btf();
+    if (!vmlinux)
+        return false;
+    bool all = true;
+    for (const char* tp : kIoTracepoints)
+        all = all && btf__find_by_name_kind(vmlinux, ("btf_trace_" + std::string(tp)).c_str(), BTF_KIND_TYPEDEF) >= 0;
+    btf__free(vmlinux);
+    return all;
+}
+
+// Flow ids of the flows the agent seeds from the socket table: a range of
+// their own, so they never meet the kernel's.
+constexpr uint64_t kSeededFlowIds = 1ull << 63;
+// Ring bytes a delta pass leaves to the packet path's records.
+constexpr uint64_t kDeltaHeadroomDivisor = 4;
+// Runs of the delta program one pass may take before it gives up.
+constexpr int kMaxDeltaRuns = 1024;
 
 int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
     if (level == LIBBPF_DEBUG && !log::verbose())
@@ -83,6 +111,22 @@ int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
     return 0;
 }
 
+} // namespace
+
+bool native_xdp_driver(const std::string& ifname) {
+    // NIC drivers that run native XDP well, multi-buffer (jumbo) frames too.
+    static const char* const kDrivers[] = {"mlx5_core", "mlx4_en", "ice", "i40e", "ixgbe", "igb", "igc",
+                                           "bnxt_en", "nfp", "qede", "sfc", "ena"};
+    std::error_code ec;
+    auto driver = std::filesystem::read_symlink("/sys/class/net/" + ifname + "/device/driver", ec);
+    if (ec)
+        return false;
+    std::string name = driver.filename().string();
+    return std::any_of(std::begin(kDrivers), std::end(kDrivers), [&](const char* d) { return name == d; });
+}
+
+namespace {
+
 bool is_virtual(const std::string& ifname) {
     return !std::filesystem::exists("/sys/class/net/" + ifname + "/device");
 }
@@ -92,32 +136,52 @@ bool is_virtual(const std::string& ifname) {
 void install_libbpf_logger() { libbpf_set_print(libbpf_print); }
 
 Bpf::Bpf(const BpfOptions& opts) : opts_(opts) {
-    try {
-        skel_ = load(true);
-    } catch (const Error& first) {
-        // tp_btf needs the tracepoint in vmlinux BTF; the classic one does not.
-        log::debug(std::string("tp_btf load failed, trying the classic tracepoint: ") + first.what());
+    // Each fallback gives up a little: first the I/O hooks (owners become
+    // sk_uid), then tp_btf (the classic tracepoint needs tracefs, not BTF).
+    struct Try {
+        bool btf_tracepoint, io_hooks;
+    };
+    std::vector<Try> tries;
+    if (kernel_has_io_tracepoints())
+        tries.push_back({true, true});
+    tries.push_back({true, false});
+    tries.push_back({false, false});
+    std::optional<Error> first;
+    for (const Try& t : tries) {
         try {
-            skel_ = load(false);
-        } catch (const Error&) {
-            throw first;
+            skel_ = load(t.btf_tracepoint, t.io_hooks);
+            btf_tracepoint_ = t.btf_tracepoint;
+            io_hooks_ = t.io_hooks;
+            break;
+        } catch (const Error& e) {
+            log::debug(std::string("BPF load failed, trying with less: ") + e.what());
+            if (!first)
+                first = e;
         }
-        btf_tracepoint_ = false;
     }
+    if (!skel_)
+        throw *first;
+    if (!io_hooks_)
+        log::warn("this kernel lacks the tracepoints tcp/tcp_sendmsg_locked, sock/sock_send_length and "
+                  "sock/sock_recv_length (Linux 6.11): a flow's owner is its socket's uid, not the process "
+                  "that moves its bytes");
 }
 
-Skeleton Bpf::load(bool btf_tracepoint) const {
+Skeleton Bpf::load(bool btf_tracepoint, bool io_hooks) const {
     return load_skeleton([&](pdtt_bpf& s) {
         s.rodata->target_netns = opts_.target_netns;
         s.rodata->ring_wakeup_bytes = opts_.ring_bytes / 4;
+        s.rodata->max_slots_per_uid = opts_.max_flows_per_uid;
         bpf_map__set_max_entries(s.maps.flows, opts_.flow_entries);
         bpf_map__set_max_entries(s.maps.events, opts_.ring_bytes);
         bpf_program__set_autoload(s.progs.pdtt_state_btf, btf_tracepoint);
         bpf_program__set_autoload(s.progs.pdtt_state_tp, !btf_tracepoint);
+        for (bpf_program* p : {s.progs.pdtt_tcp_send, s.progs.pdtt_sock_send, s.progs.pdtt_sock_recv})
+            bpf_program__set_autoload(p, io_hooks);
     });
 }
 
-void Bpf::attach_state_tracepoint() {
+void Bpf::attach_tracepoints() {
     bpf_program* prog = btf_tracepoint_ ? skel_->progs.pdtt_state_btf : skel_->progs.pdtt_state_tp;
     if (!btf_tracepoint_ && !std::filesystem::exists("/sys/kernel/tracing/events") &&
         !std::filesystem::exists("/sys/kernel/debug/tracing/events")) {
@@ -125,12 +189,20 @@ void Bpf::attach_state_tracepoint() {
         if (::mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr) != 0)
             log::warn("cannot mount tracefs on /sys/kernel/tracing: " + errstr(errno));
     }
-    BpfLink l(bpf_program__attach(prog));
-    if (!l)
-        fail(exit_code_for(errno), "cannot attach to tracepoint sock/inet_sock_set_state: " + errstr(errno));
-    tracepoint_ = std::make_unique<LibbpfLinkAttachment>(
-        std::move(l), btf_tracepoint_ ? "tp_btf/inet_sock_set_state" : "tracepoint/sock/inet_sock_set_state");
-    log::debug("attached " + tracepoint_->describe());
+    auto attach = [&](bpf_program* p, const std::string& what) {
+        BpfLink l(bpf_program__attach(p));
+        if (!l)
+            fail(exit_code_for(errno), "cannot attach to tracepoint " + what + ": " + errstr(errno));
+        tracepoints_.push_back(std::make_unique<LibbpfLinkAttachment>(std::move(l), what));
+        log::debug("attached " + what);
+    };
+    // The I/O hooks first: a flow established from now on finds its owner.
+    if (io_hooks_) {
+        attach(skel_->progs.pdtt_tcp_send, "tp_btf/tcp_sendmsg_locked");
+        attach(skel_->progs.pdtt_sock_send, "tp_btf/sock_send_length");
+        attach(skel_->progs.pdtt_sock_recv, "tp_btf/sock_recv_length");
+    }
+    attach(prog, btf_tracepoint_ ? "tp_btf/inet_sock_set_state" : "tracepoint/sock/inet_sock_set_state");
 }
 
 std::unique_ptr<Attachment> Bpf::attach_xdp(const std::string& ifname, int ifindex, XdpMode mode) {
@@ -160,15 +232,18 @@ std::unique_ptr<Attachment> Bpf::attach_xdp(const std::string& ifname, int ifind
     return std::make_unique<LinkAttachment>(Fd(fd), "xdp/" + std::string(native ? "native" : "generic") + " on " + ifname);
 }
 
-std::unique_ptr<Attachment> Bpf::attach_egress(const std::string& ifname, int ifindex) {
-    int prog = bpf_program__fd(skel_->progs.pdtt_egress);
-    int fd = bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(PDTT_BPF_TCX_EGRESS), nullptr);
+std::unique_ptr<Attachment> Bpf::attach_tc(const std::string& ifname, int ifindex, bool ingress) {
+    const char* dir = ingress ? "ingress" : "egress";
+    int prog = bpf_program__fd(ingress ? skel_->progs.pdtt_ingress : skel_->progs.pdtt_egress);
+    int type = ingress ? PDTT_BPF_TCX_INGRESS : PDTT_BPF_TCX_EGRESS;
+    int fd = bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(type), nullptr);
     if (fd >= 0)
-        return std::make_unique<LinkAttachment>(Fd(fd), "tcx/egress on " + ifname);
+        return std::make_unique<LinkAttachment>(Fd(fd), std::string("tcx/") + dir + " on " + ifname);
     int err = errno;
     log::debug(ifname + ": TCX unavailable (" + errstr(err) + "), using a clsact filter");
 
-    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+    bpf_tc_attach_point where = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS;
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
     int r = bpf_tc_hook_create(&hook);
     if (r && r != -EEXIST)
         fail(exit_code_for(r), "cannot create a clsact qdisc on " + ifname + ": " + errstr(r));
@@ -176,14 +251,36 @@ std::unique_ptr<Attachment> Bpf::attach_egress(const std::string& ifname, int if
                 .priority = kTcPriority);
     // BPF_TC_F_REPLACE takes over a filter a killed agent left behind.
     if ((r = bpf_tc_attach(&hook, &opts)))
-        fail(exit_code_for(r), "cannot attach the egress program to " + ifname + ": " + errstr(r));
-    return std::make_unique<TcFilterAttachment>(ifindex, "tc/clsact egress on " + ifname);
+        fail(exit_code_for(r), std::string("cannot attach the ") + dir + " program to " + ifname + ": " + errstr(r));
+    return std::make_unique<TcFilterAttachment>(ifindex, where, std::string("tc/clsact ") + dir + " on " + ifname);
 }
 
-void Bpf::emit_deltas() {
-    LIBBPF_OPTS(bpf_test_run_opts, run);
-    if (int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.pdtt_emit_deltas), &run))
-        log::warn("delta pass failed: " + errstr(err));
+void Bpf::set_monitored(int ifindex, bool on) {
+    uint32_t key = static_cast<uint32_t>(ifindex), one = 1;
+    int fd = bpf_map__fd(skel_->maps.monitored);
+    if (on)
+        bpf_map_update_elem(fd, &key, &one, BPF_ANY);
+    else
+        bpf_map_delete_elem(fd, &key);
+}
+
+bool Bpf::emit_deltas(const std::function<void()>& drain) {
+    pdtt_delta_args args{};
+    args.tick = ++tick_;
+    args.headroom = opts_.ring_bytes / kDeltaHeadroomDivisor;
+    int prog = bpf_program__fd(skel_->progs.pdtt_emit_deltas);
+    for (int run = 0; run < kMaxDeltaRuns; run++) {
+        args.more = 0;
+        LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
+        if (int err = bpf_prog_test_run_opts(prog, &opts)) {
+            log::warn("delta pass failed: " + errstr(err));
+            return false;
+        }
+        drain();
+        if (!args.more)
+            return true;
+    }
+    return false;
 }
 
 int Bpf::ring_fd() const { return bpf_map__fd(skel_->maps.events); }
@@ -196,17 +293,47 @@ bool Bpf::has_flow(const pdtt_flow_key& k) const {
 
 size_t Bpf::insert_flows(const std::vector<FlowEntry>& flows) {
     size_t n = 0;
-    for (const auto& e : flows)
+    for (FlowEntry e : flows) {
+        e.flow.id = kSeededFlowIds | ++seeded_;
+        e.flow.slot_uid = PDTT_UID_UNRESOLVED;   // counts in no uid's share
         n += bpf_map_update_elem(flows_fd(), &e.key, &e.flow, BPF_NOEXIST) == 0;
+    }
     return n;
 }
 
 bool Bpf::take_flow(const pdtt_flow_key& k, pdtt_flow& out) {
-    return bpf_map_lookup_and_delete_elem(flows_fd(), &k, &out) == 0;
+    // In the kernel, so that the flow's slot is given back to its uid.
+    pdtt_take_args args{};
+    args.key = k;
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
+    if (bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.pdtt_take_flow), &opts) || !args.found)
+        return false;
+    out = args.flow;
+    return true;
 }
 
 void Bpf::set_udp_owner(const pdtt_port_key& k, uint32_t uid) {
-    bpf_map_update_elem(bpf_map__fd(skel_->maps.udp_owners), &k, &uid, BPF_ANY);
+    // A fresh generation tells the port's flows to take it; the kernel counts
+    // its own up from 1. An owner the I/O hooks saw is better: keep it.
+    pdtt_owner o{};
+    o.uid = uid;
+    o.gen = kSeededFlowIds | ++owner_gens_;
+    bpf_map_update_elem(bpf_map__fd(skel_->maps.udp_owners), &k, &o, BPF_NOEXIST);
+}
+
+std::vector<std::pair<uint32_t, Counters>> Bpf::overflow() const {
+    std::vector<std::pair<uint32_t, Counters>> out;
+    int fd = bpf_map__fd(skel_->maps.overflow);
+    uint32_t key = 0, next = 0;
+    const uint32_t* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        pdtt_counters c{};
+        if (bpf_map_lookup_elem(fd, &next, &c) == 0)
+            out.push_back({next, Counters{c.tx_bytes, c.rx_bytes, c.tx_packets, c.rx_packets}});
+        key = next;
+        prev = &key;
+    }
+    return out;
 }
 
 Counters Bpf::unattributed() const {

@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,7 @@ public:
 
 struct BpfOptions {
     uint32_t target_netns = 0;       // inode of the monitored namespace
+    uint32_t max_flows_per_uid = 0;  // slots one uid may hold; 0: no bound
     uint32_t flow_entries = PDTT_DEFAULT_FLOW_ENTRIES;  // kernel flow table capacity
     uint32_t ring_bytes = PDTT_DEFAULT_RING_MIB << 20;  // ring buffer size, a power of two
 };
@@ -43,14 +45,21 @@ public:
     Bpf(const Bpf&) = delete;
     Bpf& operator=(const Bpf&) = delete;
 
-    void attach_state_tracepoint();
-    void detach_tracepoint() { tracepoint_.reset(); }
+    // The state tracepoint, and the I/O hooks that tell who moves the bytes
+    // where the kernel has them (io_hooks() says whether it does).
+    void attach_tracepoints();
+    void detach_tracepoints() { tracepoints_.clear(); }
+    bool io_hooks() const { return io_hooks_; }
     // The caller owns what these return: destroying it detaches.
     std::unique_ptr<Attachment> attach_xdp(const std::string& ifname, int ifindex, XdpMode mode);
-    std::unique_ptr<Attachment> attach_egress(const std::string& ifname, int ifindex);
+    std::unique_ptr<Attachment> attach_tc(const std::string& ifname, int ifindex, bool ingress);
+    // Whether a TCP flow crossing ifindex takes a slot in the flow table.
+    void set_monitored(int ifindex, bool on);
 
-    // Runs the kernel's delta program: one FLOW_DELTA per flow whose counters moved.
-    void emit_deltas();
+    // One delta pass: FLOW_DELTA for every flow whose counters moved since
+    // its last record. The kernel stops when the ring is nearly full; drain
+    // empties it and the pass goes on. False if the pass had to give up.
+    bool emit_deltas(const std::function<void()>& drain);
 
     // The ring map, for the ring reader to consume. No other map fd leaves
     // Bpf: the rest of the agent uses the operations below.
@@ -64,19 +73,29 @@ public:
     bool take_flow(const pdtt_flow_key& k, pdtt_flow& out);
     // The owner of a local UDP port, for receivers that never sent.
     void set_udp_owner(const pdtt_port_key& k, uint32_t uid);
+    // Bytes of flows that found no slot, per owner uid, since load.
+    std::vector<std::pair<uint32_t, Counters>> overflow() const;
     uint32_t flow_capacity() const { return opts_.flow_entries; }
     Counters unattributed() const;   // summed over CPUs, since load
     StatArray stats() const;         // summed over CPUs, since load
 
 private:
-    Skeleton load(bool btf_tracepoint) const;
+    Skeleton load(bool btf_tracepoint, bool io_hooks) const;
     int flows_fd() const;
 
     BpfOptions opts_;
     Skeleton skel_;
     bool btf_tracepoint_ = true;
-    std::unique_ptr<Attachment> tracepoint_;   // declared after skel_: detached before it is destroyed
+    bool io_hooks_ = true;
+    uint64_t tick_ = 0;              // delta passes so far
+    uint64_t seeded_ = 0;            // flow ids handed to seeded flows
+    uint64_t owner_gens_ = 0;        // udp_owners generations the agent wrote
+    std::vector<std::unique_ptr<Attachment>> tracepoints_;   // after skel_: detached before it is destroyed
 };
+
+// Whether ifname's driver is one known to run native XDP well (mlx5_core,
+// ice, i40e, ...); virtio_net, veth and tun accept XDP but pay for it.
+bool native_xdp_driver(const std::string& ifname);
 
 // Routes libbpf's messages to our log (debug ones only with -v).
 void install_libbpf_logger();

@@ -20,6 +20,9 @@
 /* Defaults of the sizes the agent sets between open and load. */
 #define PDTT_DEFAULT_FLOW_ENTRIES 262144	/* flows map, --flow-table-size */
 #define PDTT_DEFAULT_RING_MIB 4			/* events ring, --ring-buffer-mib */
+#define PDTT_OVERFLOW_UIDS 16384		/* uids with bytes of flows that found no slot */
+#define PDTT_NOSLOT_FLOWS 16384			/* flows remembered as refused a slot */
+#define PDTT_MONITORED_MAX 256			/* monitored interfaces */
 
 /* TCX attach types (Linux 6.6); libbpf 1.1's headers predate them. */
 #define PDTT_BPF_TCX_INGRESS 46
@@ -30,6 +33,8 @@ enum pdtt_event_type {
 	PDTT_EV_FLOW_OPEN = 1,	/* first packet of a flow crossed a monitored interface */
 	PDTT_EV_FLOW_DELTA = 2,	/* pdtt_emit_deltas, each tick: counters moved */
 	PDTT_EV_FLOW_CLOSE = 3,	/* socket reached TCP_CLOSE; counters are totals */
+	PDTT_EV_FLOW_OWNER = 4,	/* another user or cgroup moves its bytes from now on;
+				 * counters are the totals at the change */
 };
 
 enum pdtt_direction {
@@ -63,18 +68,27 @@ struct pdtt_flow {
 	struct pdtt_counters reported;	/* what the last event carried */
 	__u64 open_ns;			/* CLOCK_MONOTONIC at ESTABLISHED */
 	__u64 seen;			/* non-zero once FLOW_OPEN was emitted (64-bit for cmpxchg) */
-	__u32 uid;			/* sk->sk_uid */
+	__u64 id;			/* flow_id: unique while the programs are loaded */
+	__u64 cgroup;			/* cgroup id of the owner, 0 when unknown */
+	__u64 owner_gen;		/* UDP: the udp_owners generation last applied */
+	__u64 delta_tick;		/* the delta pass that last looked at it */
+	__u32 uid;			/* owner: euid of the process that last moved bytes,
+					 * before that sk_uid */
 	__u32 pid;			/* tgid, 0 when unknown */
 	__u32 ifindex;			/* interface of the latest packet */
+	__u32 slot_uid;			/* the uid whose share of the table the slot counts in */
 	__u16 family;			/* AF_INET or AF_INET6 as shown to users */
 	__u8 direction;			/* enum pdtt_direction */
 	__u8 pad;
 	char comm[PDTT_COMM_LEN];	/* "" when unknown */
+	__u8 pad2[4];
 };
 
 /* One ring buffer record; the same layout for every type. */
 struct pdtt_event {
 	struct pdtt_counters cnt;	/* cumulative flow counters */
+	__u64 flow_id;			/* pdtt_flow.id */
+	__u64 cgroup;			/* owner's cgroup id, 0 when unknown */
 	__u64 ts_ns;			/* CLOCK_MONOTONIC when emitted */
 	__u64 open_ns;			/* CLOCK_MONOTONIC at ESTABLISHED */
 	__u64 tcp_bytes_acked;		/* FLOW_CLOSE only: tcp_sock totals */
@@ -100,17 +114,56 @@ struct pdtt_port_key {
 	__u16 pad;
 };
 
+/* Value of udp_owners: the process that last moved bytes on the port's
+ * socket (pid 0 and no comm where the agent wrote it from the socket table). */
+struct pdtt_owner {
+	__u64 cgroup;
+	__u64 gen;			/* changes whenever the owner does */
+	__u64 cookie;			/* socket cookie: the agent drops entries of closed sockets */
+	__u32 uid;
+	__u32 pid;
+	char comm[PDTT_COMM_LEN];
+};
+
+/* A flow the table had no slot for: its packets skip the insert and count
+ * in its owner's overflow. */
+struct pdtt_noslot {
+	__u64 until_ns;			/* ask again after this; 0: until the socket closes */
+	__u32 uid;
+	__u32 pad;
+};
+
+/* Context of pdtt_emit_deltas: the agent runs it again, draining the ring in
+ * between, while `more` says it stopped for ring space. */
+struct pdtt_delta_args {
+	__u64 tick;			/* in: a new value every tick */
+	__u64 headroom;			/* in: ring bytes kept for the packet path */
+	__u32 more;			/* out */
+	__u32 emitted;			/* out: records written by this run */
+};
+
+/* Context of pdtt_take_flow: the agent's UDP close. */
+struct pdtt_take_args {
+	struct pdtt_flow flow;		/* out */
+	struct pdtt_flow_key key;	/* in */
+	__u32 found;			/* out */
+};
+
 /* Indexes of the per-CPU loss and health counters (stats map). */
 enum pdtt_stat {
 	PDTT_STAT_RB_DROPS = 0,		/* ring buffer reservation failed */
-	PDTT_STAT_FLOW_FULL,		/* flows map insert failed */
+	PDTT_STAT_FLOW_FULL,		/* no slot: the flows map was full */
 	PDTT_STAT_AUX_FULL,		/* pid/comm side map insert failed */
 	PDTT_STAT_EVENTS,		/* records submitted to the ring */
+	PDTT_STAT_OWNER_DEFERRED,	/* an owner change waited for ring space */
+	PDTT_STAT_SHARE_FULL,		/* no slot: the uid held its share of the table */
 	PDTT_STAT_MAX,
 };
 
-/* uid of a UDP flow whose receiving socket's owner the kernel side did not
- * know yet; the agent resolves it from the socket table. */
+/* uid of a flow whose socket's owner the kernel side did not know yet (a
+ * UDP receiver that never sent, a TCP flow first seen at tc ingress); the
+ * agent resolves it from the socket table. Also the slot_uid of flows the
+ * agent seeded, which count in no uid's share. */
 #define PDTT_UID_UNRESOLVED 0xfffffffeu
 
 /* Index of the unattributed counters: [0] all traffic matching no flow. */

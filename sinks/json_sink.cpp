@@ -22,6 +22,7 @@ public:
     void flow_open(const FlowRecord& r) override { emit(r); }
     void flow_delta(const FlowRecord& r) override { emit(r); }
     void flow_close(const FlowRecord& r) override { emit(r); }
+    void flow_owner(const FlowRecord& r) override { emit(r); }
     void user_report(const UserReport& r) override { emit(r); }
     void agent_stats(const AgentStats& s) override { emit(s); }
 

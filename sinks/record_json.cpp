@@ -21,7 +21,7 @@ json::value seconds(double s) {
 
 json::object head(const char* type, Timestamp ts, const json::storage_ptr& sp) {
     json::object o(sp);
-    o.reserve(24);   // every record's keys: no rehash while it fills
+    o.reserve(32);   // every record's keys: no rehash while it fills
     o["v"] = 1;
     o["type"] = type;
     char buf[32];
@@ -46,6 +46,7 @@ const char* flow_type(FlowEvent t) {
     switch (t) {
     case FlowEvent::open: return "flow_open";
     case FlowEvent::delta: return "flow_delta";
+    case FlowEvent::owner: return "flow_owner";
     case FlowEvent::close: break;
     }
     return "flow_close";
@@ -65,11 +66,15 @@ const char* direction_name(Direction d) {
 json::object to_json(const FlowRecord& r, json::storage_ptr sp) {
     const FlowId& id = r.id;
     json::object o = head(flow_type(r.type), r.ts, sp);
+    o["flow_id"] = id.flow_id;
     o["iface"] = text(id.iface, o.storage());
     o["user"] = text(id.user, o.storage());
     o["uid"] = id.uid;
     o["pid"] = id.pid ? json::value(*id.pid) : json::value(nullptr);
     o["comm"] = id.comm ? text(*id.comm, o.storage()) : json::value(nullptr);
+    o["cgroup"] = nullptr;
+    o["job"] = nullptr;
+    o["step"] = nullptr;
     o["proto"] = text(id.proto, o.storage());
     o["family"] = text(id.family, o.storage());
     o["local"] = text(id.local, o.storage());
@@ -79,6 +84,11 @@ json::object to_json(const FlowRecord& r, json::storage_ptr sp) {
     o["direction"] = direction_name(id.direction);
     if (r.type == FlowEvent::open)
         return o;
+    if (r.type == FlowEvent::owner) {
+        o["from_uid"] = r.from_uid;
+        o["from_user"] = text(r.from_user, o.storage());
+        o["from_job"] = nullptr;
+    }
     add_counters(o, r.cnt);
     if (r.type == FlowEvent::close) {
         o["tcp_bytes_acked"] = r.tcp_bytes_acked;
@@ -117,6 +127,9 @@ json::object to_json(const AgentStats& s, json::storage_ptr sp) {
     o["ring_drops"] = s.ring_drops;
     o["flow_table_full"] = s.flow_table_full;
     o["aux_table_full"] = s.aux_table_full;
+    o["flow_share_full"] = s.flow_share_full;
+    o["owner_deferred"] = s.owner_deferred;
+    o["deltas_incomplete"] = s.deltas_incomplete;
     o["flows_active"] = s.flows_active;
     o["flow_table_size"] = s.flow_table_size;
     o["sink_errors"] = s.sink_errors;

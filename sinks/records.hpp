@@ -48,6 +48,7 @@ enum class Direction { unknown, outbound, inbound };
 // of storage that outlives every record (the aggregator's interned names,
 // or literals): a flow costs its addresses, not copies of its names.
 struct FlowId {
+    uint64_t flow_id = 0;          // unique per flow while the agent runs
     std::string_view iface;
     int64_t uid = kUnattributedUid;
     std::string_view user;
@@ -62,13 +63,17 @@ struct FlowId {
     Direction direction = Direction::unknown;
 };
 
-enum class FlowEvent { open, delta, close };
+enum class FlowEvent { open, delta, close, owner };
 
 struct FlowRecord {
     FlowEvent type = FlowEvent::open;
     Timestamp ts;
-    FlowId id;
-    Counters cnt;                  // delta: since previous record; close: totals
+    FlowId id;                     // owner: the new owner
+    // delta: since the previous record; owner and close: since the flow
+    // opened or last changed owner
+    Counters cnt;
+    int64_t from_uid = kUnattributedUid;   // owner only: the old owner
+    std::string_view from_user;
     uint64_t tcp_bytes_acked = 0;  // close only
     uint64_t tcp_bytes_received = 0;
     uint64_t tcp_bytes_retrans = 0;  // close only: tx_bytes counts these twice
@@ -103,6 +108,9 @@ struct AgentStats {
     uint64_t ring_drops = 0;       // kernel: ring reservation failures, since start
     uint64_t flow_table_full = 0;  // kernel: flow inserts that failed, since start
     uint64_t aux_table_full = 0;   // kernel: pid/comm side table full, since start
+    uint64_t flow_share_full = 0;  // kernel: flows refused a slot, their uid holding its share
+    uint64_t owner_deferred = 0;   // kernel: owner changes that waited for ring space
+    uint64_t deltas_incomplete = 0;  // delta passes that gave up before every flow was reported
     uint64_t flows_active = 0;     // flows the agent tracks now
     uint64_t flow_table_size = 0;  // capacity of the kernel flow table
     uint64_t sink_errors = 0;      // write errors over all sinks, since start

@@ -16,6 +16,8 @@ public:
     virtual void flow_open(const FlowRecord&) {}
     virtual void flow_delta(const FlowRecord&) {}
     virtual void flow_close(const FlowRecord&) {}
+    // A flow changed hands: its bytes so far were the old owner's.
+    virtual void flow_owner(const FlowRecord&) {}
     // One per user with traffic, at the end of each interval.
     virtual void user_report(const UserReport&) {}
     virtual void agent_stats(const AgentStats&) {}

@@ -135,6 +135,15 @@ std::string format_flow_close(const Header& h, const FlowRecord& r) {
     return format_message(h, r.ts, "flow_close", p, msg);
 }
 
+std::string format_flow_owner(const Header& h, const FlowRecord& r) {
+    const FlowId& id = r.id;
+    std::vector<Param> p = params(to_json(r));
+    std::string msg = std::string(id.proto) + " " + endpoint(id.local, id.lport) + " -> " + endpoint(id.remote, id.rport) +
+                      " passed from " + std::string(r.from_user) + " to " + std::string(id.user) + " after tx " +
+                      human_bytes(r.cnt.tx_bytes) + ", rx " + human_bytes(r.cnt.rx_bytes);
+    return format_message(h, r.ts, "flow_owner", p, msg);
+}
+
 std::string format_agent_stats(const Header& h, const AgentStats& s) {
     std::vector<Param> p = params(to_json(s));
     std::string msg = num(s.events) + " events, " + num(s.ring_drops) + " ring drops, " + num(s.flows_active) +

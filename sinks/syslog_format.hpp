@@ -56,6 +56,7 @@ std::string octet_frame(std::string_view msg);
 // The records, their STRUCTURED-DATA keyed like the JSON records' fields
 // ("type" is the MSGID; a null pid or comm is left out).
 std::string format_flow_close(const Header& h, const FlowRecord& r);
+std::string format_flow_owner(const Header& h, const FlowRecord& r);
 std::string format_agent_stats(const Header& h, const AgentStats& s);
 
 // One or more messages, each at most max_size octets. Connection i is

@@ -70,6 +70,7 @@ public:
         : header_(rfc5424::local_header(o.facility, o.app_name)), max_message_(max_message) {}
 
     void flow_close(const FlowRecord& r) override { send(rfc5424::format_flow_close(header_, r)); }
+    void flow_owner(const FlowRecord& r) override { send(rfc5424::format_flow_owner(header_, r)); }
     void user_report(const UserReport& r) override {
         for (auto& m : rfc5424::format_user_report(header_, r, max_message_))
             send(std::move(m));

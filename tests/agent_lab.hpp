@@ -426,15 +426,17 @@ struct Lab {
     std::string attached() const { return attached_to(link.a_name(), link.a_ifindex()); }
     std::string attached_to(const std::string& dev, int ifindex) const {
         std::string ipl = capture("ip -n " + host.name() + " -d link show dev " + dev);
-        std::string net = capture(host.exec("tc filter show dev " + dev + " egress"));
+        std::string net = capture(host.exec("tc filter show dev " + dev + " ingress")) +
+                          capture(host.exec("tc filter show dev " + dev + " egress"));
         std::string left;
         if (ipl.find("prog/xdp") != std::string::npos || ipl.find("xdpgeneric") != std::string::npos)
             left += "xdp ";
         EnterNetns in(host);
-        LIBBPF_OPTS(bpf_prog_query_opts, q);
-        if (bpf_prog_query_opts(ifindex, static_cast<bpf_attach_type>(PDTT_BPF_TCX_EGRESS), &q) == 0 &&
-            q.prog_cnt > 0)
-            left += "tcx ";
+        for (auto [type, name] : {std::pair{PDTT_BPF_TCX_INGRESS, "tcx-ingress "}, {PDTT_BPF_TCX_EGRESS, "tcx-egress "}}) {
+            LIBBPF_OPTS(bpf_prog_query_opts, q);
+            if (bpf_prog_query_opts(ifindex, static_cast<bpf_attach_type>(type), &q) == 0 && q.prog_cnt > 0)
+                left += name;
+        }
         if (net.find("pdtt") != std::string::npos || net.find("bpf") != std::string::npos)
             left += "clsact ";
         return left;

@@ -863,9 +863,11 @@ BOOST_FIXTURE_TEST_CASE(egress_udp_opens_a_flow_owned_by_the_sending_socket, Res
 
     // The sender's port is now known to belong to it.
     pdtt_port_key ok{kNetns, udp4_unknown.key.lport, 0};
-    __u32 uid = 12345;
-    BOOST_TEST_REQUIRE(bpf_map_lookup_elem(bpf().udp_owners_fd(), &ok, &uid) == 0, "owner of the local port learnt");
-    BOOST_TEST(uid == ::getuid());
+    pdtt_owner owner{};
+    owner.uid = 12345;
+    BOOST_TEST_REQUIRE(bpf_map_lookup_elem(bpf().udp_owners_fd(), &ok, &owner) == 0, "owner of the local port learnt");
+    BOOST_TEST(owner.uid == ::getuid());
+    BOOST_TEST(owner.gen != 0u, "a generation the port's flows follow");
 
     BOOST_TEST_REQUIRE(run(Prog::tc, on(udp4_unknown, Prog::tc).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(36).build())
                            .err == 0);
@@ -891,8 +893,11 @@ BOOST_FIXTURE_TEST_CASE(ingress_udp_to_a_bound_socket_opens_a_flow, Reset)
     // With the port's owner known (learnt from a send, or set by the agent),
     // a new peer's flow carries it at once.
     pdtt_port_key ok{kNetns, rx.port, 0};
-    __u32 owner = 4321;
-    BOOST_TEST_REQUIRE(bpf_map_update_elem(bpf().udp_owners_fd(), &ok, &owner, BPF_ANY) == 0);
+    pdtt_owner known{};
+    known.uid = 4321;
+    known.gen = 1;
+    BOOST_TEST_REQUIRE(bpf_map_update_elem(bpf().udp_owners_fd(), &ok, &known, BPF_ANY) == 0);
+    const __u32 owner = known.uid;
     const Known other_peer{"udp4 from another peer",
                            make_key(pkt::v4(10, 0, 0, 1), pkt::v4(192, 0, 2, 100), rx.port, 4000, IPPROTO_UDP), false};
     BOOST_TEST_REQUIRE(

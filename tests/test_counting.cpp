@@ -240,27 +240,34 @@ BOOST_FIXTURE_TEST_CASE(a_full_flow_table_loses_no_byte_and_recovers, Lab) {
     transfer(alice, link.b_ip4(), 50'000, 5'000);
     auto recs = stop_agent();
 
-    uint64_t tx = 0, rx = 0, full = 0;
+    uint64_t tx = 0, rx = 0, full = 0, bob_star = 0;
     for (const auto& r : recs) {
         if (str(r, "type") == "user_report") {
             tx += u64(r, "tx_bytes");
             rx += u64(r, "rx_bytes");
+            if (i64(r, "uid") == bob.uid())
+                for (const auto& c : r.at("connections").as_array())
+                    if (str(c.as_object(), "local") == "*" && str(c.as_object(), "remote") == "*")
+                        bob_star += u64(c.as_object(), "tx_bytes");
         } else if (str(r, "type") == "agent_stats") {
-            full = u64(r, "flow_table_full");
+            full = u64(r, "flow_table_full") + u64(r, "flow_share_full");
             BOOST_TEST(u64(r, "flow_table_size") == 64u);
         }
     }
-    // Every byte is somewhere: the users that got a slot, or unattributed.
+    // Every byte is somewhere: in bob's flows that got a slot, or in his
+    // overflow row.
     // Exactly what crossed the wire, which is what was moved plus at most
     // what either side resent.
     check_wire(recs);
     const uint64_t moved_tx = 300 * (20'000 + kTrafficHeader) + 50'000 + kTrafficHeader, moved_rx = 300 * 10'000 + 5'000;
     BOOST_TEST(wire_ok(tx, moved_tx, resent_bytes_max(host)), tx << " vs " << moved_tx);
     BOOST_TEST(wire_ok(rx, moved_rx, resent_bytes_max(peer)), rx << " vs " << moved_rx);
-    BOOST_TEST(full > 0u, "the loss is counted in agent_stats");
+    BOOST_TEST(full > 0u, "flows without a slot are counted in agent_stats");
     auto reports = reports_by_uid(recs);
-    BOOST_TEST(reports[-1].tx > 0u, "overflow bytes went to unattributed");
-    BOOST_TEST(reports[bob.uid()].tx > 0u, "flows that got a slot stay bob's");
+    BOOST_TEST(reports[-1].tx == 0u, "no byte of a flow without a slot is unattributed");
+    BOOST_TEST(bob_star > 0u, "bob's flows without a slot are his, in one * -> * row");
+    BOOST_TEST(wire_ok(reports[bob.uid()].tx, 300 * (20'000 + kTrafficHeader), resent_bytes_max(host)),
+               "all of bob's bytes are bob's: " << reports[bob.uid()].tx);
     auto closes = closes_by_uid(recs);
     BOOST_TEST(closes[alice.uid()].flows == 1, "after the pressure, a new flow is attributed");
     BOOST_TEST(sent_ok(closes[alice.uid()].tx, closes[alice.uid()].retrans, 50'000 + kTrafficHeader));
@@ -300,7 +307,7 @@ BOOST_FIXTURE_TEST_CASE(an_interface_that_goes_away_is_counted_again_when_it_com
                        agent->err());
     // The server's listening socket survives its address going and coming back.
     transfer(alice, link.b_ip4(), 300'000, 40'000);
-    BOOST_TEST(attached() == "xdp tcx ");
+    BOOST_TEST(attached() == "tcx-ingress tcx-egress ", "tc on both sides of a veth: " << attached());
     auto recs = stop_agent();
     auto closes = closes_by_uid(recs);
     BOOST_TEST(closes[bob.uid()].flows == 1);

@@ -4,6 +4,8 @@
 #define BOOST_TEST_MODULE flows
 #include <boost/test/unit_test.hpp>
 
+#include <map>
+
 #include "aggregator.hpp"
 #include "fd.hpp"
 #include "sockdiag.hpp"
@@ -20,8 +22,9 @@ using namespace pdtt;
 namespace {
 
 struct Capture : Sink {
-    std::vector<FlowRecord> opens, deltas, closes;
+    std::vector<FlowRecord> opens, deltas, closes, owners;
     std::vector<UserReport> reports;
+    void flow_owner(const FlowRecord& r) override { owners.push_back(r); }
     void flow_open(const FlowRecord& r) override { opens.push_back(r); }
     void flow_delta(const FlowRecord& r) override { deltas.push_back(r); }
     void flow_close(const FlowRecord& r) override { closes.push_back(r); }
@@ -53,6 +56,7 @@ pdtt_event ev(uint8_t type, const char* local, uint16_t lport, const char* remot
               uint64_t tx, uint64_t rx) {
     pdtt_event e{};
     e.type = type;
+    e.flow_id = 1;
     auto put = [](uint8_t* dst, const char* s) {
         in_addr a4;
         if (inet_pton(AF_INET, s, &a4) == 1) {
@@ -149,11 +153,99 @@ BOOST_FIXTURE_TEST_CASE(duplicate_and_stale_records_never_double_count, Fixture)
     agg.report(Timestamp{}, 10.0);
     BOOST_TEST_REQUIRE(cap->reports.size() == 1u);
     BOOST_TEST(cap->reports[0].tx_bytes == 1200u);
-    // Once that round of deltas is done, the same 5-tuple is a new flow.
-    agg.deltas_done();
-    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 10, 0));
+    // A record of another flow on the same 5-tuple is a new flow.
+    pdtt_event next = ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 10, 0);
+    next.flow_id = 2;
+    agg.on_event(next);
     BOOST_TEST(agg.active() == 1u);
     BOOST_TEST(cap->opens.size() == 2u);
+}
+
+// A delta reserved between the kernel's first-packet check and its
+// FLOW_OPEN reaches the agent before the open: the open must not start the
+// flow's counting again.
+BOOST_FIXTURE_TEST_CASE(an_open_after_its_flows_first_delta_counts_nothing_twice, Fixture) {
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1000, 0));
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 100, 0));
+    agg.on_event(ev(PDTT_EV_FLOW_CLOSE, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1500, 0));
+    agg.report(Timestamp{}, 10.0);
+    BOOST_TEST_REQUIRE(cap->reports.size() == 1u);
+    BOOST_TEST(cap->reports[0].tx_bytes == 1500u);
+    BOOST_TEST(cap->opens.size() == 1u);
+}
+
+// Records of a closed flow that arrive after its close (deltas of a pass that
+// raced with it) are no new flow, even after the pass ended.
+BOOST_FIXTURE_TEST_CASE(records_after_a_close_make_no_phantom_flow, Fixture) {
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1000, 0));
+    agg.on_event(ev(PDTT_EV_FLOW_CLOSE, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1200, 0));
+    agg.deltas_done();
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1100, 0));
+    BOOST_TEST(agg.active() == 0u);
+    BOOST_TEST(cap->opens.size() == 1u);
+}
+
+// The bytes before a change of owner stay the old owner's; flow_owner and
+// flow_close together give each user's share, equal to the reports.
+BOOST_FIXTURE_TEST_CASE(a_change_of_owner_splits_the_bytes_at_the_change, Fixture) {
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, "10.0.0.1", 22, "10.0.0.2", 40000, 0, 0, 0));
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 22, "10.0.0.2", 40000, 0, 300, 700));
+    pdtt_event moved = ev(PDTT_EV_FLOW_OWNER, "10.0.0.1", 22, "10.0.0.2", 40000, 1001, 500, 900);
+    moved.pid = 77;
+    std::memcpy(moved.comm, "sshd", 5);
+    agg.on_event(moved);
+    agg.on_event(ev(PDTT_EV_FLOW_CLOSE, "10.0.0.1", 22, "10.0.0.2", 40000, 1001, 5500, 10900));
+    agg.report(Timestamp{}, 10.0);
+
+    BOOST_TEST_REQUIRE(cap->owners.size() == 1u);
+    const FlowRecord& o = cap->owners[0];
+    BOOST_TEST(o.from_uid == 0);
+    BOOST_TEST(o.id.uid == 1001);
+    BOOST_TEST(o.id.user == "alice");
+    BOOST_TEST(*o.id.pid == 77u);
+    BOOST_TEST(*o.id.comm == "sshd");
+    BOOST_TEST(o.cnt.tx_bytes == 500u);
+    BOOST_TEST(o.cnt.rx_bytes == 900u);
+    BOOST_TEST_REQUIRE(cap->closes.size() == 1u);
+    BOOST_TEST(cap->closes[0].id.uid == 1001);
+    BOOST_TEST(cap->closes[0].cnt.tx_bytes == 5000u, "since the change");
+    BOOST_TEST(cap->closes[0].cnt.rx_bytes == 10000u);
+    std::map<int64_t, uint64_t> tx;
+    for (const auto& r : cap->reports)
+        tx[r.uid] += r.tx_bytes;
+    BOOST_TEST(tx[0] == 500u);
+    BOOST_TEST(tx[1001] == 5000u);
+}
+
+// The same user in another process, or a record the kernel could not name
+// an owner for: noted, no change of owner.
+BOOST_FIXTURE_TEST_CASE(a_new_process_of_the_same_user_is_only_noted, Fixture) {
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 0, 0));
+    pdtt_event same = ev(PDTT_EV_FLOW_OWNER, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 10, 0);
+    same.pid = 99;
+    agg.on_event(same);
+    agg.on_event(ev(PDTT_EV_FLOW_CLOSE, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 20, 0));
+    BOOST_TEST(cap->owners.empty());
+    BOOST_TEST_REQUIRE(cap->closes.size() == 1u);
+    BOOST_TEST(*cap->closes[0].id.pid == 42u, "the close's pid wins: it is the latest");
+    BOOST_TEST(cap->closes[0].cnt.tx_bytes == 20u);
+}
+
+// Bytes of flows without a slot in the kernel table: the owner's, one
+// "* -> *" row.
+BOOST_FIXTURE_TEST_CASE(overflow_bytes_are_the_owners_in_one_star_row, Fixture) {
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 100, 10));
+    agg.add_overflow(1001, {1000, 2000, 3, 4});
+    agg.add_overflow(1001, {1, 2, 1, 1});
+    agg.report(Timestamp{}, 10.0);
+    BOOST_TEST_REQUIRE(cap->reports.size() == 1u);
+    const UserReport& r = cap->reports[0];
+    BOOST_TEST(r.tx_bytes == 1101u);
+    BOOST_TEST(r.rx_bytes == 2012u);
+    BOOST_TEST_REQUIRE(r.connections.size() == 2u);
+    BOOST_TEST(r.connections[1].local == "*");
+    BOOST_TEST(r.connections[1].remote == "*");
+    BOOST_TEST(r.connections[1].tx_bytes == 1001u);
 }
 
 BOOST_FIXTURE_TEST_CASE(users_and_pairs_are_kept_apart, Fixture) {

@@ -376,7 +376,7 @@ BOOST_AUTO_TEST_CASE(every_record_type_has_its_keys_in_order) {
     BOOST_REQUIRE(lines.size() == 5u);
 
     using K = std::vector<std::string>;
-    K id = {"ts", "iface", "user", "uid", "pid", "comm", "proto", "family",
+    K id = {"ts", "flow_id", "iface", "user", "uid", "pid", "comm", "cgroup", "job", "step", "proto", "family",
             "local", "lport", "remote", "rport", "direction"};
     K cnt = {"tx_bytes", "rx_bytes", "tx_packets", "rx_packets"};
     auto cat = [](K a, const K& b) { a.insert(a.end(), b.begin(), b.end()); return a; };
@@ -386,7 +386,8 @@ BOOST_AUTO_TEST_CASE(every_record_type_has_its_keys_in_order) {
         cat(cat(cat({"v", "type"}, id), cnt), {"tcp_bytes_acked", "tcp_bytes_received", "tcp_bytes_retrans", "duration_ms"}),
         cat(cat({"v", "type", "ts", "user", "uid", "interval_s"}, cnt), {"flows", "connections"}),
         {"v", "type", "ts", "interval_s", "events", "ring_drops", "flow_table_full", "aux_table_full",
-         "flows_active", "flow_table_size", "sink_errors", "interfaces_missing"},
+         "flow_share_full", "owner_deferred", "deltas_incomplete", "flows_active", "flow_table_size", "sink_errors",
+         "interfaces_missing"},
     };
     const char* types[] = {"flow_open", "flow_delta", "flow_close", "user_report", "agent_stats"};
     for (size_t i = 0; i < lines.size(); ++i) {
@@ -396,7 +397,8 @@ BOOST_AUTO_TEST_CASE(every_record_type_has_its_keys_in_order) {
         BOOST_TEST(o.at("type").as_string() == types[i]);
     }
     BOOST_TEST(lines[0] == "{\"v\":1,\"type\":\"flow_open\",\"ts\":\"2024-01-15T10:30:00.123456Z\","
-                           "\"iface\":\"eth0\",\"user\":\"alice\",\"uid\":1000,\"pid\":4242,\"comm\":\"rsync\","
+                           "\"flow_id\":0,\"iface\":\"eth0\",\"user\":\"alice\",\"uid\":1000,\"pid\":4242,"
+                           "\"comm\":\"rsync\",\"cgroup\":null,\"job\":null,\"step\":null,"
                            "\"proto\":\"tcp\",\"family\":\"ipv4\",\"local\":\"192.168.1.100\",\"lport\":40000,"
                            "\"remote\":\"93.184.216.34\",\"rport\":443,\"direction\":\"outbound\"}");
 

@@ -18,7 +18,8 @@ BOOST_FIXTURE_TEST_CASE(agent_stats_message_is_exactly_rfc5424, UtcZone) {
     std::string m = rfc5424::format_agent_stats(kHeader, sample_stats());
     BOOST_TEST(m == "<134>1 2024-01-15T10:30:00.999999+00:00 host.example pdtt 1234 agent_stats "
                     "[pdtt@32473 v=\"1\" ts=\"2024-01-15T10:30:00.999999Z\" interval_s=\"10\" events=\"1000\" "
-                    "ring_drops=\"0\" flow_table_full=\"0\" aux_table_full=\"0\" flows_active=\"3\" "
+                    "ring_drops=\"0\" flow_table_full=\"0\" aux_table_full=\"0\" flow_share_full=\"0\" "
+                    "owner_deferred=\"0\" deltas_incomplete=\"0\" flows_active=\"3\" "
                     "flow_table_size=\"262144\" sink_errors=\"2\" interfaces_missing=\"1\"] "
                     "1000 events, 0 ring drops, 3 flows active, 2 sink errors");
     rfc5424::Header local7 = kHeader;

@@ -373,7 +373,9 @@ std::string comm_of(const char (&c)[PDTT_COMM_LEN])
 // One test case's world: a private netns, the tracepoint program loaded
 // for it, and the ring buffer. Leaves the namespace again on destruction.
 struct TracepointFixture {
-	TracepointFixture()
+	// monitor_lo: whether lo is a monitored interface, so that flows over
+	// it take a slot (they take none otherwise).
+	explicit TracepointFixture(bool monitor_lo = true)
 	{
 		check(::unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET)");
 		lo_up();
@@ -387,6 +389,11 @@ struct TracepointFixture {
 				bpf_program__set_autoload(p, false);
 			s.rodata->target_netns = netns;
 		});
+		if (monitor_lo) {
+			uint32_t lo = 1, one = 1;	/* lo is ifindex 1 in a new namespace */
+			check(bpf_map_update_elem(bpf_map__fd(skel->maps.monitored), &lo, &one, BPF_ANY) == 0,
+			      "monitored[lo]");
+		}
 		link.reset(bpf_program__attach(skel->progs.pdtt_state_btf));
 		BOOST_REQUIRE_MESSAGE(link, "attaching pdtt_state_btf failed");
 		flows_fd = bpf_map__fd(skel->maps.flows);
@@ -765,6 +772,18 @@ BOOST_AUTO_TEST_CASE(sockets_in_another_netns_create_no_entry)
 			BOOST_TEST(wait_until([&] { return fx.flow_count() == 0; }, kStep));
 		}
 	}
+}
+
+// No user can fill the flow table through interfaces nobody monitors.
+BOOST_AUTO_TEST_CASE(flows_that_cross_no_monitored_interface_take_no_slot)
+{
+	TracepointFixture fx(false);
+	Child c([](Chan &ch) { self_pair_main(ch, false); });
+	c.expect("E");
+	BOOST_TEST(fx.flow_count() == 0u, "loopback connection with lo unmonitored");
+	c.send("C");
+	c.expect("D");
+	BOOST_TEST(c.wait() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(refused_connect_leaves_no_state)

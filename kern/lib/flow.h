@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Packets counted into the flows map, or as unattributed when none matches. */
+/* Packets counted into their flow, their owner's overflow, or as
+ * unattributed when nothing matches. */
 #ifndef PDTT_LIB_FLOW_H
 #define PDTT_LIB_FLOW_H
 
@@ -9,6 +10,7 @@
 #include "maps.h"
 #include "ring.h"
 #include "pkt.h"
+#include "slots.h"
 
 static __always_inline void emit_open(const struct pdtt_flow_key *k, struct pdtt_flow *f)
 {
@@ -43,37 +45,54 @@ static __always_inline void packet_key(const struct pkt *p, int egress, struct p
 	k->netns = target_netns;
 }
 
-/* Add one packet to its flow, or (f == NULL) to the unattributed counters. */
+static __always_inline void add_packet(struct pdtt_counters *c, const struct pkt *p, int egress,
+				       __u64 segs)
+{
+	if (egress) {
+		__sync_fetch_and_add(&c->tx_bytes, p->payload);
+		__sync_fetch_and_add(&c->tx_packets, segs);
+	} else {
+		__sync_fetch_and_add(&c->rx_bytes, p->payload);
+		__sync_fetch_and_add(&c->rx_packets, segs);
+	}
+}
+
+/* A packet of a flow refused a slot: still its owner's. */
+static __always_inline int account_noslot(const struct pdtt_flow_key *k, const struct pkt *p,
+					  int egress, __u64 segs)
+{
+	struct pdtt_noslot *ns = bpf_map_lookup_elem(&noslot, k);
+	struct pdtt_counters *c;
+
+	if (!ns || (ns->until_ns && ns->until_ns < bpf_ktime_get_ns()))
+		return 0;
+	c = overflow_of(ns->uid);
+	if (!c)
+		return 0;
+	add_packet(c, p, egress, segs);
+	return 1;
+}
+
+/* Add one packet to its flow, or (f == NULL) to its owner's overflow or the
+ * unattributed counters. */
 static __always_inline void account(struct pdtt_flow *f, const struct pdtt_flow_key *k,
 				    const struct pkt *p, int egress, __u64 segs, __u32 ifindex)
 {
+	__u32 zero = PDTT_UNATTRIBUTED;
 	struct pdtt_counters *u;
-	__u32 zero = 0;
 
 	if (f) {
-		if (egress) {
-			__sync_fetch_and_add(&f->cnt.tx_bytes, p->payload);
-			__sync_fetch_and_add(&f->cnt.tx_packets, segs);
-		} else {
-			__sync_fetch_and_add(&f->cnt.rx_bytes, p->payload);
-			__sync_fetch_and_add(&f->cnt.rx_packets, segs);
-		}
+		add_packet(&f->cnt, p, egress, segs);
 		if (f->ifindex != ifindex)
 			f->ifindex = ifindex;
 		emit_open(k, f);
 		return;
 	}
-
-	u = bpf_map_lookup_elem(&unattributed, &zero);
-	if (!u)
+	if (p->has_ports && account_noslot(k, p, egress, segs))
 		return;
-	if (egress) {
-		u->tx_bytes += p->payload;
-		u->tx_packets += segs;
-	} else {
-		u->rx_bytes += p->payload;
-		u->rx_packets += segs;
-	}
+	u = bpf_map_lookup_elem(&unattributed, &zero);
+	if (u)
+		add_packet(u, p, egress, segs);
 }
 
 #endif /* PDTT_LIB_FLOW_H */

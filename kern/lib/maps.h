@@ -10,6 +10,11 @@
 /* Tunables the agent sets between open and load. */
 const volatile __u32 target_netns = 0;	/* 0: any namespace */
 const volatile __u64 ring_wakeup_bytes = 1 << 20;
+const volatile __u32 max_slots_per_uid = 0;	/* 0: no bound */
+
+/* Counters shared by every CPU. */
+__u64 next_flow_id = 0;
+__u64 next_owner_gen = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -44,9 +49,12 @@ struct owner {
 	char comm[PDTT_COMM_LEN];
 };
 
-/* Active opens: connect() runs in the owner, ESTABLISHED in softirq. */
+/* Active opens: connect() runs in the owner, ESTABLISHED in softirq. This
+ * and listeners are plain hashes, not LRU, so that a full one shows in
+ * aux_table_full; both lose their entries at the next state change. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
 	__type(key, __u64);		/* struct sock * */
 	__type(value, struct owner);
@@ -54,19 +62,72 @@ struct {
 
 /* Passive opens are attributed to the process that called listen(). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 16384);
 	__type(key, struct pdtt_port_key);
 	__type(value, struct owner);
 } listeners SEC(".maps");
 
-/* Owners of local UDP ports: learnt from senders here, and kept by the
- * agent from the socket table for receivers that never sent. */
+/* Owners of local UDP ports: kept by the I/O hooks, learnt from senders at
+ * tc egress before their first hook, and by the agent from the socket table
+ * for receivers that never sent. The agent drops entries of closed sockets. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct pdtt_port_key);
-	__type(value, __u32);
+	__type(value, struct pdtt_owner);
 } udp_owners SEC(".maps");
+
+/* Who last moved bytes on a socket, so that the I/O hooks tell a change of
+ * owner with one lookup, and leave at once when there is none. */
+struct io_owner {
+	__u64 cgroup;
+	__u32 uid;
+	__u32 pid;
+	char comm[PDTT_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct io_owner);
+} io_owners SEC(".maps");
+
+/* Interfaces the agent attached to: a TCP flow takes a slot only where it
+ * crosses one, so that no user can fill the table through loopback. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PDTT_MONITORED_MAX);
+	__type(key, __u32);		/* ifindex */
+	__type(value, __u32);
+} monitored SEC(".maps");
+
+/* Bytes of flows that found no slot, still counted under their owner. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PDTT_OVERFLOW_UIDS);
+	__type(key, __u32);		/* uid */
+	__type(value, struct pdtt_counters);
+} overflow SEC(".maps");
+
+/* Flows refused a slot, so that their packets go to overflow at once. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PDTT_NOSLOT_FLOWS);
+	__type(key, struct pdtt_flow_key);
+	__type(value, struct pdtt_noslot);
+} noslot SEC(".maps");
+
+/* Slots each uid holds, against max_slots_per_uid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u64);
+} uid_slots SEC(".maps");
 
 #endif /* PDTT_LIB_MAPS_H */

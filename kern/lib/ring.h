@@ -8,12 +8,14 @@
 #include "pdtt.h"
 #include "maps.h"
 
+/* Atomic although per CPU: a process-context program (the I/O hooks, the
+ * delta pass) can be interrupted by a softirq one on the same CPU. */
 static __always_inline void stat_inc(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
 
 	if (v)
-		*v += 1;
+		__sync_fetch_and_add(v, 1);
 }
 
 /* Wake the agent only when the ring fills up; it also drains on a timer. */
@@ -47,6 +49,8 @@ static __always_inline void fill_event(struct pdtt_event *e, __u8 type,
 	e->cnt.tx_packets = f->cnt.tx_packets;
 	e->cnt.rx_packets = f->cnt.rx_packets;
 	e->open_ns = f->open_ns;
+	e->flow_id = f->id;
+	e->cgroup = f->cgroup;
 	e->uid = f->uid;
 	e->pid = f->pid;
 	e->ifindex = f->ifindex;

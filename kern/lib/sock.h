@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* What the state tracepoint reads from a socket and from its caller. */
+/* What the programs read from a socket and from its caller, and how a
+ * received packet finds its local socket. */
 #ifndef PDTT_LIB_SOCK_H
 #define PDTT_LIB_SOCK_H
 
@@ -40,6 +41,54 @@ static __always_inline void current_owner(struct owner *o)
 {
 	o->pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(o->comm, sizeof(o->comm));
+}
+
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
+/* A socket of another namespace (macvlan, ipvlan) can send through the
+ * monitored device too: its traffic is not this namespace's. */
+static __always_inline int sock_in_target_netns(struct bpf_sock *bsk)
+{
+	struct sock *sk = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct sock));
+
+	return !target_netns || sk->__sk_common.skc_net.net->ns.inum == target_netns;
+}
+
+/* Whether a socket's route or receive device is a monitored interface. */
+static __always_inline int sock_monitored(struct sock *sk)
+{
+	struct dst_entry *dst = BPF_CORE_READ(sk, sk_dst_cache);
+	__u32 ifindex = dst ? BPF_CORE_READ(dst, dev, ifindex) : 0;
+
+	if (ifindex && bpf_map_lookup_elem(&monitored, &ifindex))
+		return 1;
+	ifindex = BPF_CORE_READ(sk, sk_rx_dst_ifindex);
+	return ifindex && bpf_map_lookup_elem(&monitored, &ifindex);
+}
+
+/* The local socket a received packet goes to (XDP and tc alike); the
+ * caller releases it. */
+static __always_inline struct bpf_sock *lookup_local(void *ctx, const struct pdtt_flow_key *k)
+{
+	struct bpf_sock_tuple t = {};
+	__u32 len;
+
+	if (is_v4(k->laddr)) {
+		__builtin_memcpy(&t.ipv4.saddr, k->raddr + 12, 4);
+		__builtin_memcpy(&t.ipv4.daddr, k->laddr + 12, 4);
+		t.ipv4.sport = bpf_htons(k->rport);
+		t.ipv4.dport = bpf_htons(k->lport);
+		len = sizeof(t.ipv4);
+	} else {
+		__builtin_memcpy(t.ipv6.saddr, k->raddr, 16);
+		__builtin_memcpy(t.ipv6.daddr, k->laddr, 16);
+		t.ipv6.sport = bpf_htons(k->rport);
+		t.ipv6.dport = bpf_htons(k->lport);
+		len = sizeof(t.ipv6);
+	}
+	if (k->proto == IPPROTO_UDP)
+		return bpf_sk_lookup_udp(ctx, &t, len, BPF_F_CURRENT_NETNS, 0);
+	return bpf_sk_lookup_tcp(ctx, &t, len, BPF_F_CURRENT_NETNS, 0);
 }
 
 #endif /* PDTT_LIB_SOCK_H */

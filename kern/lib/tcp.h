@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* A TCP flow entry is made at ESTABLISHED and reported and removed at CLOSE. */
+/*
+ * A TCP flow entry is made at ESTABLISHED when the socket's route crosses a
+ * monitored interface (else at its first monitored packet past the
+ * handshake), and reported and removed at CLOSE.
+ */
 #ifndef PDTT_LIB_TCP_H
 #define PDTT_LIB_TCP_H
 
@@ -9,78 +13,114 @@
 #include "pdtt.h"
 #include "maps.h"
 #include "ring.h"
+#include "slots.h"
 #include "sock.h"
+
+/* A flow ends: FLOW_CLOSE with its totals. tp: the socket, for the kernel's
+ * own totals; NULL for an entry whose socket is gone. */
+static __always_inline void flow_end(const struct pdtt_flow_key *k, struct pdtt_flow *f,
+				     struct tcp_sock *tp)
+{
+	struct pdtt_event *e;
+
+	if (f->seen) {	/* a flow that never crossed a monitored interface stays silent */
+		e = ring_reserve();
+		if (e) {
+			fill_event(e, PDTT_EV_FLOW_CLOSE, k, f);
+			if (tp) {
+				e->tcp_bytes_acked = BPF_CORE_READ(tp, bytes_acked);
+				e->tcp_bytes_received = BPF_CORE_READ(tp, bytes_received);
+				e->tcp_bytes_retrans = BPF_CORE_READ(tp, bytes_retrans);
+			}
+			ring_submit(e);
+		} else {
+			overflow_unreported(f);
+		}
+	}
+	flow_remove(k, f);
+}
 
 static __always_inline void flow_established(struct sock *sk, int oldstate)
 {
 	struct pdtt_flow_key k = {};
-	struct pdtt_flow f = {};
+	struct pdtt_flow f = {}, *stale;
 	struct owner *o = NULL;
 	__u64 skp = (__u64)sk;
 
+	if (oldstate == TCP_SYN_SENT)
+		o = bpf_map_lookup_elem(&connecting, &skp);
 	if (sock_key(sk, &k, &f.family))
-		return;
+		goto out;
 	if (oldstate == TCP_SYN_SENT) {
 		f.direction = PDTT_DIR_OUTBOUND;
-		o = bpf_map_lookup_elem(&connecting, &skp);
 	} else {
 		struct pdtt_port_key lk = { .netns = k.netns, .port = k.lport };
 
 		f.direction = PDTT_DIR_INBOUND;
 		o = bpf_map_lookup_elem(&listeners, &lk);
 	}
+	/* Flows that never cross a monitored interface take no slot. */
+	if (!sock_monitored(sk))
+		goto out;
 	if (o) {
 		f.pid = o->pid;
 		__builtin_memcpy(f.comm, o->comm, sizeof(f.comm));
 	}
-	if (oldstate == TCP_SYN_SENT)
-		bpf_map_delete_elem(&connecting, &skp);
 	f.uid = BPF_CORE_READ(sk, sk_uid.val);
 	f.open_ns = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&flows, &k, &f, BPF_NOEXIST) && !bpf_map_lookup_elem(&flows, &k))
-		stat_inc(PDTT_STAT_FLOW_FULL);
-}
-
-static __always_inline void unattribute_unreported(struct pdtt_flow *f)
-{
-	__u32 zero = 0;
-	struct pdtt_counters *u = bpf_map_lookup_elem(&unattributed, &zero);
-
-	if (!u)
-		return;
-	u->tx_bytes += f->cnt.tx_bytes - f->reported.tx_bytes;
-	u->rx_bytes += f->cnt.rx_bytes - f->reported.rx_bytes;
-	u->tx_packets += f->cnt.tx_packets - f->reported.tx_packets;
-	u->rx_packets += f->cnt.rx_packets - f->reported.rx_packets;
+	f.id = new_flow_id();
+	/* An entry of this 5-tuple belongs to an earlier connection whose close
+	 * was missed (one seeded at start, say): end it first. */
+	stale = bpf_map_lookup_elem(&flows, &k);
+	if (stale)
+		flow_end(&k, stale, NULL);
+	flow_insert(&k, &f, 0);
+out:
+	if (oldstate == TCP_SYN_SENT)
+		bpf_map_delete_elem(&connecting, &skp);
 }
 
 static __always_inline void flow_closed(struct sock *sk)
 {
 	struct pdtt_flow_key k = {};
-	struct pdtt_event *e;
 	struct pdtt_flow *f;
 	__u16 family;
 
 	if (sock_key(sk, &k, &family))
 		return;
 	f = bpf_map_lookup_elem(&flows, &k);
-	if (!f)
-		return;
-	if (f->seen) {	/* a flow that never crossed a monitored interface stays silent */
-		e = ring_reserve();
-		if (e) {
-			struct tcp_sock *tp = (struct tcp_sock *)sk;
+	if (f)
+		flow_end(&k, f, (struct tcp_sock *)sk);
+	else
+		bpf_map_delete_elem(&noslot, &k);
+}
 
-			fill_event(e, PDTT_EV_FLOW_CLOSE, &k, f);
-			e->tcp_bytes_acked = BPF_CORE_READ(tp, bytes_acked);
-			e->tcp_bytes_received = BPF_CORE_READ(tp, bytes_received);
-			e->tcp_bytes_retrans = BPF_CORE_READ(tp, bytes_retrans);
-			ring_submit(e);
-		} else {
-			unattribute_unreported(f);	/* the record is lost, the bytes are not */
-		}
+/* A TCP flow first seen on a monitored interface after its handshake (its
+ * route named another device at ESTABLISHED): owned by the socket's last
+ * I/O, else by the socket's uid. Handshake packets count without a flow. */
+static __always_inline struct pdtt_flow *tcp_flow_late(const struct pdtt_flow_key *k,
+						       struct bpf_sock *sk, __u32 sk_uid)
+{
+	struct pdtt_flow f = {};
+	struct io_owner *o;
+
+	if (!sk || sk->state == BPF_TCP_SYN_SENT || sk->state == BPF_TCP_SYN_RECV ||
+	    sk->state == BPF_TCP_LISTEN || sk->state == BPF_TCP_CLOSE ||
+	    sk->state == BPF_TCP_NEW_SYN_RECV)
+		return NULL;
+	o = bpf_sk_storage_get(&io_owners, sk, 0, 0);
+	if (o && o->pid) {
+		f.uid = o->uid;
+		f.pid = o->pid;
+		f.cgroup = o->cgroup;
+		__builtin_memcpy(f.comm, o->comm, sizeof(f.comm));
+	} else {
+		f.uid = sk_uid;
 	}
-	bpf_map_delete_elem(&flows, &k);
+	f.id = new_flow_id();
+	f.family = is_v4(k->raddr) ? AF_INET : AF_INET6;
+	f.open_ns = bpf_ktime_get_ns();
+	return flow_insert(k, &f, 0);
 }
 
 #endif /* PDTT_LIB_TCP_H */

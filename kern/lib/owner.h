@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The owner of a byte is the process that moves it: the I/O hooks run in
+ * that process and hand the flow over when its uid or cgroup changes.
+ */
+#ifndef PDTT_LIB_OWNER_H
+#define PDTT_LIB_OWNER_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "pdtt.h"
+#include "consts.h"
+#include "maps.h"
+#include "ring.h"
+#include "sock.h"
+#include "udp.h"
+
+/*
+ * The bytes counted so far stay with the old owner: FLOW_OWNER carries the
+ * totals at the change. A new pid or comm of the same uid and cgroup is only
+ * noted. Returns 0 when the ring is full: the old owner stays, and the
+ * caller asks again on its next call.
+ */
+static __always_inline int flow_set_owner(struct pdtt_flow *f, const struct pdtt_flow_key *k,
+					  __u32 uid, __u32 pid, __u64 cgroup, const char *comm)
+{
+	struct pdtt_event *e = NULL;
+
+	if (f->uid == uid && f->cgroup == cgroup) {
+		if (f->pid != pid) {
+			f->pid = pid;
+			__builtin_memcpy(f->comm, comm, sizeof(f->comm));
+		}
+		return 1;
+	}
+	/* Before its first monitored packet a flow has nothing to hand over:
+	 * its FLOW_OPEN will name the new owner. */
+	if (f->seen) {
+		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		if (!e) {
+			stat_inc(PDTT_STAT_OWNER_DEFERRED);
+			return 0;
+		}
+	}
+	f->uid = uid;
+	f->pid = pid;
+	f->cgroup = cgroup;
+	__builtin_memcpy(f->comm, comm, sizeof(f->comm));
+	if (e) {
+		fill_event(e, PDTT_EV_FLOW_OWNER, k, f);
+		f->reported = e->cnt;	/* the agent counts these for the old owner */
+		ring_submit(e);
+	}
+	return 1;
+}
+
+/* A UDP flow follows its local port's owner, which the I/O hooks keep: from
+ * the packet path, so a new owner's datagram is counted for it. */
+static __always_inline void udp_owner_sync(struct pdtt_flow *f, const struct pdtt_flow_key *k)
+{
+	struct pdtt_port_key ok = udp_owner_key(k);
+	struct pdtt_owner *o = bpf_map_lookup_elem(&udp_owners, &ok);
+
+	if (o && o->gen != f->owner_gen && flow_set_owner(f, k, o->uid, o->pid, o->cgroup, o->comm))
+		f->owner_gen = o->gen;
+}
+
+static __always_inline int tcp_owner_moved(struct sock *sk, __u32 uid, __u32 pid, __u64 cgroup)
+{
+	struct pdtt_flow_key k = {};
+	struct pdtt_flow *f;
+	char comm[PDTT_COMM_LEN];
+	__u16 family;
+
+	if (sock_key(sk, &k, &family))
+		return 1;
+	f = bpf_map_lookup_elem(&flows, &k);
+	if (!f)
+		return 1;	/* a flow that never crossed a monitored interface */
+	bpf_get_current_comm(comm, sizeof(comm));
+	return flow_set_owner(f, &k, uid, pid, cgroup, comm);
+}
+
+static __always_inline int udp_owner_moved(struct sock *sk, __u32 netns, __u32 uid, __u32 pid,
+					   __u64 cgroup)
+{
+	struct pdtt_port_key ok = {
+		.netns = netns,
+		.port = sk->__sk_common.skc_num,	/* host order */
+	};
+	struct pdtt_owner o = {
+		.uid = uid,
+		.pid = pid,
+		.cgroup = cgroup,
+		.gen = __sync_fetch_and_add(&next_owner_gen, 1) + 1,
+		.cookie = bpf_get_socket_cookie(sk),
+	};
+
+	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	if (bpf_map_update_elem(&udp_owners, &ok, &o, BPF_ANY))
+		stat_inc(PDTT_STAT_AUX_FULL);
+	return 1;
+}
+
+/*
+ * Runs on every send and receive of every socket on the host: the common
+ * case (the same process as last time) costs one socket-storage lookup.
+ */
+static __always_inline void io_hook(struct sock *sk)
+{
+	__u16 family = sk->__sk_common.skc_family;
+	struct task_struct *task;
+	struct io_owner *last;
+	__u32 netns, uid, pid;
+	__u64 cgroup;
+	__u8 proto;
+	int done;
+
+	if (family != AF_INET && family != AF_INET6)
+		return;		/* Unix sockets fire these tracepoints too */
+	proto = sk->sk_protocol;
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return;
+	netns = sk->__sk_common.skc_net.net->ns.inum;
+	if (target_netns && netns != target_netns)
+		return;
+	task = bpf_get_current_task_btf();
+	uid = task->cred->euid.val;	/* effective: Samba and ProFTPD switch only that */
+	pid = bpf_get_current_pid_tgid() >> 32;
+	cgroup = bpf_get_current_cgroup_id();
+	last = bpf_sk_storage_get(&io_owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!last)
+		return;
+	if (last->pid == pid && last->uid == uid && last->cgroup == cgroup)
+		return;
+	if (proto == IPPROTO_TCP)
+		done = tcp_owner_moved(sk, uid, pid, cgroup);
+	else
+		done = udp_owner_moved(sk, netns, uid, pid, cgroup);
+	if (done) {
+		last->uid = uid;
+		last->pid = pid;
+		last->cgroup = cgroup;
+		bpf_get_current_comm(last->comm, sizeof(last->comm));
+	}
+}
+
+#endif /* PDTT_LIB_OWNER_H */
