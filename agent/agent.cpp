@@ -124,6 +124,7 @@ Agent::Agent(const Config& cfg)
     bpf_->attach_tracepoints();
     // After the tracepoint, so a seeded flow that closes later is seen closing.
     size_t seeded = bpf_->insert_flows(find_existing_flows(opts.target_netns));
+    bpf_->owners_seeded();
     log::debug("sock_diag: " + std::to_string(seeded) + " established TCP sockets entered");
     for (auto& i : ifaces_)
         if (i.counted_on.empty())
@@ -243,10 +244,12 @@ void Agent::tick() {
     Counters u = bpf_->unattributed();
     agg_->add_unattributed(since(u, unattributed_seen_));
     unattributed_seen_ = u;
-    for (const auto& [uid, now] : bpf_->overflow()) {
-        Counters& seen = overflow_seen_[uid];
-        agg_->add_overflow(uid, since(now, seen));
-        seen = now;
+    for (const auto& [uid, delta] : bpf_->take_overflow()) {
+        // A flow whose owner the kernel side did not know: nobody's.
+        if (uid == PDTT_UID_UNRESOLVED)
+            agg_->add_unattributed(delta);
+        else
+            agg_->add_overflow(uid, delta);
     }
 }
 

@@ -13,7 +13,6 @@
 #include "wall_clock.hpp"
 
 #include <boost/asio/io_context.hpp>
-#include <unordered_map>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -82,7 +81,6 @@ private:
     std::vector<Iface> ifaces_;
     std::unique_ptr<LinkMonitor> links_;
     Counters unattributed_seen_;
-    std::unordered_map<uint32_t, Counters> overflow_seen_;   // per uid, as last read
     uint64_t deltas_incomplete_ = 0;                         // delta passes that gave up
     std::vector<UdpSocket> udp_socks_;
     uint64_t udp_socks_ns_ = 0;   // when udp_socks_ was read

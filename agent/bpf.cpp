@@ -162,9 +162,9 @@ Bpf::Bpf(const BpfOptions& opts) : opts_(opts) {
     if (!skel_)
         throw *first;
     if (!io_hooks_)
-        log::warn("this kernel lacks the tracepoints tcp/tcp_sendmsg_locked, sock/sock_send_length and "
-                  "sock/sock_recv_length (Linux 6.11): a flow's owner is its socket's uid, not the process "
-                  "that moves its bytes");
+        log::warn("the I/O hooks (tracepoints tcp/tcp_sendmsg_locked, sock/sock_send_length, "
+                  "sock/sock_recv_length) are not available here: a flow's owner is its socket's uid, not the "
+                  "process that moves its bytes");
 }
 
 Skeleton Bpf::load(bool btf_tracepoint, bool io_hooks) const {
@@ -295,7 +295,7 @@ size_t Bpf::insert_flows(const std::vector<FlowEntry>& flows) {
     size_t n = 0;
     for (FlowEntry e : flows) {
         e.flow.id = kSeededFlowIds | ++seeded_;
-        e.flow.slot_uid = PDTT_UID_UNRESOLVED;   // counts in no uid's share
+        e.flow.slot_uid = PDTT_SLOT_NONE;   // counts in no uid's share
         n += bpf_map_update_elem(flows_fd(), &e.key, &e.flow, BPF_NOEXIST) == 0;
     }
     return n;
@@ -321,20 +321,28 @@ void Bpf::set_udp_owner(const pdtt_port_key& k, uint32_t uid) {
     bpf_map_update_elem(bpf_map__fd(skel_->maps.udp_owners), &k, &o, BPF_NOEXIST);
 }
 
-std::vector<std::pair<uint32_t, Counters>> Bpf::overflow() const {
-    std::vector<std::pair<uint32_t, Counters>> out;
+std::vector<std::pair<uint32_t, Counters>> Bpf::take_overflow() {
+    // Taken, not read: the map holds only what came since the last tick, so
+    // uids that come and go (a rootless container's) never fill it for good.
+    std::vector<uint32_t> uids;
     int fd = bpf_map__fd(skel_->maps.overflow);
     uint32_t key = 0, next = 0;
     const uint32_t* prev = nullptr;
     while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        pdtt_counters c{};
-        if (bpf_map_lookup_elem(fd, &next, &c) == 0)
-            out.push_back({next, Counters{c.tx_bytes, c.rx_bytes, c.tx_packets, c.rx_packets}});
+        uids.push_back(next);
         key = next;
         prev = &key;
     }
+    std::vector<std::pair<uint32_t, Counters>> out;
+    for (uint32_t uid : uids) {
+        pdtt_counters c{};
+        if (bpf_map_lookup_and_delete_elem(fd, &uid, &c) == 0)
+            out.push_back({uid, Counters{c.tx_bytes, c.rx_bytes, c.tx_packets, c.rx_packets}});
+    }
     return out;
 }
+
+void Bpf::owners_seeded() { skel_->bss->owner_epoch++; }
 
 Counters Bpf::unattributed() const {
     std::vector<pdtt_counters> per_cpu(libbpf_num_possible_cpus());

@@ -73,8 +73,11 @@ public:
     bool take_flow(const pdtt_flow_key& k, pdtt_flow& out);
     // The owner of a local UDP port, for receivers that never sent.
     void set_udp_owner(const pdtt_port_key& k, uint32_t uid);
-    // Bytes of flows that found no slot, per owner uid, since load.
-    std::vector<std::pair<uint32_t, Counters>> overflow() const;
+    // Bytes of flows that found no slot, per owner uid, since the last call.
+    std::vector<std::pair<uint32_t, Counters>> take_overflow();
+    // Owners the I/O hooks cached before the flows older than the agent were
+    // entered are looked at again.
+    void owners_seeded();
     uint32_t flow_capacity() const { return opts_.flow_entries; }
     Counters unattributed() const;   // summed over CPUs, since load
     StatArray stats() const;         // summed over CPUs, since load

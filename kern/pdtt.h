@@ -162,9 +162,12 @@ enum pdtt_stat {
 
 /* uid of a flow whose socket's owner the kernel side did not know yet (a
  * UDP receiver that never sent, a TCP flow first seen at tc ingress); the
- * agent resolves it from the socket table. Also the slot_uid of flows the
- * agent seeded, which count in no uid's share. */
+ * agent resolves it from the socket table. */
 #define PDTT_UID_UNRESOLVED 0xfffffffeu
+
+/* slot_uid of the flows the agent seeded at start: they count in no uid's
+ * share. */
+#define PDTT_SLOT_NONE 0xffffffffu
 
 /* Index of the unattributed counters: [0] all traffic matching no flow. */
 #define PDTT_UNATTRIBUTED 0

@@ -11,6 +11,7 @@
 #define AF_INET6	10
 #define EEXIST		17
 #define TC_ACT_UNSPEC	(-1)	/* tcx: TCX_NEXT; clsact: continue */
+#define PF_KTHREAD	0x00200000	/* task_struct.flags: a kernel thread */
 #define IP_MF		0x2000
 #define IP_OFFSET	0x1FFF
 /* IPv6 extension headers */

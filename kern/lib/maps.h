@@ -15,6 +15,9 @@ const volatile __u32 max_slots_per_uid = 0;	/* 0: no bound */
 /* Counters shared by every CPU. */
 __u64 next_flow_id = 0;
 __u64 next_owner_gen = 0;
+/* Bumped by the agent after it seeded the flows older than it: an owner
+ * cached before then was cached for a socket with no flow yet. */
+__u32 owner_epoch = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -85,6 +88,7 @@ struct io_owner {
 	__u64 cgroup;
 	__u32 uid;
 	__u32 pid;
+	__u32 epoch;		/* owner_epoch when cached */
 	char comm[PDTT_COMM_LEN];
 };
 

@@ -42,6 +42,8 @@ static __always_inline int flow_set_owner(struct pdtt_flow *f, const struct pdtt
 			return 0;
 		}
 	}
+	if (f->uid != uid)
+		slot_move(f, uid);
 	f->uid = uid;
 	f->pid = pid;
 	f->cgroup = cgroup;
@@ -75,8 +77,14 @@ static __always_inline int tcp_owner_moved(struct sock *sk, __u32 uid, __u32 pid
 	if (sock_key(sk, &k, &family))
 		return 1;
 	f = bpf_map_lookup_elem(&flows, &k);
-	if (!f)
-		return 1;	/* a flow that never crossed a monitored interface */
+	if (!f) {
+		/* Refused a slot: its bytes go to the overflow of who moves them. */
+		struct pdtt_noslot *ns = bpf_map_lookup_elem(&noslot, &k);
+
+		if (ns)
+			ns->uid = uid;
+		return 1;	/* or a flow that never crossed a monitored interface */
+	}
 	bpf_get_current_comm(comm, sizeof(comm));
 	return flow_set_owner(f, &k, uid, pid, cgroup, comm);
 }
@@ -125,13 +133,19 @@ static __always_inline void io_hook(struct sock *sk)
 	if (target_netns && netns != target_netns)
 		return;
 	task = bpf_get_current_task_btf();
-	uid = task->cred->euid.val;	/* effective: Samba and ProFTPD switch only that */
+	if (task->flags & PF_KTHREAD)
+		return;		/* kTLS, NFS, NBD workers: acting for the socket's owner */
+	/* Effective: Samba and ProFTPD switch only that. But a setuid-root
+	 * program handed a user's socket acts for its real user. */
+	uid = task->cred->euid.val;
+	if (uid == 0)
+		uid = task->cred->uid.val;
 	pid = bpf_get_current_pid_tgid() >> 32;
 	cgroup = bpf_get_current_cgroup_id();
 	last = bpf_sk_storage_get(&io_owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!last)
 		return;
-	if (last->pid == pid && last->uid == uid && last->cgroup == cgroup)
+	if (last->pid == pid && last->uid == uid && last->cgroup == cgroup && last->epoch == owner_epoch)
 		return;
 	if (proto == IPPROTO_TCP)
 		done = tcp_owner_moved(sk, uid, pid, cgroup);
@@ -141,6 +155,7 @@ static __always_inline void io_hook(struct sock *sk)
 		last->uid = uid;
 		last->pid = pid;
 		last->cgroup = cgroup;
+		last->epoch = owner_epoch;
 		bpf_get_current_comm(last->comm, sizeof(last->comm));
 	}
 }

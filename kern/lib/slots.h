@@ -71,7 +71,7 @@ static __always_inline void slot_give(__u32 uid)
 {
 	__u64 *n;
 
-	if (!max_slots_per_uid || uid == PDTT_UID_UNRESOLVED)	/* seeded: held no share */
+	if (!max_slots_per_uid || uid == PDTT_SLOT_NONE)	/* seeded: held no share */
 		return;
 	n = bpf_map_lookup_elem(&uid_slots, &uid);
 	if (n && *n)
@@ -106,6 +106,23 @@ static __always_inline struct pdtt_flow *flow_insert(const struct pdtt_flow_key 
 		ns.until_ns = bpf_ktime_get_ns() + retry_ns;
 	bpf_map_update_elem(&noslot, k, &ns, BPF_ANY);
 	return NULL;
+}
+
+/* A flow's slot counts in its owner's share: it moves with the owner, even
+ * past the new owner's share (the flow has its slot already). */
+static __always_inline void slot_move(struct pdtt_flow *f, __u32 uid)
+{
+	__u64 one = 1, *n;
+
+	if (!max_slots_per_uid || f->slot_uid == PDTT_SLOT_NONE || f->slot_uid == uid)
+		return;
+	slot_give(f->slot_uid);
+	f->slot_uid = uid;
+	n = bpf_map_lookup_elem(&uid_slots, &uid);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		bpf_map_update_elem(&uid_slots, &uid, &one, BPF_NOEXIST);
 }
 
 /* Remove a flow and give back its slot. */

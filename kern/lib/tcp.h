@@ -44,14 +44,20 @@ static __always_inline void flow_established(struct sock *sk, int oldstate)
 {
 	struct pdtt_flow_key k = {};
 	struct pdtt_flow f = {}, *stale;
-	struct owner *o = NULL;
+	struct owner *o, *connected;
 	__u64 skp = (__u64)sk;
 
-	if (oldstate == TCP_SYN_SENT)
-		o = bpf_map_lookup_elem(&connecting, &skp);
+	/* Outbound also after a simultaneous open (SYN_SENT, SYN_RECV, then
+	 * ESTABLISHED): connect() was called. */
+	o = connected = bpf_map_lookup_elem(&connecting, &skp);
 	if (sock_key(sk, &k, &f.family))
 		goto out;
-	if (oldstate == TCP_SYN_SENT) {
+	/* An entry of this 5-tuple belongs to an earlier connection whose close
+	 * was missed (one seeded at start, say): end it first. */
+	stale = bpf_map_lookup_elem(&flows, &k);
+	if (stale)
+		flow_end(&k, stale, NULL);
+	if (connected) {
 		f.direction = PDTT_DIR_OUTBOUND;
 	} else {
 		struct pdtt_port_key lk = { .netns = k.netns, .port = k.lport };
@@ -69,14 +75,9 @@ static __always_inline void flow_established(struct sock *sk, int oldstate)
 	f.uid = BPF_CORE_READ(sk, sk_uid.val);
 	f.open_ns = bpf_ktime_get_ns();
 	f.id = new_flow_id();
-	/* An entry of this 5-tuple belongs to an earlier connection whose close
-	 * was missed (one seeded at start, say): end it first. */
-	stale = bpf_map_lookup_elem(&flows, &k);
-	if (stale)
-		flow_end(&k, stale, NULL);
 	flow_insert(&k, &f, 0);
 out:
-	if (oldstate == TCP_SYN_SENT)
+	if (connected)
 		bpf_map_delete_elem(&connecting, &skp);
 }
 
