@@ -24,7 +24,12 @@ RingReader::RingReader(boost::asio::io_context& io, int ring_map_fd, Handler han
     epoll_.assign(fd);
 }
 
-RingReader::~RingReader() { stop(); }
+RingReader::~RingReader() {
+    try {
+        stop();
+    } catch (...) {   // a destructor must not throw; timer cancel() throws only on misuse
+    }
+}
 
 void RingReader::start() {
     running_ = true;

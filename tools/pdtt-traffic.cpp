@@ -67,7 +67,7 @@ using namespace pdtt::tool;
 using pdtt::Fd;
 
 constexpr std::size_t kHeader = 16;
-constexpr std::size_t kBuf = 256 * 1024;
+constexpr std::size_t kBuf = std::size_t{256} * 1024;
 constexpr std::size_t kMaxDatagram = 65507;
 
 void put_be64(unsigned char *p, std::uint64_t v)
@@ -458,9 +458,9 @@ int send_main(const Args &a)
 			    std::to_string(conns) + " connections completed)");
 	std::uint64_t hdr = proto == "tcp" ? kHeader : 0;
 	std::printf("connections=%llu tx=%llu rx=%llu wire_tx=%llu wire_rx=%llu seconds=%.6f\n",
-		    (unsigned long long)conns, (unsigned long long)(conns * c.tx),
-		    (unsigned long long)(conns * c.rx), (unsigned long long)(conns * (c.tx + hdr)),
-		    (unsigned long long)(conns * c.rx), secs);
+		    (unsigned long long)conns, (unsigned long long)conns * c.tx,
+		    (unsigned long long)conns * c.rx, (unsigned long long)conns * (c.tx + hdr),
+		    (unsigned long long)conns * c.rx, secs);
 	return 0;
 }
 
