@@ -194,7 +194,9 @@ void Aggregator::change_owner(Flow& f, const pdtt_event& e) {
     CgroupInfoPtr old_cg = f.cg;   // keeps the old job's views alive for the record
     if (e.cgroup != f.cgroup_id)
         set_cgroup(f, e.cgroup, lookup_cgroup(e.cgroup));
-    const bool new_job = job_of(f.cg) != job_of(old_cg);
+    // A cgroup learnt (none or not resolved before: a flow opened in softirq)
+    // or not resolved yet names no job change.
+    const bool new_job = old_cg && f.cg && job_of(f.cg) != job_of(old_cg);
     if (!new_uid && !new_job) {
         note_process(f, e);
         return;

@@ -288,3 +288,16 @@ BOOST_AUTO_TEST_CASE(filtered_sink_passes_only_the_chosen_record_types) {
     BOOST_TEST(cap->users.empty());
     BOOST_TEST(cap->jobs.size() == 1u);
 }
+
+BOOST_FIXTURE_TEST_CASE(a_cgroup_learnt_after_open_is_no_owner_change, Fixture) {
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, "10.0.0.2", 1001, 0, 0, 0));   // opened in softirq: no cgroup
+    agg.on_event(ev(PDTT_EV_FLOW_OWNER, 1, "10.0.0.2", 1001, task0, 0, 0));
+    BOOST_TEST(cap->owners.empty());
+    agg.on_event(ev(PDTT_EV_FLOW_CLOSE, 1, "10.0.0.2", 1001, task0, 900, 90));
+    BOOST_TEST_REQUIRE(cap->closes.size() == 1u);
+    BOOST_TEST(str(cap->closes[0].id.job) == "4242");
+    agg.report(Timestamp{}, 10.0);
+    const JobReport* j = find_job(*cap, "4242", "0", 1001);
+    BOOST_TEST_REQUIRE(j);
+    BOOST_TEST(j->tx_bytes == 900u);
+}
