@@ -11,6 +11,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <boost/asio/post.hpp>
+
 #include <algorithm>
 #include <csignal>
 #include <cstring>
@@ -55,6 +57,7 @@ SinkSettings sink_settings(const Config& cfg) {
     }
     for (const auto& url : cfg.syslog)
         s.syslog.push_back({url, cfg.syslog_facility, cfg.syslog_app_name});
+    s.syslog_records = cfg.syslog_records;
     return s;
 }
 
@@ -140,6 +143,17 @@ Agent::Agent(const Config& cfg)
             return "if" + std::to_string(idx);
         },
         clock_, [this](const pdtt_flow_key& k) { return resolve_udp(k); });
+    // Jobs: cgroup ids to paths, off the loop when a walk is needed.
+    if (auto m = find_cgroup2_mount()) {
+        CgroupResolver::Options o;
+        o.wake = [this] { boost::asio::post(io_, [this] { cgroups_->poll(); }); };
+        cgroups_ = std::make_unique<CgroupResolver>(*m, std::move(o));
+        agg_->set_cgroups(cgroups_.get());
+        log::debug("cgroup2 at " + m->mount_point + (cgroups_->stats().handles ? ", ids resolved by handle" : ""));
+    } else {
+        log::info("no cgroup2 mount: flows carry no cgroup or job");
+    }
+    agg_->set_classes(&cfg_.classes);
     ring_ = std::make_unique<RingReader>(io_, bpf_->ring_fd(), [this](const pdtt_event& e) { agg_->on_event(e); });
 }
 

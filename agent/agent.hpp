@@ -4,6 +4,7 @@
 
 #include "aggregator.hpp"
 #include "bpf.hpp"
+#include "cgroups.hpp"
 #include "config.hpp"
 #include "names.hpp"
 #include "netlink.hpp"
@@ -76,6 +77,7 @@ private:
     UserNames names_;
     WallClock clock_;
     std::unique_ptr<Bpf> bpf_;
+    std::unique_ptr<CgroupResolver> cgroups_;   // null without a cgroup2 mount
     std::unique_ptr<Aggregator> agg_;
     std::unique_ptr<RingReader> ring_;
     std::vector<Iface> ifaces_;

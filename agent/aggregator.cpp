@@ -10,6 +10,8 @@ namespace {
 
 Counters to_counters(const pdtt_counters& c) { return {c.tx_bytes, c.rx_bytes, c.tx_packets, c.rx_packets}; }
 
+std::optional<std::string_view> job_of(const CgroupInfoPtr& cg) { return cg ? cg->job() : std::nullopt; }
+
 const char* proto_name(uint8_t p) {
     switch (p) {
     case IPPROTO_TCP:
@@ -56,7 +58,72 @@ Aggregator::Flow Aggregator::make_flow(const pdtt_event& e) {
     id.direction = e.direction == PDTT_DIR_OUTBOUND  ? Direction::outbound
                    : e.direction == PDTT_DIR_INBOUND ? Direction::inbound
                                                      : Direction::unknown;
+    if (classes_)
+        f.cls = classes_->classify(e.key.raddr);
+    set_cgroup(f, e.cgroup, lookup_cgroup(e.cgroup));
     return f;
+}
+
+// The views in f.id point into cg, which f keeps alive.
+void Aggregator::set_cgroup(Flow& f, uint64_t id, CgroupInfoPtr cg) {
+    f.cgroup_id = id;
+    f.cg = std::move(cg);
+    f.job_gen = UINT64_MAX;   // its bytes from now on may be another job's or step's
+    f.id.cgroup = f.cg ? std::string_view(f.cg->path()) : std::string_view();
+    f.id.job = job_of(f.cg);
+    f.id.step = f.cg ? f.cg->step() : std::nullopt;
+}
+
+void Aggregator::add_class(std::vector<ClassCounters>& v, ClassId cls, const Counters& delta) const {
+    if (v.empty())
+        v.resize(classes_->names().size());
+    v[cls].tx += delta.tx_bytes;
+    v[cls].rx += delta.rx_bytes;
+}
+
+// Every class and "other", zeros too: a reader finds the same keys each time.
+std::vector<ClassTotals> Aggregator::class_totals(const std::vector<ClassCounters>& v) const {
+    std::vector<ClassTotals> out;
+    if (!classes_)
+        return out;
+    const auto& names = classes_->names();
+    out.reserve(names.size());
+    for (size_t i = 0; i < names.size(); ++i)
+        out.push_back({names[i], i < v.size() ? v[i].tx : 0, i < v.size() ? v[i].rx : 0});
+    return out;
+}
+
+void Aggregator::add_to_job(Flow& f, const Counters& delta) {
+    if (!f.id.job)
+        return;
+    if (f.job_gen != gen_) {   // first bytes of this flow's job in this interval: find its row once
+        const std::string_view job = *f.id.job;
+        std::string key(job);
+        key += '\0';
+        if (f.id.step)
+            key += *f.id.step;
+        key += '\0';
+        key += std::to_string(f.id.uid);
+        auto [it, fresh] = job_index_.try_emplace(std::move(key), jobs_.size());
+        if (fresh) {
+            Job j;
+            j.job = job;
+            const std::string& path = f.cg->path();
+            // The step's own cgroup (the job's without a step), not a task's below it.
+            std::string_view last = f.id.step ? *f.id.step : job;
+            j.cgroup = path.substr(0, size_t(last.data() - path.data()) + last.size());
+            if (f.id.step)
+                j.step = std::string(*f.id.step);
+            j.uid = f.id.uid;
+            jobs_.push_back(std::move(j));
+        }
+        f.job_slot = it->second;
+        f.job_gen = gen_;
+    }
+    Job& j = jobs_[f.job_slot];
+    j.cnt += delta;
+    if (classes_)
+        add_class(j.classes, f.cls, delta);
 }
 
 FlowRecord Aggregator::record(FlowEvent type, const Flow& f, const pdtt_event& e, const Counters& cnt) const {
@@ -84,6 +151,9 @@ void Aggregator::add_to_pair(User& u, size_t& pair, const std::string& local, co
 void Aggregator::account(Flow& f, const Counters& delta) {
     User& u = users_[f.id.uid];
     u.cnt += delta;
+    if (classes_)
+        add_class(u.classes, f.cls, delta);
+    add_to_job(f, delta);
     if (f.gen != gen_) {   // first bytes of this flow in this interval: find its row once
         f.gen = gen_;
         u.flows++;
@@ -117,20 +187,32 @@ void Aggregator::note_process(Flow& f, const pdtt_event& e) {
 }
 
 // The kernel counted everything up to e.cnt for the old owner; from here on
-// the bytes are the new one's.
+// the bytes are the new one's. The owner is the user and the job: another
+// cgroup of the same job (a new step, a task's own) is only noted.
 void Aggregator::change_owner(Flow& f, const pdtt_event& e) {
-    if (e.uid == PDTT_UID_UNRESOLVED || int64_t(e.uid) == f.id.uid) {
-        note_process(f, e);   // same user (a cgroup of its own: the job issue)
+    const bool new_uid = e.uid != PDTT_UID_UNRESOLVED && int64_t(e.uid) != f.id.uid;
+    CgroupInfoPtr old_cg = f.cg;   // keeps the old job's views alive for the record
+    if (e.cgroup != f.cgroup_id)
+        set_cgroup(f, e.cgroup, lookup_cgroup(e.cgroup));
+    // A cgroup learnt (none or not resolved before: a flow opened in softirq)
+    // or not resolved yet names no job change.
+    const bool new_job = old_cg && f.cg && job_of(f.cg) != job_of(old_cg);
+    if (!new_uid && !new_job) {
+        note_process(f, e);
         return;
     }
     FlowRecord r = record(FlowEvent::owner, f, e, since(to_counters(e.cnt), f.owner_base));
     r.from_uid = f.id.uid;
     r.from_user = f.id.user;
-    f.id.uid = e.uid;
-    f.id.user = intern(names_.name(f.id.uid));
+    r.from_job = job_of(old_cg);
+    if (new_uid) {
+        f.id.uid = e.uid;
+        f.id.user = intern(names_.name(f.id.uid));
+        f.gen = UINT64_MAX;   // its bytes from now on are in another user's rows
+        f.job_gen = UINT64_MAX;
+    }
     f.id.pid.reset();
     note_process(f, e);
-    f.gen = UINT64_MAX;   // its bytes from now on are in another user's rows
     f.owner_base = to_counters(e.cnt);
     r.id = f.id;
     for (auto& s : sinks_)
@@ -156,6 +238,9 @@ void Aggregator::on_event(const pdtt_event& e) {
             s->flow_open(r);
     }
     Flow& f = it->second;
+    if (f.cgroup_id && !f.cg)   // resolved since, perhaps
+        if (CgroupInfoPtr cg = lookup_cgroup(f.cgroup_id))
+            set_cgroup(f, f.cgroup_id, std::move(cg));
     Counters delta = since(to_counters(e.cnt), f.accounted);
     if (!delta.empty()) {
         account(f, delta);
@@ -236,10 +321,30 @@ void Aggregator::report(Timestamp end, double interval_s) {
         r.connections.reserve(u.pairs.size());
         for (auto& p : u.pairs)
             r.connections.push_back({std::move(p.local), std::move(p.remote), p.tx, p.rx});
+        r.classes = class_totals(u.classes);
         for (auto& s : sinks_)
             s->user_report(r);
     }
+    for (auto& j : jobs_) {
+        if (j.cnt.empty())
+            continue;
+        JobReport r;
+        r.ts = end;
+        r.job = std::move(j.job);
+        r.step = std::move(j.step);
+        r.cgroup = std::move(j.cgroup);
+        r.uid = j.uid;
+        r.user = names_.name(j.uid);
+        r.interval_s = interval_s;
+        r.tx_bytes = j.cnt.tx_bytes;
+        r.rx_bytes = j.cnt.rx_bytes;
+        r.classes = class_totals(j.classes);
+        for (auto& s : sinks_)
+            s->job_report(r);
+    }
     users_.clear();
+    jobs_.clear();
+    job_index_.clear();
     gen_++;
 }
 

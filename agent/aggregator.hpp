@@ -4,6 +4,8 @@
 #pragma once
 
 #include "abi.hpp"
+#include "cgroups.hpp"
+#include "classes.hpp"
 #include "names.hpp"
 #include "records.hpp"
 #include "sink.hpp"
@@ -11,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -38,6 +41,13 @@ public:
 
     Aggregator(SinkList& sinks, UserNames& names, IfName ifname, const WallClock& clock, Resolve resolve = {});
 
+    // Flows carry the path and Slurm job of their owner's cgroup id (null:
+    // ids are not resolved); user and job reports carry per-class totals
+    // (null or empty: no classes). Both must outlive the aggregator; set
+    // them before the first event.
+    void set_cgroups(CgroupResolver* cgroups) { cgroups_ = cgroups; }
+    void set_classes(const TrafficClasses* classes) { classes_ = classes && !classes->empty() ? classes : nullptr; }
+
     void on_event(const pdtt_event& e);
     // Call after each delta pass's records were consumed. A record of a flow
     // closed in the pass before the last one can no longer be in the ring.
@@ -46,7 +56,8 @@ public:
     // Bytes of flows the kernel had no slot for, still the owner's: one
     // "* -> *" row in the user's report.
     void add_overflow(int64_t uid, const Counters& delta);
-    // One user_report per user with traffic since the last report.
+    // One user_report per user, then one job_report per (job, step, user),
+    // with traffic since the last report.
     void report(Timestamp end, double interval_s);
     // Forgets flows the kernel no longer has (their close record was lost).
     void prune(const std::function<bool(const pdtt_flow_key&)>& kernel_has);
@@ -70,6 +81,23 @@ private:
         size_t pair = 0;              // its row in its user's pairs, valid in generation gen
         uint64_t active_ns = 0;       // kernel time of the last record that moved bytes
         bool udp = false;
+        ClassId cls = kOtherClass;    // of its remote address, fixed at open
+        uint64_t cgroup_id = 0;       // the owner's, as the kernel last reported it
+        CgroupInfoPtr cg;             // its path; null while it is being resolved
+        uint64_t job_gen = UINT64_MAX;  // report generation job_slot is valid in
+        size_t job_slot = 0;          // its row in jobs_
+    };
+    struct ClassCounters {
+        uint64_t tx = 0, rx = 0;
+    };
+    // One (job, step, user) of this interval.
+    struct Job {
+        std::string job;
+        std::optional<std::string> step;
+        std::string cgroup;
+        int64_t uid = 0;
+        Counters cnt;
+        std::vector<ClassCounters> classes;
     };
     struct Pair {
         std::string local, remote;
@@ -80,6 +108,7 @@ private:
         uint64_t flows = 0;
         std::vector<Pair> pairs;
         std::unordered_map<std::string, size_t> pair_index;
+        std::vector<ClassCounters> classes;
     };
 
     Flow make_flow(const pdtt_event& e);
@@ -87,6 +116,11 @@ private:
     void account(Flow& f, const Counters& delta);
     void add_to_pair(User& u, size_t& pair, const std::string& local, const std::string& remote, const Counters& d);
     void note_process(Flow& f, const pdtt_event& e);
+    void set_cgroup(Flow& f, uint64_t id, CgroupInfoPtr cg);
+    CgroupInfoPtr lookup_cgroup(uint64_t id) { return cgroups_ && id ? cgroups_->lookup(id) : nullptr; }
+    void add_to_job(Flow& f, const Counters& delta);
+    void add_class(std::vector<ClassCounters>& v, ClassId cls, const Counters& delta) const;
+    std::vector<ClassTotals> class_totals(const std::vector<ClassCounters>& v) const;
     void change_owner(Flow& f, const pdtt_event& e);
     bool closed(uint64_t flow_id) const { return closed_.count(flow_id) || closed_before_.count(flow_id); }
     FlowRecord record(FlowEvent type, const Flow& f, const pdtt_event& e, const Counters& cnt) const;
@@ -96,6 +130,8 @@ private:
     IfName ifname_;
     const WallClock& clock_;
     Resolve resolve_;
+    CgroupResolver* cgroups_ = nullptr;
+    const TrafficClasses* classes_ = nullptr;
     uint64_t gen_ = 0;
     size_t udp_flows_ = 0;
     using FlowMap = std::unordered_map<pdtt_flow_key, Flow, FlowKeyHash, FlowKeyEq>;
@@ -104,6 +140,8 @@ private:
     FlowMap flows_;
     std::unordered_set<uint64_t> closed_, closed_before_;   // flow ids closed in this and the last pass
     std::unordered_map<int64_t, User> users_;
+    std::vector<Job> jobs_;                                  // this interval's
+    std::unordered_map<std::string, size_t> job_index_;     // job, step, uid -> jobs_ row
     std::unordered_set<std::string> interned_;   // user and interface names; nodes never move
 };
 

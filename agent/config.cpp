@@ -192,6 +192,42 @@ std::string on_off(bool on) {
     return on ? "on" : "off";
 }
 
+// "flow_close,user_report": every name a record type syslog carries, none twice.
+RecordTypes parse_record_types(const std::string& where, const std::string& v) {
+    RecordTypes set{0};
+    std::string_view rest = v;
+    while (true) {
+        const auto comma = rest.find(',');
+        std::string_view item = rest.substr(0, comma);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+            item.remove_prefix(1);
+        while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
+            item.remove_suffix(1);
+        const auto t = RecordTypes::find(item);
+        if (!t) {
+            std::string names;
+            for (auto n : kSyslogRecordNames)
+                names += (names.empty() ? "" : ", ") + std::string(n);
+            bad_value(where, v, "'" + std::string(item) + "' is not a record type syslog sends (" + names + ")");
+        }
+        if (set.has(*t))
+            bad_value(where, v, "'" + std::string(item) + "' given twice");
+        set.add(*t);
+        if (comma == std::string_view::npos)
+            break;
+        rest.remove_prefix(comma + 1);
+    }
+    return set;
+}
+
+std::string record_types_text(const RecordTypes& set) {
+    std::string s;
+    for (std::size_t i = 0; i < std::size(kSyslogRecordNames); ++i)
+        if (set.has(static_cast<RecordType>(i)))
+            s += (s.empty() ? "" : ",") + std::string(kSyslogRecordNames[i]);
+    return s;
+}
+
 std::string list_or_none(const std::vector<std::string>& list) {
     std::string s;
     for (const std::string& v : list)
@@ -252,6 +288,11 @@ constexpr OptionSpec kOptions[] = {
          c.syslog.push_back(v);
      },
      .shown_default = [](const Config& d) { return list_or_none(d.syslog); }},
+    {.name = "syslog-records", .value_name = "LIST", .help = "which record types go to syslog, comma-separated",
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         c.syslog_records = parse_record_types(where, v);
+     },
+     .shown_default = [](const Config& d) { return record_types_text(d.syslog_records); }},
     {.name = "no-files", .help = "write no per-user log files",
      .apply = [](Config& c, const std::string& v, const std::string& where) { c.files = !parse_bool(where, v); },
      .shown_default = [](const Config& d) { return "files " + on_off(d.files); }},
@@ -299,6 +340,10 @@ constexpr OptionSpec kOptions[] = {
          c.ring_buffer_mib = static_cast<uint32_t>(mib);
      },
      .shown_default = [](const Config& d) { return std::to_string(d.ring_buffer_mib); }},
+    {.name = "class", .value_name = "NAME=CIDR[,CIDR...]",
+     .help = "a traffic class of remote addresses, the most specific wins, else 'other'", .repeatable = true,
+     .apply = [](Config& c, const std::string& v, const std::string& where) { c.classes.add(v, where); },
+     .shown_default = [](const Config&) { return std::string("none"); }},
     {.name = "help", .short_name = 'h', .help = "print this help and exit"},
     {.name = "version", .short_name = 'V', .help = "print the version and exit"},
 };

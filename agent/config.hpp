@@ -2,8 +2,10 @@
 // Precedence: command line, then config file, then defaults.
 #pragma once
 
+#include "classes.hpp"
 #include "errors.hpp"
 #include "pdtt.h"
+#include "records.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -34,6 +36,8 @@ struct Config {
     std::chrono::seconds udp_timeout{60};
     uint32_t flow_table_size = PDTT_DEFAULT_FLOW_ENTRIES;  // kernel flow table entries
     uint32_t ring_buffer_mib = PDTT_DEFAULT_RING_MIB;  // kernel-to-user ring, MiB (power of two)
+    RecordTypes syslog_records;         // which records go to syslog: all by default
+    TrafficClasses classes;             // --class; empty: no per-class totals
 };
 
 // One option: its command-line form, its config-file key and its help. The

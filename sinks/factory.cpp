@@ -16,8 +16,12 @@ SinkList make_sinks(const SinkSettings& settings, boost::asio::io_context& io) {
     case ConsoleFormat::none:
         break;
     }
-    for (const auto& opts : settings.syslog)
-        sinks.push_back(make_syslog_sink(opts, io));
+    for (const auto& opts : settings.syslog) {
+        auto sink = make_syslog_sink(opts, io);
+        if (settings.syslog_records != RecordTypes{})
+            sink = make_filtered_sink(std::move(sink), settings.syslog_records);
+        sinks.push_back(std::move(sink));
+    }
     return sinks;
 }
 

@@ -29,6 +29,7 @@ struct SinkSettings {
     std::string log_prefix;
     ConsoleFormat console = ConsoleFormat::none;
     std::vector<SyslogOptions> syslog;     // one sink each
+    RecordTypes syslog_records;            // the records the syslog sinks get (--syslog-records)
 };
 
 // The sinks settings ask for: per-user files, the console, then syslog.
@@ -44,7 +45,11 @@ std::unique_ptr<Sink> make_file_sink(const std::string& prefix);
 std::unique_ptr<Sink> make_json_sink(std::FILE* out);
 std::unique_ptr<Sink> make_text_sink(std::FILE* out);
 
-// RFC 5424 records (flow_close, user_report, agent_stats) to a syslog
+// Hands `inner` only the records of the types in `types` (and everything
+// that is not a record: interval_end, reopen, flush, errors).
+std::unique_ptr<Sink> make_filtered_sink(std::unique_ptr<Sink> inner, RecordTypes types);
+
+// RFC 5424 records (flow_owner, flow_close, user_report, job_report, agent_stats) to a syslog
 // receiver, the network I/O on io. Throws Error(kExitUsage, ...) when the
 // host does not resolve now; later failures are retried.
 std::unique_ptr<Sink> make_syslog_sink(const SyslogOptions& opts, boost::asio::io_context& io);

@@ -24,6 +24,7 @@ public:
     void flow_close(const FlowRecord& r) override { emit(r); }
     void flow_owner(const FlowRecord& r) override { emit(r); }
     void user_report(const UserReport& r) override { emit(r); }
+    void job_report(const JobReport& r) override { emit(r); }
     void agent_stats(const AgentStats& s) override { emit(s); }
 
     void interval_end() override { flush(); }

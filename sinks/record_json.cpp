@@ -35,6 +35,24 @@ json::value text(std::string_view s, const json::storage_ptr& sp) {
     return ascii ? json::string(s, sp) : json::string(valid_utf8(s), sp);
 }
 
+json::value optional_text(const std::optional<std::string_view>& s, const json::storage_ptr& sp) {
+    return s ? text(*s, sp) : json::value(nullptr);
+}
+
+// "classes": {"wan": {"tx_bytes": N, "rx_bytes": N}, ...}; left out when none are configured.
+void add_classes(json::object& o, const std::vector<ClassTotals>& classes) {
+    if (classes.empty())
+        return;
+    json::object by_class(o.storage());
+    for (const auto& c : classes) {
+        json::object t(o.storage());
+        t["tx_bytes"] = c.tx_bytes;
+        t["rx_bytes"] = c.rx_bytes;
+        by_class[c.name] = std::move(t);
+    }
+    o["classes"] = std::move(by_class);
+}
+
 void add_counters(json::object& o, const Counters& c) {
     o["tx_bytes"] = c.tx_bytes;
     o["rx_bytes"] = c.rx_bytes;
@@ -72,9 +90,9 @@ json::object to_json(const FlowRecord& r, json::storage_ptr sp) {
     o["uid"] = id.uid;
     o["pid"] = id.pid ? json::value(*id.pid) : json::value(nullptr);
     o["comm"] = id.comm ? text(*id.comm, o.storage()) : json::value(nullptr);
-    o["cgroup"] = nullptr;
-    o["job"] = nullptr;
-    o["step"] = nullptr;
+    o["cgroup"] = id.cgroup.empty() ? json::value(nullptr) : text(id.cgroup, o.storage());
+    o["job"] = optional_text(id.job, o.storage());
+    o["step"] = optional_text(id.step, o.storage());
     o["proto"] = text(id.proto, o.storage());
     o["family"] = text(id.family, o.storage());
     o["local"] = text(id.local, o.storage());
@@ -87,7 +105,7 @@ json::object to_json(const FlowRecord& r, json::storage_ptr sp) {
     if (r.type == FlowEvent::owner) {
         o["from_uid"] = r.from_uid;
         o["from_user"] = text(r.from_user, o.storage());
-        o["from_job"] = nullptr;
+        o["from_job"] = optional_text(r.from_job, o.storage());
     }
     add_counters(o, r.cnt);
     if (r.type == FlowEvent::close) {
@@ -117,6 +135,21 @@ json::object to_json(const UserReport& r, json::storage_ptr sp) {
         conns.push_back(std::move(row));
     }
     o["connections"] = std::move(conns);
+    add_classes(o, r.classes);
+    return o;
+}
+
+json::object to_json(const JobReport& r, json::storage_ptr sp) {
+    json::object o = head("job_report", r.ts, sp);
+    o["job"] = text(r.job, o.storage());
+    o["step"] = r.step ? text(*r.step, o.storage()) : json::value(nullptr);
+    o["cgroup"] = text(r.cgroup, o.storage());
+    o["user"] = text(r.user, o.storage());
+    o["uid"] = r.uid;
+    o["interval_s"] = seconds(r.interval_s);
+    o["tx_bytes"] = r.tx_bytes;
+    o["rx_bytes"] = r.rx_bytes;
+    add_classes(o, r.classes);
     return o;
 }
 

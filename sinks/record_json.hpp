@@ -13,6 +13,7 @@ namespace pdtt {
 // sp: where the object allocates (the JSON sink hands in a reused arena).
 boost::json::object to_json(const FlowRecord& r, boost::json::storage_ptr sp = {});
 boost::json::object to_json(const UserReport& r, boost::json::storage_ptr sp = {});
+boost::json::object to_json(const JobReport& r, boost::json::storage_ptr sp = {});
 boost::json::object to_json(const AgentStats& s, boost::json::storage_ptr sp = {});
 
 } // namespace pdtt

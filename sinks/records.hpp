@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,6 +62,11 @@ struct FlowId {
     std::string remote;
     uint16_t rport = 0;
     Direction direction = Direction::unknown;
+    // The owner's cgroup below the hierarchy root and the Slurm job it names;
+    // views of a path the aggregator keeps alive. Empty cgroup: unknown.
+    std::string_view cgroup;
+    std::optional<std::string_view> job;
+    std::optional<std::string_view> step;
 };
 
 enum class FlowEvent { open, delta, close, owner };
@@ -74,6 +80,7 @@ struct FlowRecord {
     Counters cnt;
     int64_t from_uid = kUnattributedUid;   // owner only: the old owner
     std::string_view from_user;
+    std::optional<std::string_view> from_job;
     uint64_t tcp_bytes_acked = 0;  // close only
     uint64_t tcp_bytes_received = 0;
     uint64_t tcp_bytes_retrans = 0;  // close only: tx_bytes counts these twice
@@ -84,6 +91,13 @@ struct FlowRecord {
 struct PairRow {
     std::string local;
     std::string remote;
+    uint64_t tx_bytes = 0;
+    uint64_t rx_bytes = 0;
+};
+
+// Bytes to and from one traffic class's remote addresses (--class).
+struct ClassTotals {
+    std::string_view name;         // "other" when no class contains the address
     uint64_t tx_bytes = 0;
     uint64_t rx_bytes = 0;
 };
@@ -99,6 +113,21 @@ struct UserReport {
     uint64_t rx_packets = 0;
     uint64_t flows = 0;            // flows that moved bytes in the interval
     std::vector<PairRow> connections;
+    std::vector<ClassTotals> classes;  // empty unless classes are configured
+};
+
+// One per (job, step, user) with traffic in the interval.
+struct JobReport {
+    Timestamp ts;                  // end of the interval
+    std::string job;
+    std::optional<std::string> step;
+    std::string cgroup;            // the step's cgroup (the job's, without a step)
+    std::string user;
+    int64_t uid = 0;
+    double interval_s = 0;
+    uint64_t tx_bytes = 0;
+    uint64_t rx_bytes = 0;
+    std::vector<ClassTotals> classes;  // empty unless classes are configured
 };
 
 struct AgentStats {
@@ -115,6 +144,27 @@ struct AgentStats {
     uint64_t flow_table_size = 0;  // capacity of the kernel flow table
     uint64_t sink_errors = 0;      // write errors over all sinks, since start
     uint64_t interfaces_missing = 0;  // monitored interfaces deleted and not back yet
+};
+
+// The record types users can pick for syslog (--syslog-records), as the
+// records' "type" fields name them.
+enum class RecordType : uint8_t { flow_owner, flow_close, user_report, job_report, agent_stats };
+inline constexpr std::string_view kSyslogRecordNames[] = {"flow_owner", "flow_close", "user_report", "job_report",
+                                                          "agent_stats"};
+
+// A set of record types; all of them by default.
+struct RecordTypes {
+    uint32_t bits = (1u << std::size(kSyslogRecordNames)) - 1;
+    bool has(RecordType t) const { return bits & (1u << static_cast<unsigned>(t)); }
+    void add(RecordType t) { bits |= 1u << static_cast<unsigned>(t); }
+    bool operator==(const RecordTypes&) const = default;
+    // The type a name stands for, or nothing.
+    static std::optional<RecordType> find(std::string_view name) {
+        for (size_t i = 0; i < std::size(kSyslogRecordNames); ++i)
+            if (kSyslogRecordNames[i] == name)
+                return static_cast<RecordType>(i);
+        return std::nullopt;
+    }
 };
 
 } // namespace pdtt

@@ -20,6 +20,8 @@ public:
     virtual void flow_owner(const FlowRecord&) {}
     // One per user with traffic, at the end of each interval.
     virtual void user_report(const UserReport&) {}
+    // One per (job, step, user) with traffic, after the user reports.
+    virtual void job_report(const JobReport&) {}
     virtual void agent_stats(const AgentStats&) {}
     // After every user_report/agent_stats of one interval has been handed in.
     virtual void interval_end() {}

@@ -67,10 +67,21 @@ std::vector<Param> params(const boost::json::object& o, std::string_view from = 
         on = on || kv.key() == from;
         if (kv.key() == to)
             break;
-        if (on && kv.key() != "type" && !kv.value().is_null() && !kv.value().is_array())
+        if (on && kv.key() != "type" && !kv.value().is_null() && !kv.value().is_array() && !kv.value().is_object())
             out.emplace_back(std::string(kv.key()), param_value(kv.value()));
     }
     return out;
+}
+
+// Per-class totals as class_I, class_tx_bytes_I, class_rx_bytes_I: a class
+// name does not fit in a PARAM-NAME of 32 octets beside a field name.
+void add_class_params(std::vector<Param>& p, const std::vector<ClassTotals>& classes) {
+    for (std::size_t i = 0; i < classes.size(); ++i) {
+        const std::string n = "_" + num(i);
+        p.insert(p.end(), {{"class" + n, std::string(classes[i].name)},
+                           {"class_tx_bytes" + n, num(classes[i].tx_bytes)},
+                           {"class_rx_bytes" + n, num(classes[i].rx_bytes)}});
+    }
 }
 
 // Octets one parameter adds to a message: ` name="value"`.
@@ -144,6 +155,15 @@ std::string format_flow_owner(const Header& h, const FlowRecord& r) {
     return format_message(h, r.ts, "flow_owner", p, msg);
 }
 
+std::string format_job_report(const Header& h, const JobReport& r) {
+    std::vector<Param> p = params(to_json(r));
+    add_class_params(p, r.classes);
+    std::string msg = "job " + r.job + (r.step ? " step " + *r.step : std::string()) + ", " + r.user + ": tx " +
+                      human_bytes(r.tx_bytes) + ", rx " + human_bytes(r.rx_bytes) + " in " + seconds(r.interval_s) +
+                      " s";
+    return format_message(h, r.ts, "job_report", p, msg);
+}
+
 std::string format_agent_stats(const Header& h, const AgentStats& s) {
     std::vector<Param> p = params(to_json(s));
     std::string msg = num(s.events) + " events, " + num(s.ring_drops) + " ring drops, " + num(s.flows_active) +
@@ -154,7 +174,8 @@ std::string format_agent_stats(const Header& h, const AgentStats& s) {
 std::vector<std::string> format_user_report(const Header& h, const UserReport& r, std::size_t max_size) {
     const boost::json::object o = to_json(r);
     const std::vector<Param> head = params(o, "v", "tx_bytes");
-    const std::vector<Param> totals = params(o, "tx_bytes");
+    std::vector<Param> totals = params(o, "tx_bytes");
+    add_class_params(totals, r.classes);
     const std::string msg = r.user + ": tx " + human_bytes(r.tx_bytes) + ", rx " + human_bytes(r.rx_bytes) +
                             ", " + num(r.flows) + " flows in " + seconds(r.interval_s) + " s";
 

@@ -57,6 +57,8 @@ std::string octet_frame(std::string_view msg);
 // ("type" is the MSGID; a null pid or comm is left out).
 std::string format_flow_close(const Header& h, const FlowRecord& r);
 std::string format_flow_owner(const Header& h, const FlowRecord& r);
+// Per-class totals (user_report too) are class_I, class_tx_bytes_I, class_rx_bytes_I.
+std::string format_job_report(const Header& h, const JobReport& r);
 std::string format_agent_stats(const Header& h, const AgentStats& s);
 
 // One or more messages, each at most max_size octets. Connection i is

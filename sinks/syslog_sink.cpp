@@ -75,6 +75,7 @@ public:
         for (auto& m : rfc5424::format_user_report(header_, r, max_message_))
             send(std::move(m));
     }
+    void job_report(const JobReport& r) override { send(rfc5424::format_job_report(header_, r)); }
     void agent_stats(const AgentStats& s) override { send(rfc5424::format_agent_stats(header_, s)); }
 
 protected:

@@ -58,7 +58,7 @@ inline FlowRecord sample_flow() {
     r.type = FlowEvent::close;
     r.ts = at(123456);
     r.id = {7, "eth0", 1001, "alice", 4242, "rsync", "tcp", "ipv4", "192.168.1.100", 40000,
-            "93.184.216.34", 22, Direction::outbound};
+            "93.184.216.34", 22, Direction::outbound, {}, {}, {}};
     r.cnt = {524288, 1048576, 400, 800};
     r.tcp_bytes_acked = 524289;
     r.tcp_bytes_received = 1048577;
