@@ -118,10 +118,10 @@ void Aggregator::note_process(Flow& f, const pdtt_event& e) {
 
 // The kernel counted everything up to e.cnt for the old owner; from here on
 // the bytes are the new one's.
-void Aggregator::change_owner(Flow& f, const pdtt_event& e) {
+bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
     if (e.uid == PDTT_UID_UNRESOLVED || int64_t(e.uid) == f.id.uid) {
         note_process(f, e);   // same user (a cgroup of its own: the job issue)
-        return;
+        return false;
     }
     FlowRecord r = record(FlowEvent::owner, f, e, since(to_counters(e.cnt), f.owner_base));
     r.from_uid = f.id.uid;
@@ -135,6 +135,7 @@ void Aggregator::change_owner(Flow& f, const pdtt_event& e) {
     r.id = f.id;
     for (auto& s : sinks_)
         s->flow_owner(r);
+    return true;
 }
 
 void Aggregator::on_event(const pdtt_event& e) {
@@ -151,7 +152,9 @@ void Aggregator::on_event(const pdtt_event& e) {
         it = flows_.emplace(e.key, make_flow(e)).first;
         udp_flows_ += it->second.udp;
         // Its open record was lost (ring full) when this is not FLOW_OPEN.
-        FlowRecord r = record(FlowEvent::open, it->second, e, {});
+        // FLOW_OPEN counts the first packet: the open record carries it.
+        FlowRecord r = record(FlowEvent::open, it->second, e,
+                              e.type == PDTT_EV_FLOW_OPEN ? to_counters(e.cnt) : Counters{});
         for (auto& s : sinks_)
             s->flow_open(r);
     }
@@ -173,7 +176,11 @@ void Aggregator::on_event(const pdtt_event& e) {
         }
         break;
     case PDTT_EV_FLOW_OWNER:
-        change_owner(f, e);
+        if (!change_owner(f, e) && !delta.empty()) {   // same owner: what moved is a delta like any other
+            FlowRecord r = record(FlowEvent::delta, f, e, delta);
+            for (auto& s : sinks_)
+                s->flow_delta(r);
+        }
         break;
     case PDTT_EV_FLOW_CLOSE: {
         note_process(f, e);

@@ -87,7 +87,7 @@ private:
     void account(Flow& f, const Counters& delta);
     void add_to_pair(User& u, size_t& pair, const std::string& local, const std::string& remote, const Counters& d);
     void note_process(Flow& f, const pdtt_event& e);
-    void change_owner(Flow& f, const pdtt_event& e);
+    bool change_owner(Flow& f, const pdtt_event& e);   // false: same owner, no record
     bool closed(uint64_t flow_id) const { return closed_.count(flow_id) || closed_before_.count(flow_id); }
     FlowRecord record(FlowEvent type, const Flow& f, const pdtt_event& e, const Counters& cnt) const;
 
