@@ -34,6 +34,8 @@ struct Config {
     std::chrono::seconds udp_timeout{60};
     uint32_t flow_table_size = PDTT_DEFAULT_FLOW_ENTRIES;  // kernel flow table entries
     uint32_t ring_buffer_mib = PDTT_DEFAULT_RING_MIB;  // kernel-to-user ring, MiB (power of two)
+    std::string metrics_listen;         // ADDR:PORT of GET /metrics, "" for off
+    std::string metrics_token_file;     // bearer token for /metrics, "" for none
 };
 
 // One option: its command-line form, its config-file key and its help. The

@@ -18,6 +18,8 @@ SinkList make_sinks(const SinkSettings& settings, boost::asio::io_context& io) {
     }
     for (const auto& opts : settings.syslog)
         sinks.push_back(make_syslog_sink(opts, io));
+    if (!settings.metrics.listen.empty())
+        sinks.push_back(make_metrics_sink(settings.metrics, io));
     return sinks;
 }
 
