@@ -14,6 +14,7 @@
 #include "log.hpp"
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -365,7 +366,7 @@ private:
 class PrometheusSink : public MetricsSink {
 public:
     PrometheusSink(const MetricsOptions& o, asio::io_context& io)
-        : shared_(std::make_shared<Shared>(o.version)), acceptor_(io) {
+        : shared_(std::make_shared<Shared>(o.version)), acceptor_(io), retry_(io) {
         if (!o.token_file.empty())
             shared_->token = read_token(o.token_file);
         if (o.listen.empty())
@@ -386,6 +387,7 @@ public:
     ~PrometheusSink() override {
         error_code ignored;
         acceptor_.close(ignored);
+        retry_.cancel();
     }
 
     void flow_open(const FlowRecord& r) override { shared_->metrics.flow_open(r); }
@@ -407,14 +409,20 @@ private:
         acceptor_.async_accept([this, shared = shared_](const error_code& ec, tcp::socket s) {
             if (ec == asio::error::operation_aborted)
                 return;   // the sink is gone: `this` with it
-            if (!ec) {
-                if (shared->open >= kMetricsMaxConnections) {
-                    shared->dropped++;
-                    error_code ignored;
-                    s.close(ignored);
-                } else {
-                    std::make_shared<Connection>(std::move(s), shared)->start();
-                }
+            if (ec) {   // out of file descriptors, say: try again later, not in a busy loop
+                retry_.expires_after(std::chrono::milliseconds(100));
+                retry_.async_wait([this](const error_code& e) {
+                    if (!e)
+                        accept();
+                });
+                return;
+            }
+            if (shared->open >= kMetricsMaxConnections) {
+                shared->dropped++;
+                error_code ignored;
+                s.close(ignored);
+            } else {
+                std::make_shared<Connection>(std::move(s), shared)->start();
             }
             accept();
         });
@@ -422,6 +430,7 @@ private:
 
     std::shared_ptr<Shared> shared_;
     tcp::acceptor acceptor_;
+    asio::steady_timer retry_;
 };
 
 } // namespace

@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "aggregator.hpp"
+#include "config.hpp"
 #include "errors.hpp"
 #include "metrics_sink.hpp"
 
@@ -456,6 +457,37 @@ BOOST_AUTO_TEST_CASE(open_connections_are_bounded) {
     idle.pop_back();
     std::this_thread::sleep_for(200ms);
     BOOST_TEST(status(get(srv.port(), "/metrics")) == 200);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(options)
+
+// --metrics-listen takes an IP address and a port; a host name or a port
+// out of range is a usage error that names the option.
+BOOST_AUTO_TEST_CASE(metrics_listen_is_an_address_and_a_port) {
+    auto parse = [](std::vector<const char*> args) {
+        args.insert(args.begin(), {"pdtt-agent", "-i", "eth0"});
+        std::ostringstream out;
+        return parse_config(static_cast<int>(args.size()), args.data(), out, "/nonexistent/pdtt.conf");
+    };
+    auto ok = parse({"--metrics-listen", "127.0.0.1:9877", "--metrics-token-file", "/etc/pdtt/token"});
+    BOOST_TEST_REQUIRE(ok.has_value());
+    BOOST_TEST(ok->metrics_listen == "127.0.0.1:9877");
+    BOOST_TEST(ok->metrics_token_file == "/etc/pdtt/token");
+    BOOST_TEST(parse({"--metrics-listen", "[::1]:9877"})->metrics_listen == "[::1]:9877");
+    BOOST_TEST(parse({})->metrics_listen.empty());
+    for (const char* bad : {"localhost:9877", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "::1:9877", "[::1]"}) {
+        BOOST_TEST_CONTEXT(bad) {
+            try {
+                parse({"--metrics-listen", bad});
+                BOOST_FAIL("accepted");
+            } catch (const Error& e) {
+                BOOST_TEST(e.exit_code() == kExitUsage);
+                BOOST_TEST(std::string(e.what()).find("metrics-listen") != std::string::npos, e.what());
+            }
+        }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
