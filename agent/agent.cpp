@@ -58,6 +58,7 @@ SinkSettings sink_settings(const Config& cfg) {
     for (const auto& url : cfg.syslog)
         s.syslog.push_back({url, cfg.syslog_facility, cfg.syslog_app_name});
     s.syslog_records = cfg.syslog_records;
+    s.metrics = {cfg.metrics_listen, cfg.metrics_token_file, PDTT_VERSION};
     return s;
 }
 
@@ -325,6 +326,7 @@ AgentStats Agent::stats(double interval_s) const {
     s.owner_deferred = k[PDTT_STAT_OWNER_DEFERRED];
     s.deltas_incomplete = deltas_incomplete_;
     s.flows_active = agg_->active();
+    s.flows_udp = agg_->udp_active();
     s.flow_table_size = bpf_->flow_capacity();
     for (const auto& sink : sinks_)
         s.sink_errors += sink->errors();

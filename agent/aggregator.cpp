@@ -189,7 +189,7 @@ void Aggregator::note_process(Flow& f, const pdtt_event& e) {
 // The kernel counted everything up to e.cnt for the old owner; from here on
 // the bytes are the new one's. The owner is the user and the job: another
 // cgroup of the same job (a new step, a task's own) is only noted.
-void Aggregator::change_owner(Flow& f, const pdtt_event& e) {
+bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
     const bool new_uid = e.uid != PDTT_UID_UNRESOLVED && int64_t(e.uid) != f.id.uid;
     CgroupInfoPtr old_cg = f.cg;   // keeps the old job's views alive for the record
     if (e.cgroup != f.cgroup_id)
@@ -199,7 +199,7 @@ void Aggregator::change_owner(Flow& f, const pdtt_event& e) {
     const bool new_job = old_cg && f.cg && job_of(f.cg) != job_of(old_cg);
     if (!new_uid && !new_job) {
         note_process(f, e);
-        return;
+        return false;
     }
     FlowRecord r = record(FlowEvent::owner, f, e, since(to_counters(e.cnt), f.owner_base));
     r.from_uid = f.id.uid;
@@ -217,6 +217,7 @@ void Aggregator::change_owner(Flow& f, const pdtt_event& e) {
     r.id = f.id;
     for (auto& s : sinks_)
         s->flow_owner(r);
+    return true;
 }
 
 void Aggregator::on_event(const pdtt_event& e) {
@@ -233,7 +234,9 @@ void Aggregator::on_event(const pdtt_event& e) {
         it = flows_.emplace(e.key, make_flow(e)).first;
         udp_flows_ += it->second.udp;
         // Its open record was lost (ring full) when this is not FLOW_OPEN.
-        FlowRecord r = record(FlowEvent::open, it->second, e, {});
+        // FLOW_OPEN counts the first packet: the open record carries it.
+        FlowRecord r = record(FlowEvent::open, it->second, e,
+                              e.type == PDTT_EV_FLOW_OPEN ? to_counters(e.cnt) : Counters{});
         for (auto& s : sinks_)
             s->flow_open(r);
     }
@@ -258,7 +261,11 @@ void Aggregator::on_event(const pdtt_event& e) {
         }
         break;
     case PDTT_EV_FLOW_OWNER:
-        change_owner(f, e);
+        if (!change_owner(f, e) && !delta.empty()) {   // same owner: what moved is a delta like any other
+            FlowRecord r = record(FlowEvent::delta, f, e, delta);
+            for (auto& s : sinks_)
+                s->flow_delta(r);
+        }
         break;
     case PDTT_EV_FLOW_CLOSE: {
         note_process(f, e);

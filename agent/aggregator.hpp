@@ -121,7 +121,7 @@ private:
     void add_to_job(Flow& f, const Counters& delta);
     void add_class(std::vector<ClassCounters>& v, ClassId cls, const Counters& delta) const;
     std::vector<ClassTotals> class_totals(const std::vector<ClassCounters>& v) const;
-    void change_owner(Flow& f, const pdtt_event& e);
+    bool change_owner(Flow& f, const pdtt_event& e);   // false: same owner, no record
     bool closed(uint64_t flow_id) const { return closed_.count(flow_id) || closed_before_.count(flow_id); }
     FlowRecord record(FlowEvent type, const Flow& f, const pdtt_event& e, const Counters& cnt) const;
 

@@ -344,6 +344,33 @@ constexpr OptionSpec kOptions[] = {
      .help = "a traffic class of remote addresses, the most specific wins, else 'other'", .repeatable = true,
      .apply = [](Config& c, const std::string& v, const std::string& where) { c.classes.add(v, where); },
      .shown_default = [](const Config&) { return std::string("none"); }},
+    {.name = "metrics-listen", .value_name = "ADDR:PORT",
+     .help = "serve Prometheus metrics at http://ADDR:PORT/metrics (IPv6 in brackets)",
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         const auto colon = v.rfind(':');
+         std::string host = v.substr(0, colon == std::string::npos ? 0 : colon);
+         const std::string port = colon == std::string::npos ? "" : v.substr(colon + 1);
+         const bool v6 = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+         if (v6)
+             host = host.substr(1, host.size() - 2);
+         unsigned char addr[16];
+         if (inet_pton(v6 ? AF_INET6 : AF_INET, host.c_str(), addr) != 1)
+             bad_value(where, v, "must be ADDR:PORT with an IP address, as in 127.0.0.1:9877 or [::1]:9877");
+         if (!all_digits(port) || port.size() > 5 || std::stoul(port) < 1 || std::stoul(port) > 65535)
+             bad_value(where, v, "port must be a number from 1 to 65535");
+         c.metrics_listen = v;
+     },
+     .shown_default = [](const Config& d) { return d.metrics_listen.empty() ? std::string("off") : d.metrics_listen; }},
+    {.name = "metrics-token-file", .value_name = "FILE",
+     .help = "require Authorization: Bearer <the file's token> on /metrics; mode 0600 or stricter",
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         if (v.empty())
+             bad_value(where, v, "must name a file");
+         c.metrics_token_file = v;
+     },
+     .shown_default = [](const Config& d) {
+         return d.metrics_token_file.empty() ? std::string("none") : d.metrics_token_file;
+     }},
     {.name = "help", .short_name = 'h', .help = "print this help and exit"},
     {.name = "version", .short_name = 'V', .help = "print the version and exit"},
 };

@@ -38,6 +38,8 @@ struct Config {
     uint32_t ring_buffer_mib = PDTT_DEFAULT_RING_MIB;  // kernel-to-user ring, MiB (power of two)
     RecordTypes syslog_records;         // which records go to syslog: all by default
     TrafficClasses classes;             // --class; empty: no per-class totals
+    std::string metrics_listen;         // ADDR:PORT of GET /metrics, "" for off
+    std::string metrics_token_file;     // bearer token for /metrics, "" for none
 };
 
 // One option: its command-line form, its config-file key and its help. The

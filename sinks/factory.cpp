@@ -22,6 +22,8 @@ SinkList make_sinks(const SinkSettings& settings, boost::asio::io_context& io) {
             sink = make_filtered_sink(std::move(sink), settings.syslog_records);
         sinks.push_back(std::move(sink));
     }
+    if (!settings.metrics.listen.empty())
+        sinks.push_back(make_metrics_sink(settings.metrics, io));
     return sinks;
 }
 

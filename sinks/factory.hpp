@@ -1,6 +1,7 @@
 // The only place that knows the concrete sinks.
 #pragma once
 
+#include "metrics_sink.hpp"
 #include "sink.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -30,9 +31,10 @@ struct SinkSettings {
     ConsoleFormat console = ConsoleFormat::none;
     std::vector<SyslogOptions> syslog;     // one sink each
     RecordTypes syslog_records;            // the records the syslog sinks get (--syslog-records)
+    MetricsOptions metrics;                // served when listen is set
 };
 
-// The sinks settings ask for: per-user files, the console, then syslog.
+// The sinks settings ask for: per-user files, the console, syslog, then metrics.
 // Throws Error(kExitUsage, ...) when the log directory is unusable.
 // Sinks that do network I/O run it on io, the agent's loop.
 SinkList make_sinks(const SinkSettings& settings, boost::asio::io_context& io);

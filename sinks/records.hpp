@@ -75,8 +75,8 @@ struct FlowRecord {
     FlowEvent type = FlowEvent::open;
     Timestamp ts;
     FlowId id;                     // owner: the new owner
-    // delta: since the previous record; owner and close: since the flow
-    // opened or last changed owner
+    // open: what its first record moved; delta: since the previous record;
+    // owner and close: since the flow opened or last changed owner
     Counters cnt;
     int64_t from_uid = kUnattributedUid;   // owner only: the old owner
     std::string_view from_user;
@@ -141,6 +141,7 @@ struct AgentStats {
     uint64_t owner_deferred = 0;   // kernel: owner changes that waited for ring space
     uint64_t deltas_incomplete = 0;  // delta passes that gave up before every flow was reported
     uint64_t flows_active = 0;     // flows the agent tracks now
+    uint64_t flows_udp = 0;        // of which UDP
     uint64_t flow_table_size = 0;  // capacity of the kernel flow table
     uint64_t sink_errors = 0;      // write errors over all sinks, since start
     uint64_t interfaces_missing = 0;  // monitored interfaces deleted and not back yet

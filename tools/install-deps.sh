@@ -23,6 +23,7 @@ packages=(
     # benchmarks: load and the tools users have today
     iperf3 nethogs libbpf-tools
     openssh-server rsync    # owner tests: a real sshd, rsync and scp through it
+    prometheus curl         # metrics tests: a real Prometheus scrapes the agent
 )
 
 missing=()
@@ -33,10 +34,11 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    # The tests run sshd of their own: keep the package from starting the
-    # system's (policy-rc.d exit 101: no service starts), and remove only ours.
+    # The tests run sshd and Prometheus of their own: keep the packages from
+    # starting the system's (policy-rc.d exit 101: no service starts), and
+    # remove only ours.
     policy=/usr/sbin/policy-rc.d
-    if [[ " ${missing[*]} " == *" openssh-server "* && ! -e $policy ]]; then
+    if [[ " ${missing[*]} " =~ " "(openssh-server|prometheus)" " && ! -e $policy ]]; then
         printf '#!/bin/sh\nexit 101\n' > "$policy"
         chmod +x "$policy"
         trap 'rm -f "$policy"' EXIT
