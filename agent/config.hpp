@@ -34,6 +34,7 @@ struct Config {
     std::chrono::seconds udp_timeout{60};
     uint32_t flow_table_size = PDTT_DEFAULT_FLOW_ENTRIES;  // kernel flow table entries
     uint32_t ring_buffer_mib = PDTT_DEFAULT_RING_MIB;  // kernel-to-user ring, MiB (power of two)
+    bool wait_for_interfaces = false;   // a missing interface at start is waited for, not exit 2
 };
 
 // One option: its command-line form, its config-file key and its help. The
