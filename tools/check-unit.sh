@@ -150,7 +150,12 @@ sandbox() {
     set -Eeuo pipefail
     trap 'echo "line $LINENO failed: $BASH_COMMAND"' ERR
     # Globals, for the EXIT trap.
-    run=/run/pdtt-check-unit.$$   # not below /tmp: PrivateTmp= hides it
+    # The manager's runtime dir holds the notify socket, so the service must
+    # see it: not below /tmp (PrivateTmp= hides it), nor /run, which a
+    # sandboxed service of this root user manager sees as an empty tmpfs
+    # (systemd 252), so READY=1 went nowhere. /var/lib is read-only there,
+    # which a datagram to a socket does not mind.
+    run=/var/lib/pdtt-check-unit.$$
     prefix=/var/log/pdtt-check-unit.$$
     cgroups=()
     mgr=''
