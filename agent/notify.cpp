@@ -4,18 +4,23 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <cstdlib>
 #include <cstring>
 
 namespace pdtt {
 
 namespace {
 
+// 0: NOTIFY_SOCKET is not set. A failure is said once: systemd then
+// times the start out or kills the agent for a silent watchdog.
 void send(const std::string& state) {
-    // 0: NOTIFY_SOCKET not set. A failure is not worth more than a debug
-    // line: the agent counts without systemd.
+    static bool warned = false;
     int r = sd_notify(0, state.c_str());
-    if (r < 0)
-        log::debug("sd_notify: " + std::string(std::strerror(-r)));
+    if (r < 0 && !warned) {
+        warned = true;
+        const char* sock = std::getenv("NOTIFY_SOCKET");
+        log::warn("cannot notify systemd at " + std::string(sock ? sock : "?") + ": " + std::strerror(-r));
+    }
 }
 
 std::string status_text(const std::vector<std::string>& awaited) {

@@ -22,8 +22,9 @@ namespace {
 // comes back (Agent::on_link) or a report is written.
 // - CAP_NET_ADMIN: attaching XDP and tc/TCX programs to a device.
 // - CAP_BPF: bpf() for the new links, and map reads and updates.
-// - CAP_PERFMON: with CAP_BPF, what the programs were loaded under (they
-//   read kernel memory); re-attach is tested with it.
+// - CAP_PERFMON: with CAP_BPF, what the kernel asks of programs that read
+//   kernel memory, as ours do. Whether a re-attach alone needs it is not
+//   tested: kept rather than risk a returning NIC left uncounted.
 // - CAP_SYS_ADMIN: only on a kernel without CAP_BPF (before 5.8), where it
 //   stands for CAP_BPF and CAP_PERFMON.
 // - CAP_DAC_READ_SEARCH: only when the cgroup resolver uses file handles
