@@ -3,6 +3,7 @@
 #include "factory.hpp"
 #include "log.hpp"
 #include "netlink.hpp"
+#include "privileges.hpp"
 #include "sockdiag.hpp"
 
 #include <linux/capability.h>
@@ -105,7 +106,11 @@ Agent::Agent(const Config& cfg)
     check_privileges();
     check_btf();
     for (const auto& name : cfg_.interfaces) {
-        Iface i{name, resolve_interface(name), {}, {}};
+        Iface i{name, 0, {}, {}, false};
+        if (!cfg_.wait_for_interfaces)
+            i.ifindex = resolve_interface(name);
+        else if (!(i.ifindex = static_cast<int>(::if_nametoindex(name.c_str()))))
+            log::info("interface " + name + " does not exist yet: waiting for it (--wait-for-interfaces)");
         // Traffic of a VLAN device crosses its parent too: count it once, there.
         for (std::string p = vlan_parent(name); !p.empty(); p = vlan_parent(p))
             if (std::find(cfg_.interfaces.begin(), cfg_.interfaces.end(), p) != cfg_.interfaces.end())
@@ -131,9 +136,13 @@ Agent::Agent(const Config& cfg)
     bpf_->owners_seeded();
     log::debug("sock_diag: " + std::to_string(seeded) + " established TCP sockets entered");
     for (auto& i : ifaces_)
-        if (i.counted_on.empty())
+        if (i.counted_on.empty() && i.ifindex != 0)
             attach(i);
     links_ = std::make_unique<LinkMonitor>(io_, [this](const LinkEvent& ev) { on_link(ev); });
+    // One that appeared before the monitor listened sends no event we see.
+    for (auto& i : ifaces_)
+        if (i.counted_on.empty() && i.ifindex == 0)
+            attach_if_present(i);
 
     agg_ = std::make_unique<Aggregator>(
         sinks_, names_,
@@ -156,6 +165,10 @@ Agent::Agent(const Config& cfg)
     }
     agg_->set_classes(&cfg_.classes);
     ring_ = std::make_unique<RingReader>(io_, bpf_->ring_fd(), [this](const pdtt_event& e) { agg_->on_event(e); });
+    // Everything that needed more is done; the cgroup resolver keeps what its handles need.
+    log::info("capabilities kept: " +
+              drop_privileges(PrivilegeNeeds{.file_handles = cgroups_ && cgroups_->stats().handles}) +
+              "; no_new_privs set");
 }
 
 Agent::~Agent() = default;
@@ -171,6 +184,7 @@ void Agent::attach(Iface& i) {
         i.links.push_back(bpf_->attach_tc(i.name, i.ifindex, true));
     i.links.push_back(bpf_->attach_tc(i.name, i.ifindex, false));
     bpf_->set_monitored(i.ifindex, true);
+    i.was_attached = true;
     log::info("attached " + i.links[0]->describe() + ", " + i.links[1]->describe());
 }
 
@@ -187,8 +201,9 @@ void Agent::on_link(const LinkEvent& ev) {
         } else if (!ev.removed && i.ifindex == 0 && ev.name == i.name) {
             i.ifindex = ev.ifindex;
             try {
+                bool back = i.was_attached;
                 attach(i);
-                log::info("interface " + i.name + " is back; counting resumes");
+                log::info("interface " + i.name + (back ? " is back; counting resumes" : " appeared; counting starts"));
             } catch (const Error& e) {
                 i.links.clear();
                 i.ifindex = 0;
@@ -196,6 +211,21 @@ void Agent::on_link(const LinkEvent& ev) {
             }
         }
     }
+    notify_.status(awaited());
+}
+
+void Agent::attach_if_present(Iface& i) {
+    unsigned idx = ::if_nametoindex(i.name.c_str());
+    if (idx != 0)
+        on_link(LinkEvent{false, static_cast<int>(idx), i.name});
+}
+
+std::vector<std::string> Agent::awaited() const {
+    std::vector<std::string> names;
+    for (const auto& i : ifaces_)
+        if (i.counted_on.empty() && i.ifindex == 0)
+            names.push_back(i.name);
+    return names;
 }
 
 int Agent::run() {
@@ -213,6 +243,7 @@ int Agent::run() {
     arm(report_);
     log::info("monitoring " + std::to_string(ifaces_.size()) + " interface(s); report every " +
               std::to_string(cfg_.interval.count() / 1000.0).substr(0, 5) + " s");
+    notify_.start(awaited());
     io_.run();
     return kExitOk;
 }
@@ -357,6 +388,7 @@ void Agent::shutdown() {
     if (stopping_)
         return;
     stopping_ = true;
+    notify_.stopping();
     log::debug("stopping: final report");
     report(true);
     ring_->stop();

@@ -8,6 +8,7 @@
 #include "config.hpp"
 #include "names.hpp"
 #include "netlink.hpp"
+#include "notify.hpp"
 #include "ring.hpp"
 #include "sink.hpp"
 #include "sockdiag.hpp"
@@ -46,6 +47,7 @@ private:
         int ifindex = 0;                                  // 0 while it does not exist
         std::vector<std::unique_ptr<Attachment>> links;
         std::string counted_on;                           // a monitored VLAN parent counts it
+        bool was_attached = false;                        // a return, not a first appearance
     };
     // Calls fire every period on a fixed schedule: a slow fire never makes it drift.
     struct Periodic {
@@ -56,6 +58,8 @@ private:
     };
 
     void attach(Iface& i);
+    void attach_if_present(Iface& i);   // --wait-for-interfaces: it may be there by now
+    std::vector<std::string> awaited() const;
     void on_link(const LinkEvent& ev);
     void on_signal(int sig);
     void arm(Periodic& p);
@@ -82,6 +86,7 @@ private:
     std::unique_ptr<RingReader> ring_;
     std::vector<Iface> ifaces_;
     std::unique_ptr<LinkMonitor> links_;
+    Notifier notify_{io_};
     Counters unattributed_seen_;
     uint64_t deltas_incomplete_ = 0;                         // delta passes that gave up
     std::vector<UdpSocket> udp_socks_;

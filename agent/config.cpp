@@ -371,6 +371,11 @@ constexpr OptionSpec kOptions[] = {
      .shown_default = [](const Config& d) {
          return d.metrics_token_file.empty() ? std::string("none") : d.metrics_token_file;
      }},
+    {.name = "wait-for-interfaces", .help = "wait for an interface missing at start instead of failing",
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         c.wait_for_interfaces = parse_bool(where, v);
+     },
+     .shown_default = [](const Config& d) { return on_off(d.wait_for_interfaces); }},
     {.name = "help", .short_name = 'h', .help = "print this help and exit"},
     {.name = "version", .short_name = 'V', .help = "print the version and exit"},
 };

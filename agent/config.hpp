@@ -40,6 +40,7 @@ struct Config {
     TrafficClasses classes;             // --class; empty: no per-class totals
     std::string metrics_listen;         // ADDR:PORT of GET /metrics, "" for off
     std::string metrics_token_file;     // bearer token for /metrics, "" for none
+    bool wait_for_interfaces = false;   // a missing interface at start is waited for, not exit 2
 };
 
 // One option: its command-line form, its config-file key and its help. The

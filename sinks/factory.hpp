@@ -39,9 +39,10 @@ struct SinkSettings {
 // Sinks that do network I/O run it on io, the agent's loop.
 SinkList make_sinks(const SinkSettings& settings, boost::asio::io_context& io);
 
-// Per-user files PREFIX-USERNAME.log in the original report format.
+// Per-user files PREFIX-USERNAME.log in the original report format, at most
+// max_open of them open at once (the least recently written is closed).
 // Throws Error(kExitUsage, ...) when the directory of prefix is missing or not writable.
-std::unique_ptr<Sink> make_file_sink(const std::string& prefix);
+std::unique_ptr<Sink> make_file_sink(const std::string& prefix, std::size_t max_open = 256);
 
 // JSON lines / per-interval text table, written to out (not owned).
 std::unique_ptr<Sink> make_json_sink(std::FILE* out);

@@ -118,6 +118,14 @@ BOOST_AUTO_TEST_CASE(defaults_with_only_an_interface) {
     BOOST_TEST((c.xdp_mode == pdtt::XdpMode::automatic));
     BOOST_TEST(!c.verbose);
     BOOST_TEST(c.config_file == "");
+    BOOST_TEST(!c.wait_for_interfaces);   // a mistyped name fails at once
+}
+
+BOOST_AUTO_TEST_CASE(wait_for_interfaces_switch) {
+    BOOST_TEST(parse({"-i", "ib0", "--wait-for-interfaces"}).wait_for_interfaces);
+    TempDir dir;
+    const std::string path = dir.write("pdtt.conf", "interface = ib0\nwait-for-interfaces = true\n");
+    BOOST_TEST(parse({"-c", path}).wait_for_interfaces);
 }
 
 BOOST_AUTO_TEST_CASE(original_tool_invocation) {

@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 #include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -16,6 +17,7 @@
 #include <set>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -327,6 +329,97 @@ BOOST_AUTO_TEST_CASE(write_error_is_counted_and_fd_reopened) {
     sink->user_report(spec_report());
     BOOST_TEST(sink->errors() == 1u);
     BOOST_TEST(slurp(dir.path / "p-alice.log") == std::string(kSpecReport) + kSpecReport);
+}
+
+// Each kind of name a user could plant where logs go: refused (counted),
+// nothing written through it, and the other users' files still written.
+BOOST_AUTO_TEST_CASE(planted_names_are_refused_and_others_still_written) {
+    UtcZone utc;
+    TempDir dir;
+    fs::path target = dir.path / "target";
+    std::ofstream(target) << "keep";
+    BOOST_REQUIRE(mkfifo((dir.path / "p-fifo.log").c_str(), 0666) == 0);   // no reader: must not block
+    fs::create_directory(dir.path / "p-dir.log");
+    fs::create_symlink(target, dir.path / "p-link.log");
+    fs::create_hard_link(target, dir.path / "p-hard.log");
+    auto sink = make_file_sink((dir.path / "p").string());
+    for (const char* user : {"fifo", "dir", "link", "hard"}) {
+        UserReport r = spec_report();
+        r.user = user;
+        sink->user_report(r);
+        sink->user_report(r);   // retried, and counted again
+    }
+    sink->user_report(spec_report());
+    BOOST_TEST(sink->errors() == 8u);
+    BOOST_TEST(slurp(target) == "keep");
+    BOOST_TEST(fs::is_empty(dir.path / "p-dir.log"));
+    BOOST_TEST(slurp(dir.path / "p-alice.log") == kSpecReport);
+}
+
+BOOST_AUTO_TEST_CASE(refused_file_is_written_once_fixed) {
+    UtcZone utc;
+    TempDir dir;
+    BOOST_REQUIRE(mkfifo((dir.path / "p-alice.log").c_str(), 0666) == 0);
+    auto sink = make_file_sink((dir.path / "p").string());
+    sink->user_report(spec_report());
+    BOOST_TEST(sink->errors() == 1u);
+    fs::remove(dir.path / "p-alice.log");
+    sink->user_report(spec_report());
+    BOOST_TEST(sink->errors() == 1u);
+    BOOST_TEST(slurp(dir.path / "p-alice.log") == kSpecReport);
+}
+
+// The path given is resolved once: a directory swapped in later under the
+// same name is not where the logs go.
+BOOST_AUTO_TEST_CASE(directory_is_held_by_descriptor) {
+    UtcZone utc;
+    TempDir dir;
+    fs::create_directory(dir.path / "logs");
+    auto sink = make_file_sink((dir.path / "logs" / "p").string());
+    fs::rename(dir.path / "logs", dir.path / "moved");
+    fs::create_directory(dir.path / "logs");
+    sink->user_report(spec_report());
+    BOOST_TEST(slurp(dir.path / "moved" / "p-alice.log") == kSpecReport);
+    BOOST_TEST(!fs::exists(dir.path / "logs" / "p-alice.log"));
+}
+
+BOOST_AUTO_TEST_CASE(open_files_are_bounded) {
+    UtcZone utc;
+    TempDir dir;
+    auto open_fds = [] {
+        return std::distance(fs::directory_iterator("/proc/self/fd"), fs::directory_iterator{});
+    };
+    auto sink = make_file_sink((dir.path / "p").string(), 2);
+    auto before = open_fds();
+    for (int round = 0; round < 2; ++round)
+        for (const char* user : {"a", "b", "c", "d"}) {
+            UserReport r = spec_report();
+            r.user = user;
+            sink->user_report(r);
+        }
+    BOOST_TEST(open_fds() - before <= 2);
+    for (const char* user : {"a", "b", "c", "d"})
+        BOOST_TEST(slurp(dir.path / ("p-" + std::string(user) + ".log")) == std::string(kSpecReport) + kSpecReport);
+    BOOST_TEST(sink->errors() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(short_write_is_rolled_back) {
+    UtcZone utc;
+    TempDir dir;
+    auto sink = make_file_sink((dir.path / "p").string());
+    sink->user_report(spec_report());
+    // Room for part of the next report only: write() stops short, then fails.
+    rlimit old{};
+    getrlimit(RLIMIT_FSIZE, &old);
+    auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit small = old;
+    small.rlim_cur = std::strlen(kSpecReport) + 20;
+    setrlimit(RLIMIT_FSIZE, &small);
+    sink->user_report(spec_report());
+    setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, old_handler);
+    BOOST_TEST(sink->errors() == 1u);
+    BOOST_TEST(slurp(dir.path / "p-alice.log") == kSpecReport);
 }
 
 BOOST_AUTO_TEST_CASE(constructor_rejects_missing_directory) {

@@ -12,6 +12,7 @@ packages=(
     # build
     build-essential cmake pkg-config clang llvm
     libbpf-dev libelf-dev zlib1g-dev bpftool
+    libsystemd-dev    # sd_notify: Type=notify and the watchdog
     libboost1.81-dev libboost-program-options1.81-dev
     libboost-test1.81-dev libboost-json1.81-dev ccache
     # run and test: namespaces, veth, traffic, users
