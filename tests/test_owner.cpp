@@ -206,8 +206,10 @@ std::string summary(const Books& b) {
 // the peer could tell apart, so up to 2% over, or one resent copy of a
 // message shorter than a segment (a hello, a confirmation).
 bool sent_exactly(uint64_t got, uint64_t want, uint64_t retrans) { return got >= want && got <= want + retrans; }
-bool received_exactly(uint64_t got, uint64_t want) {
-    return got >= want && got <= want + std::max(want / 50, std::min<uint64_t>(want, 1400));
+// resent: what the sender's namespace says it resent (nstat), which the
+// receiver counts again; on a loaded machine it exceeds the 2% allowed.
+bool received_exactly(uint64_t got, uint64_t want, uint64_t resent = 0) {
+    return got >= want && got <= want + std::max(want / 50, std::min<uint64_t>(want, 1400)) + resent;
 }
 
 // pid of the "owner pid=P uid=U euid=E" line of the process that has euid.
@@ -305,6 +307,7 @@ void daemon_hand_over(Lab& lab, const std::string& mode, bool v6) {
     BOOST_REQUIRE_MESSAGE(cst && *cst == 0, "client: " << client.err() << "; daemon: " << daemon.err());
     auto dst = daemon.wait(10s);
     BOOST_REQUIRE_MESSAGE(dst && *dst == 0, "daemon: " << daemon.err());
+    const uint64_t resent = resent_bytes_max(lab.peer);
     auto child = owner_pid(daemon.out(), alice.uid());
     BOOST_REQUIRE_MESSAGE(child, "no owner line for alice: " << daemon.out());
 
@@ -341,15 +344,15 @@ void daemon_hand_over(Lab& lab, const std::string& mode, bool v6) {
     BOOST_TEST(opt_i64(*f.close, "pid") == *child);
     Moved r = f.under(0), a = f.under(alice.uid());
     BOOST_TEST(sent_exactly(r.tx, kBanner, retrans), "root sent " << r.tx << ", the banner is " << kBanner);
-    BOOST_TEST(received_exactly(r.rx, kHello), "root received " << r.rx << ", the hello is " << kHello);
+    BOOST_TEST(received_exactly(r.rx, kHello, resent), "root received " << r.rx << ", the hello is " << kHello);
     BOOST_TEST(sent_exactly(a.tx, kGreeting + kDaemonTx, retrans),
                "alice sent " << a.tx << " of " << kGreeting + kDaemonTx);
-    BOOST_TEST(received_exactly(a.rx, kDaemonRx), "alice received " << a.rx << " of " << kDaemonRx);
+    BOOST_TEST(received_exactly(a.rx, kDaemonRx, resent), "alice received " << a.rx << " of " << kDaemonRx);
     Moved ra = b.reports[alice.uid()], rr = b.reports[0];
     BOOST_TEST(sent_exactly(ra.tx, kGreeting + kDaemonTx, retrans), "user_report alice tx " << ra.tx);
-    BOOST_TEST(received_exactly(ra.rx, kDaemonRx), "user_report alice rx " << ra.rx);
+    BOOST_TEST(received_exactly(ra.rx, kDaemonRx, resent), "user_report alice rx " << ra.rx);
     BOOST_TEST(sent_exactly(rr.tx, kBanner, retrans), "user_report root tx " << rr.tx);
-    BOOST_TEST(received_exactly(rr.rx, kHello), "user_report root rx " << rr.rx);
+    BOOST_TEST(received_exactly(rr.rx, kHello, resent), "user_report root rx " << rr.rx);
     check_books_balance(b);
 }
 
