@@ -260,7 +260,7 @@ std::unique_ptr<Attachment> Bpf::attach_ingress(const std::string& ifname, int i
         try {
             return attach_xdp(ifname, ifindex, XdpMode::native);
         } catch (const Error& e) {
-            log::info(std::string(e.what()) + "; using tc ingress");
+            log::warn(ifname + ": native XDP unavailable, using tc ingress (" + e.what() + ")");
         }
     }
     return attach_tc(ifname, ifindex, true);

@@ -231,3 +231,18 @@ BOOST_FIXTURE_TEST_CASE(native_xdp_attaches_to_a_veth_at_mtu_9000, Lab) {
     BOOST_TEST(received_ok(rx, 2'000'000, resent_bytes_max(peer)), "rx " << rx << " at 9000-byte frames");
     check_wire(recs);
 }
+
+BOOST_FIXTURE_TEST_CASE(auto_picks_tc_on_a_veth_and_xdp_only_when_asked, Lab) {
+    // veth accepts native XDP but pays for it (BENCHMARKS.md): not by default.
+    start_agent({"-t", "1"});
+    BOOST_TEST(xdp_mode() == "", "no XDP program by default on a veth");
+    BOOST_TEST(agent->err().find("tcx/ingress on " + link.a_name()) != std::string::npos, agent->err());
+    stop_agent();
+    start_agent({"-t", "1", "--ingress", "xdp"});
+    BOOST_TEST(xdp_mode() == "native", "--ingress xdp tries native first");
+    stop_agent();
+    start_agent({"-t", "1", "--ingress", "xdp", "--xdp-mode", "generic"});
+    BOOST_TEST(xdp_mode() == "generic", "generic only when asked for by name");
+    stop_agent();
+    BOOST_TEST(attached().empty(), "left attached: " << attached());
+}
