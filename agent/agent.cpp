@@ -174,14 +174,9 @@ Agent::Agent(const Config& cfg)
 Agent::~Agent() = default;
 
 void Agent::attach(Iface& i) {
-    // Native XDP where the driver runs it well; elsewhere (virtio_net, veth,
-    // tun, bridges) it costs more than tc, and generic XDP copies every
-    // packet: only on request.
-    bool xdp = cfg_.xdp_mode != XdpMode::automatic || native_xdp_driver(i.name);
-    if (xdp)
-        i.links.push_back(bpf_->attach_xdp(i.name, i.ifindex, cfg_.xdp_mode));
-    else
-        i.links.push_back(bpf_->attach_tc(i.name, i.ifindex, true));
+    // --ingress decides, per SPEC: native XDP on NICs whose driver runs it
+    // well, tc elsewhere (virtio_net, veth, tun accept XDP but pay for it).
+    i.links.push_back(bpf_->attach_ingress(i.name, i.ifindex, cfg_.ingress, cfg_.xdp_mode));
     i.links.push_back(bpf_->attach_tc(i.name, i.ifindex, false));
     bpf_->set_monitored(i.ifindex, true);
     i.was_attached = true;

@@ -8,8 +8,11 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <linux/if_arp.h>
 #include <linux/if_link.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -125,13 +128,25 @@ bool native_xdp_driver(const std::string& ifname) {
     return std::any_of(std::begin(kDrivers), std::end(kDrivers), [&](const char* d) { return name == d; });
 }
 
-namespace {
-
-bool is_virtual(const std::string& ifname) {
-    return !std::filesystem::exists("/sys/class/net/" + ifname + "/device");
+std::string xdp_unfit(const std::string& ifname) {
+    // The device's link type, asked of this namespace's kernel, not of /sys.
+    Fd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ifreq ifr{};
+    ifname.copy(ifr.ifr_name, IFNAMSIZ - 1);
+    if (!s || ::ioctl(s.get(), SIOCGIFHWADDR, &ifr) != 0)
+        return "";   // the attach that follows says what is wrong
+    switch (ifr.ifr_hwaddr.sa_family) {
+    case ARPHRD_ETHER:
+    case ARPHRD_LOOPBACK:   // lo's frames carry an Ethernet header too
+        return "";
+    case ARPHRD_NONE:
+        return "a layer-3 device (no link header)";
+    case ARPHRD_INFINIBAND:
+        return "an IPoIB device (no Ethernet header)";
+    default:
+        return "not an Ethernet device (link type " + std::to_string(ifr.ifr_hwaddr.sa_family) + ")";
+    }
 }
-
-} // namespace
 
 void install_libbpf_logger() { libbpf_set_print(libbpf_print); }
 
@@ -211,11 +226,11 @@ std::unique_ptr<Attachment> Bpf::attach_xdp(const std::string& ifname, int ifind
         LIBBPF_OPTS(bpf_link_create_opts, o, .flags = flags);
         return bpf_link_create(prog, ifindex, BPF_XDP, &o);
     };
-    bool native = mode == XdpMode::native || (mode == XdpMode::automatic && !is_virtual(ifname));
+    bool native = mode != XdpMode::generic;
     int fd = try_mode(native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE);
     int err = fd < 0 ? errno : 0;
-    if (fd < 0 && native && mode == XdpMode::automatic) {
-        log::debug(ifname + ": native XDP unavailable (" + errstr(err) + "), using generic");
+    if (fd < 0 && native && mode == XdpMode::automatic && err != EBUSY && err != EEXIST) {
+        log::info(ifname + ": native XDP unavailable (" + errstr(err) + "), using generic XDP");
         native = false;
         fd = try_mode(XDP_FLAGS_SKB_MODE);
         err = fd < 0 ? errno : 0;
@@ -226,10 +241,29 @@ std::unique_ptr<Attachment> Bpf::attach_xdp(const std::string& ifname, int ifind
                                    " (see 'ip link show " + ifname + "'); detach it first");
         if (mode == XdpMode::native)
             fail(kExitPrivilege, "cannot attach native XDP to " + ifname + " (" + errstr(err) +
-                                     "); the driver may lack it: use --xdp-mode generic");
+                                     "); the driver may lack it: use --ingress tc, or --xdp-mode generic");
         fail(exit_code_for(err), "cannot attach XDP to " + ifname + ": " + errstr(err));
     }
     return std::make_unique<LinkAttachment>(Fd(fd), "xdp/" + std::string(native ? "native" : "generic") + " on " + ifname);
+}
+
+std::unique_ptr<Attachment> Bpf::attach_ingress(const std::string& ifname, int ifindex, IngressHook hook,
+                                                 XdpMode mode) {
+    const std::string unfit = xdp_unfit(ifname);
+    if (hook == IngressHook::xdp) {
+        if (!unfit.empty())
+            fail(kExitPrivilege, "cannot use XDP on " + ifname + ": " + unfit + "; use --ingress tc or auto");
+        return attach_xdp(ifname, ifindex, mode);
+    }
+    // auto: native XDP only where the driver runs it well, never generic.
+    if (hook == IngressHook::automatic && unfit.empty() && native_xdp_driver(ifname)) {
+        try {
+            return attach_xdp(ifname, ifindex, XdpMode::native);
+        } catch (const Error& e) {
+            log::warn(ifname + ": native XDP unavailable, using tc ingress (" + e.what() + ")");
+        }
+    }
+    return attach_tc(ifname, ifindex, true);
 }
 
 std::unique_ptr<Attachment> Bpf::attach_tc(const std::string& ifname, int ifindex, bool ingress) {

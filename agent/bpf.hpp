@@ -51,6 +51,10 @@ public:
     void detach_tracepoints() { tracepoints_.clear(); }
     bool io_hooks() const { return io_hooks_; }
     // The caller owns what these return: destroying it detaches.
+    // The ingress hook --ingress asks for (see SPEC's Ingress hook); throws
+    // pdtt::Error with exit status 3 when the device cannot have it.
+    std::unique_ptr<Attachment> attach_ingress(const std::string& ifname, int ifindex, IngressHook hook,
+                                               XdpMode mode);
     std::unique_ptr<Attachment> attach_xdp(const std::string& ifname, int ifindex, XdpMode mode);
     std::unique_ptr<Attachment> attach_tc(const std::string& ifname, int ifindex, bool ingress);
     // Whether a TCP flow crossing ifindex takes a slot in the flow table.
@@ -99,6 +103,10 @@ private:
 // Whether ifname's driver is one known to run native XDP well (mlx5_core,
 // ice, i40e, ...); virtio_net, veth and tun accept XDP but pay for it.
 bool native_xdp_driver(const std::string& ifname);
+
+// Why the XDP program cannot parse ifname's frames ("" if it can): it reads
+// an Ethernet header, which layer-3 devices (tun, WireGuard) and IPoIB lack.
+std::string xdp_unfit(const std::string& ifname);
 
 // Routes libbpf's messages to our log (debug ones only with -v).
 void install_libbpf_logger();

@@ -44,6 +44,8 @@ constexpr Choice<StdoutMode> kStdoutModes[] = {
     {"text", StdoutMode::text}, {"json", StdoutMode::json}, {"none", StdoutMode::none}};
 constexpr Choice<XdpMode> kXdpModes[] = {
     {"auto", XdpMode::automatic}, {"native", XdpMode::native}, {"generic", XdpMode::generic}};
+constexpr Choice<IngressHook> kIngressHooks[] = {
+    {"auto", IngressHook::automatic}, {"xdp", IngressHook::xdp}, {"tc", IngressHook::tc}};
 
 constexpr std::string_view kFacilities[] = {
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
@@ -296,7 +298,14 @@ constexpr OptionSpec kOptions[] = {
     {.name = "no-files", .help = "write no per-user log files",
      .apply = [](Config& c, const std::string& v, const std::string& where) { c.files = !parse_bool(where, v); },
      .shown_default = [](const Config& d) { return "files " + on_off(d.files); }},
-    {.name = "xdp-mode", .value_name = "MODE", .help = "XDP mode: auto, native or generic",
+    {.name = "ingress", .value_name = "HOOK",
+     .help = "ingress hook: auto (native XDP on known NIC drivers, else tc), xdp or tc",
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         c.ingress = parse_choice(where, v, kIngressHooks);
+     },
+     .shown_default = [](const Config& d) { return choice_name(d.ingress, kIngressHooks); }},
+    {.name = "xdp-mode", .value_name = "MODE",
+     .help = "with --ingress xdp: auto (native, else generic), native or generic",
      .apply = [](Config& c, const std::string& v, const std::string& where) {
          c.xdp_mode = parse_choice(where, v, kXdpModes);
      },
@@ -590,6 +599,9 @@ std::optional<Config> parse_config(int argc, const char* const argv[], std::ostr
 
     if (cfg.interfaces.empty())
         usage_error("no interface given: use -i NAME (see ip -br link)");
+    // Not an implied --ingress xdp: generic XDP is only ever asked for by name.
+    if (cfg.xdp_mode != XdpMode::automatic && cfg.ingress != IngressHook::xdp)
+        usage_error("--xdp-mode " + std::string(choice_name(cfg.xdp_mode, kXdpModes)) + " needs --ingress xdp");
     return cfg;
 }
 

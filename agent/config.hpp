@@ -20,6 +20,7 @@ namespace pdtt {
 
 enum class StdoutMode { text, json, none };
 enum class XdpMode { automatic, native, generic };
+enum class IngressHook { automatic, xdp, tc };
 
 struct Config {
     std::vector<std::string> interfaces;
@@ -28,7 +29,8 @@ struct Config {
     StdoutMode stdout_mode = StdoutMode::text;
     std::vector<std::string> syslog;    // udp://host:port, tcp://host:port
     bool files = true;
-    XdpMode xdp_mode = XdpMode::automatic;
+    IngressHook ingress = IngressHook::automatic;
+    XdpMode xdp_mode = XdpMode::automatic;   // only with ingress xdp
     bool verbose = false;
     std::string config_file;            // the file that was read, "" if none
     int syslog_facility = 16;           // local0

@@ -87,13 +87,11 @@ int pdtt_xdp(struct xdp_md *ctx)
 SEC("tc")
 int pdtt_ingress(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
 	struct pkt p = {};
 	__u64 segs = skb->gso_segs ? skb->gso_segs : 1;
 	__u32 ifindex = skb->ifindex;	/* read once: the verifier refuses a moved ctx */
 
-	if (parse_frame(data, end, skb->len, 1, &p) == PKT_IP)
+	if (parse_skb(skb, &p) == PKT_IP)
 		ingress_packet(skb, &p, segs, ifindex, 1);
 	return TC_ACT_UNSPEC;
 }
@@ -101,15 +99,13 @@ int pdtt_ingress(struct __sk_buff *skb)
 SEC("tc")
 int pdtt_egress(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
 	struct pdtt_flow_key k = {};
 	struct pdtt_flow *f = NULL;
 	struct pkt p = {};
 	__u64 segs = skb->gso_segs ? skb->gso_segs : 1;
 	__u32 ifindex = skb->ifindex;
 
-	if (parse_frame(data, end, skb->len, 1, &p) != PKT_IP)
+	if (parse_skb(skb, &p) != PKT_IP)
 		return TC_ACT_UNSPEC;
 	if (p.has_ports) {
 		struct bpf_sock *sk = skb->sk;

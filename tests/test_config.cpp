@@ -139,13 +139,14 @@ BOOST_AUTO_TEST_CASE(original_tool_invocation) {
 BOOST_AUTO_TEST_CASE(every_option_long_form) {
     const pdtt::Config c = parse({"--interface", "ib0", "--log-prefix=/srv/log/net", "--interval", "2.5",
                                   "--stdout", "json", "--syslog", "udp://loghost:514", "--syslog=tcp://[::1]:6514",
-                                  "--no-files", "--xdp-mode", "native", "--verbose"});
+                                  "--no-files", "--ingress", "xdp", "--xdp-mode", "native", "--verbose"});
     BOOST_TEST(c.interfaces == std::vector<std::string>{"ib0"});
     BOOST_TEST(c.log_prefix == "/srv/log/net");
     BOOST_TEST(c.interval.count() == 2'500);
     BOOST_TEST((c.stdout_mode == pdtt::StdoutMode::json));
     BOOST_TEST(c.syslog == (std::vector<std::string>{"udp://loghost:514", "tcp://[::1]:6514"}));
     BOOST_TEST(!c.files);
+    BOOST_TEST((c.ingress == pdtt::IngressHook::xdp));
     BOOST_TEST((c.xdp_mode == pdtt::XdpMode::native));
     BOOST_TEST(c.verbose);
 }
@@ -178,10 +179,33 @@ BOOST_AUTO_TEST_CASE(stdout_modes) {
     BOOST_TEST((parse({"-i", "e", "--stdout", "none"}).stdout_mode == pdtt::StdoutMode::none));
 }
 
+BOOST_AUTO_TEST_CASE(ingress_hooks) {
+    BOOST_TEST((parse({"-i", "e"}).ingress == pdtt::IngressHook::automatic));
+    BOOST_TEST((parse({"-i", "e", "--ingress", "auto"}).ingress == pdtt::IngressHook::automatic));
+    BOOST_TEST((parse({"-i", "e", "--ingress", "xdp"}).ingress == pdtt::IngressHook::xdp));
+    BOOST_TEST((parse({"-i", "e", "--ingress", "tc"}).ingress == pdtt::IngressHook::tc));
+    BOOST_TEST(usage_error({"-i", "e", "--ingress", "generic"}) ==
+               "pdtt-agent: --ingress 'generic': must be auto, xdp or tc");
+}
+
 BOOST_AUTO_TEST_CASE(xdp_modes) {
     BOOST_TEST((parse({"-i", "e", "--xdp-mode", "auto"}).xdp_mode == pdtt::XdpMode::automatic));
-    BOOST_TEST((parse({"-i", "e", "--xdp-mode", "native"}).xdp_mode == pdtt::XdpMode::native));
-    BOOST_TEST((parse({"-i", "e", "--xdp-mode", "generic"}).xdp_mode == pdtt::XdpMode::generic));
+    BOOST_TEST((parse({"-i", "e", "--ingress", "xdp", "--xdp-mode", "auto"}).xdp_mode == pdtt::XdpMode::automatic));
+    BOOST_TEST((parse({"-i", "e", "--ingress", "xdp", "--xdp-mode", "native"}).xdp_mode == pdtt::XdpMode::native));
+    BOOST_TEST((parse({"-i", "e", "--ingress", "xdp", "--xdp-mode", "generic"}).xdp_mode == pdtt::XdpMode::generic));
+}
+
+BOOST_AUTO_TEST_CASE(xdp_mode_without_ingress_xdp_is_a_usage_error) {
+    // It does not imply --ingress xdp: generic XDP is only ever asked for by name.
+    BOOST_TEST(usage_error({"-i", "e", "--xdp-mode", "native"}) == "pdtt-agent: --xdp-mode native needs --ingress xdp");
+    BOOST_TEST(usage_error({"-i", "e", "--ingress", "tc", "--xdp-mode", "generic"}) ==
+               "pdtt-agent: --xdp-mode generic needs --ingress xdp");
+    BOOST_TEST(usage_error({"-i", "e", "--ingress", "auto", "--xdp-mode", "native"}) ==
+               "pdtt-agent: --xdp-mode native needs --ingress xdp");
+    TempDir dir;
+    const std::string path = dir.write("x.conf", "interface = e\nxdp-mode = generic\n");
+    BOOST_TEST(usage_error({"-c", path}) == "pdtt-agent: --xdp-mode generic needs --ingress xdp");
+    BOOST_TEST((parse({"-c", path, "--ingress", "xdp"}).xdp_mode == pdtt::XdpMode::generic));
 }
 
 BOOST_AUTO_TEST_CASE(interval_values_in_milliseconds) {
@@ -212,11 +236,12 @@ BOOST_AUTO_TEST_CASE(help_prints_every_option_and_default) {
     // Layout aside: runs of white space, line breaks included, as one space.
     const std::string text = std::regex_replace(r.out, std::regex("\\s+"), " ");
     for (const char* part : {"Usage: pdtt-agent", "--config", "--interface", "--log-prefix", "--interval",
-                             "--stdout", "--syslog", "--no-files", "--xdp-mode", "--verbose", "--help",
+                             "--stdout", "--syslog", "--no-files", "--ingress", "--xdp-mode", "--verbose", "--help",
                              "--version", "-c", "-i", "-l", "-t", "-v", "-h", "-V", "/etc/test-default.conf",
                              "default: /var/log/pdtt", "default: 10)", "default: text", "default: none",
                              "default: files on", "default: auto", "default: off", "text, json (JSON lines) or none",
-                             "auto, native or generic", "repeatable"})
+                             "auto (native XDP on known NIC drivers, else tc), xdp or tc",
+                             "with --ingress xdp: auto (native, else generic), native or generic", "repeatable"})
         CHECK_HAS(text, part);
     const Result h = run({"-h"}, "/etc/test-default.conf");
     BOOST_TEST(!h.cfg.has_value());
@@ -379,6 +404,7 @@ BOOST_AUTO_TEST_CASE(every_key_from_the_file) {
                                        "syslog = udp://[2001:db8::1]:514\n"
                                        "syslog = tcp://loghost:6514 ; second\n"
                                        "no-files = true\n"
+                                       "ingress = xdp\n"
                                        "xdp-mode = generic\n"
                                        "verbose = yes\r\n");
     const pdtt::Config c = parse({"-c", path});
@@ -388,6 +414,7 @@ BOOST_AUTO_TEST_CASE(every_key_from_the_file) {
     BOOST_TEST((c.stdout_mode == pdtt::StdoutMode::json));
     BOOST_TEST(c.syslog == (std::vector<std::string>{"udp://[2001:db8::1]:514", "tcp://loghost:6514"}));
     BOOST_TEST(!c.files);
+    BOOST_TEST((c.ingress == pdtt::IngressHook::xdp));
     BOOST_TEST((c.xdp_mode == pdtt::XdpMode::generic));
     BOOST_TEST(c.verbose);
     BOOST_TEST(c.config_file == path);
@@ -418,6 +445,7 @@ BOOST_AUTO_TEST_CASE(command_line_beats_file) {
                                        "interval = 5\n"
                                        "stdout = json\n"
                                        "syslog = udp://filehost:514\n"
+                                       "ingress = xdp\n"
                                        "xdp-mode = native\n");
     // Unset on the command line: the file's values.
     const pdtt::Config f = parse({"-c", path});
@@ -566,6 +594,7 @@ BOOST_AUTO_TEST_CASE(example_parses_to_the_defaults) {
     BOOST_TEST((c.stdout_mode == d.stdout_mode));
     BOOST_TEST(c.syslog == d.syslog);
     BOOST_TEST(c.files == d.files);
+    BOOST_TEST((c.ingress == d.ingress));
     BOOST_TEST((c.xdp_mode == d.xdp_mode));
     BOOST_TEST(c.verbose == d.verbose);
     // Without an interface anywhere the example is incomplete, by design.

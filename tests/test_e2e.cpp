@@ -297,7 +297,7 @@ BOOST_FIXTURE_TEST_CASE(resent_bytes_count_again_and_tcp_bytes_retrans_says_how_
 }
 
 BOOST_FIXTURE_TEST_CASE(native_xdp_on_a_veth_attaches_and_counts_exactly, E2e) {
-    start_agent({"-t", "1", "--xdp-mode", "native"});
+    start_agent({"-t", "1", "--ingress", "xdp", "--xdp-mode", "native"});
     BOOST_TEST(xdp_mode() == "native");
     transfer(alice, link.b_ip4(), 900'000, 2'500'000);
     transfer(bob, link.b_ip6(), 2'000'000, 300'000);
@@ -339,7 +339,7 @@ BOOST_FIXTURE_TEST_CASE(exit_status_3_without_privilege, Lab) {
 BOOST_FIXTURE_TEST_CASE(exit_status_1_when_another_xdp_program_holds_the_interface, Lab) {
     ForeignXdp other(host, link.a_name());
     // Generic mode is what the agent picks on a veth, and what `other` holds.
-    Process p({PDTT_AGENT_BIN, "-c", no_config.string(), "-i", link.a_name(), "--xdp-mode", "generic", "--no-files",
+    Process p({PDTT_AGENT_BIN, "-c", no_config.string(), "-i", link.a_name(), "--ingress", "xdp", "--xdp-mode", "generic", "--no-files",
                "--stdout", "none"},
               host.name());
     auto st = p.wait(15s);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* The packet parser's entry, shared by XDP and tc: Ethernet and VLAN tags. */
+/* The packet parser's entries: Ethernet and VLAN tags (XDP and tc), and the
+ * network header of devices without an Ethernet header (tc). */
 #ifndef PDTT_LIB_ETH_H
 #define PDTT_LIB_ETH_H
 
@@ -12,6 +13,35 @@
 #include "ipv6.h"
 
 #define MAX_VLAN	2
+/* uapi if_arp.h: the device types whose frames parse_frame reads */
+#define ARPHRD_ETHER	1
+#define ARPHRD_LOOPBACK	772
+/* Linear bytes tc wants before parsing: IPoIB's 24, two VLAN tags, IPv6, TCP
+ * with options. */
+#define SKB_PULL_LEN	128
+#define MAX_L2_LEN	64	/* more in front of the network header: not ours */
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* One load of a ctx field, at its own offset: clang would otherwise keep
+ * ctx + offset in a register across the pull, which the verifier refuses. */
+#define SKB_LOAD(skb, field) ({							\
+	__u64 __v;								\
+	asm volatile("%0 = *(u32 *)(%1 + %2)"					\
+		     : "=r"(__v) : "r"(skb), "i"(__builtin_offsetof(struct __sk_buff, field))); \
+	__v;									\
+})
+
+/* The network header and what follows; proto is an ethertype. */
+static __always_inline int parse_l3(void *l3, void *end, __be16 proto, __u64 l3_len,
+				    int super_ok, struct pkt *p)
+{
+	if (proto == bpf_htons(ETH_P_IP))
+		return parse_ipv4(l3, end, l3_len, super_ok, p);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return parse_ipv6(l3, end, l3_len, super_ok, p);
+	return PKT_IGNORE;	/* ARP and everything that is not IP */
+}
 
 /*
  * Parse an Ethernet frame. frame_len is the whole packet, fragments included:
@@ -42,11 +72,36 @@ static __always_inline int parse_frame(void *data, void *end, __u64 frame_len,
 		cur = vh + 1;
 	}
 
-	if (proto == bpf_htons(ETH_P_IP))
-		return parse_ipv4(cur, end, frame_len - (cur - data), super_ok, p);
-	if (proto == bpf_htons(ETH_P_IPV6))
-		return parse_ipv6(cur, end, frame_len - (cur - data), super_ok, p);
-	return PKT_IGNORE;	/* ARP and everything that is not IP */
+	return parse_l3(cur, end, proto, frame_len - (cur - data), super_ok, p);
+}
+
+/*
+ * tc's entry, on both hooks, after GRO (super-packets allowed). An Ethernet
+ * device's frame starts with its link header; tun and WireGuard have none,
+ * IPoIB 24 bytes of its own: those are parsed from the network header, with
+ * the skb's protocol. Headers outside the linear part (tun) are pulled in.
+ */
+static __always_inline int parse_skb(struct __sk_buff *skb, struct pkt *p)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	__u32 len = skb->len;
+	__u32 want = len < SKB_PULL_LEN ? len : SKB_PULL_LEN;
+	void *data, *end;
+	__u16 type;
+	long off;
+
+	if ((long)(SKB_LOAD(skb, data_end) - SKB_LOAD(skb, data)) < want)
+		bpf_skb_pull_data(skb, want);	/* on failure the checks below refuse */
+	data = (void *)(long)SKB_LOAD(skb, data);
+	end = (void *)(long)SKB_LOAD(skb, data_end);
+	type = kskb->dev->type;
+	if (type == ARPHRD_ETHER || type == ARPHRD_LOOPBACK)
+		return parse_frame(data, end, len, 1, p);
+	/* What lies in front of the network header, from where tc's data starts. */
+	off = (long)(kskb->head + kskb->network_header) - (long)kskb->data;
+	if (off < 0 || off > MAX_L2_LEN || off > len)
+		return PKT_IGNORE;
+	return parse_l3(data + off, end, skb->protocol, len - off, 1, p);
 }
 
 #endif /* PDTT_LIB_ETH_H */

@@ -155,7 +155,7 @@ tool_start() {
         local mode=auto
         [ "$variant" = pdtt ] || mode=${variant#pdtt-}
         spawn "$TOOL_OUT" "$TOOL_ERR" ip netns exec "$NS_A" "$AGENT" -i "$VETH_A" --stdout json --no-files \
-            -t "$AGENT_INTERVAL" --xdp-mode "$mode" "${AGENT_EXTRA[@]}"
+            -t "$AGENT_INTERVAL" $([ "$mode" = auto ] || echo --ingress xdp) --xdp-mode "$mode" "${AGENT_EXTRA[@]}"
         TOOL_PID=$SPAWNED
         wait_for "$TOOL_ERR" monitoring "$TOOL_PID" 30 ||
             die "the agent did not start ($variant): $(tail -3 "$TOOL_ERR")"
