@@ -117,9 +117,11 @@ Agent::Agent(const Config& cfg)
     opts.target_netns = netns_inode();
     opts.flow_entries = cfg_.flow_table_size;
     opts.ring_bytes = cfg_.ring_buffer_mib << 20;
-    // No uid may hold more than a quarter of the table: with lo monitored,
-    // or a connection flood against sshd, it fills through legitimate paths.
-    opts.max_flows_per_uid = std::max<uint32_t>(1, cfg_.flow_table_size / 4);
+    // No uid may hold more than its share (a quarter of the table unless
+    // configured): with lo monitored, or a connection flood against sshd, it
+    // fills through legitimate paths.
+    opts.max_flows_per_uid = cfg_.max_flows_per_user ? std::min(cfg_.max_flows_per_user, cfg_.flow_table_size)
+                                                     : std::max<uint32_t>(1, cfg_.flow_table_size / 4);
     bpf_ = std::make_unique<Bpf>(opts);
     bpf_->attach_tracepoints();
     // After the tracepoint, so a seeded flow that closes later is seen closing.
