@@ -47,7 +47,7 @@ static __always_inline void ingress_packet(void *ctx, struct pkt *p, __u64 segs,
 	if (p->has_ports) {
 		packet_key(p, 0, &k);
 		f = bpf_map_lookup_elem(&flows, &k);
-		if (!f && !bpf_map_lookup_elem(&noslot, &k)) {
+		if (!f && !noslot_waits(&k)) {
 			if (p->proto == IPPROTO_UDP) {
 				f = udp_rx_flow(ctx, &k);
 			} else if (tc && p->proto == IPPROTO_TCP) {
@@ -117,7 +117,7 @@ int pdtt_egress(struct __sk_buff *skb)
 		packet_key(&p, 1, &k);
 		f = bpf_map_lookup_elem(&flows, &k);
 		/* Forwarded packets have no socket and stay unattributed. */
-		if (!f && sk && sock_in_target_netns(sk) && !bpf_map_lookup_elem(&noslot, &k)) {
+		if (!f && sk && sock_in_target_netns(sk) && !noslot_waits(&k)) {
 			if (p.proto == IPPROTO_UDP)
 				f = udp_tx_flow(skb, &k);
 			else if (p.proto == IPPROTO_TCP)

@@ -57,14 +57,15 @@ static __always_inline void add_packet(struct pdtt_counters *c, const struct pkt
 	}
 }
 
-/* A packet of a flow refused a slot: still its owner's. */
+/* A packet of a flow refused a slot: still its owner's, also once the
+ * refusal's time to ask again is up (asking is noslot_waits' business). */
 static __always_inline int account_noslot(const struct pdtt_flow_key *k, const struct pkt *p,
 					  int egress, __u64 segs)
 {
 	struct pdtt_noslot *ns = bpf_map_lookup_elem(&noslot, k);
 	struct pdtt_counters *c;
 
-	if (!ns || (ns->until_ns && ns->until_ns < bpf_ktime_get_ns()))
+	if (!ns)
 		return 0;
 	c = overflow_of(ns->uid);
 	if (!c)

@@ -108,6 +108,16 @@ static __always_inline struct pdtt_flow *flow_insert(const struct pdtt_flow_key 
 	return NULL;
 }
 
+/* Whether k was refused a slot and should not ask again yet. Once its time
+ * is up, the next packet asks again (a refusal is rewritten with the
+ * owner of that moment). */
+static __always_inline int noslot_waits(const struct pdtt_flow_key *k)
+{
+	struct pdtt_noslot *ns = bpf_map_lookup_elem(&noslot, k);
+
+	return ns && (!ns->until_ns || ns->until_ns >= bpf_ktime_get_ns());
+}
+
 /* Remove a flow and give back its slot. */
 static __always_inline void flow_remove(const struct pdtt_flow_key *k, const struct pdtt_flow *f)
 {
