@@ -126,9 +126,11 @@ Agent::Agent(const Config& cfg)
     opts.target_netns = netns_inode();
     opts.flow_entries = cfg_.flow_table_size;
     opts.ring_bytes = cfg_.ring_buffer_mib << 20;
-    // No uid may hold more than a quarter of the table: with lo monitored,
-    // or a connection flood against sshd, it fills through legitimate paths.
-    opts.max_flows_per_uid = std::max<uint32_t>(1, cfg_.flow_table_size / 4);
+    // No uid may hold more than its share (a quarter of the table unless
+    // configured): with lo monitored, or a connection flood against sshd, it
+    // fills through legitimate paths.
+    opts.max_flows_per_uid = cfg_.max_flows_per_user ? std::min(cfg_.max_flows_per_user, cfg_.flow_table_size)
+                                                     : std::max<uint32_t>(1, cfg_.flow_table_size / 4);
     bpf_ = std::make_unique<Bpf>(opts);
     bpf_->attach_tracepoints();
     // After the tracepoint, so a seeded flow that closes later is seen closing.
@@ -298,35 +300,44 @@ int64_t Agent::resolve_udp(const pdtt_flow_key& k) {
     uint64_t now = WallClock::mono_now_ns();
     if (now - udp_socks_ns_ > 100'000'000) {   // one socket table read serves a burst
         try {
-            udp_socks_ = udp_sockets();
+            udp_socks_ = udp_sockets(bpf_->target_netns());
         } catch (const Error& e) {
             log::warn(e.what());
         }
         udp_socks_ns_ = now;
     }
-    auto uid = udp_receiver(udp_socks_, k);
-    if (!uid)
+    const UdpSocket* sock = udp_socks_.receiver(k);
+    if (!sock)
         return kUnattributedUid;
     // Teach the kernel side, so the port's next peers are attributed there.
     pdtt_port_key owner_key{k.netns, k.lport, 0};
-    bpf_->set_udp_owner(owner_key, *uid);
-    return *uid;
+    bpf_->set_udp_owner(owner_key, sock->uid, sock->cookie);
+    return sock->uid;
 }
 
 void Agent::close_udp_flows() {
-    if (agg_->udp_active() == 0)
+    // udp_owners fills from every UDP socket that moves bytes, flows or not:
+    // prune it every few ticks even when no UDP flow is open.
+    constexpr uint64_t kPruneTicks = 5;
+    bool prune = ++udp_ticks_ % kPruneTicks == 0;
+    if (agg_->udp_active() == 0 && !prune)
         return;
     try {
-        udp_socks_ = udp_sockets();
+        udp_socks_ = udp_sockets(bpf_->target_netns());
         udp_socks_ns_ = WallClock::mono_now_ns();
     } catch (const Error& e) {
         log::warn(e.what());
         return;
     }
+    if (prune) {
+        size_t gone = bpf_->prune_udp_owners([this](uint64_t cookie) { return udp_socks_.alive(cookie); });
+        if (gone)
+            log::debug("udp_owners: " + std::to_string(gone) + " entries of closed sockets dropped");
+    }
     uint64_t now = WallClock::mono_now_ns();
     auto idle_ns = static_cast<uint64_t>(std::chrono::nanoseconds(cfg_.udp_timeout).count());
     auto keys = agg_->udp_to_close(now, idle_ns, [this](const pdtt_flow_key& k) {
-        return udp_receiver(udp_socks_, k).has_value();
+        return udp_socks_.receiver(k) != nullptr;
     });
     for (const auto& k : keys) {
         pdtt_flow f;

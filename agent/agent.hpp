@@ -89,8 +89,9 @@ private:
     Notifier notify_{io_};
     Counters unattributed_seen_;
     uint64_t deltas_incomplete_ = 0;                         // delta passes that gave up
-    std::vector<UdpSocket> udp_socks_;
+    UdpSockets udp_socks_;
     uint64_t udp_socks_ns_ = 0;   // when udp_socks_ was read
+    uint64_t udp_ticks_ = 0;      // ticks so far, for the udp_owners prune
     bool stopping_ = false;
 };
 

@@ -346,13 +346,55 @@ bool Bpf::take_flow(const pdtt_flow_key& k, pdtt_flow& out) {
     return true;
 }
 
-void Bpf::set_udp_owner(const pdtt_port_key& k, uint32_t uid) {
+void Bpf::set_udp_owner(const pdtt_port_key& k, uint32_t uid, uint64_t cookie) {
     // A fresh generation tells the port's flows to take it; the kernel counts
     // its own up from 1. An owner the I/O hooks saw is better: keep it.
     pdtt_owner o{};
     o.uid = uid;
     o.gen = kSeededFlowIds | ++owner_gens_;
+    o.cookie = cookie;
     bpf_map_update_elem(bpf_map__fd(skel_->maps.udp_owners), &k, &o, BPF_NOEXIST);
+}
+
+size_t Bpf::prune_udp_owners(const std::function<bool(uint64_t)>& alive) {
+    int fd = bpf_map__fd(skel_->maps.udp_owners);
+    auto port_id = [](const pdtt_port_key& k) { return static_cast<uint64_t>(k.netns) << 16 | k.port; };
+    // In batches: one syscall per few thousand entries, not two per entry.
+    constexpr uint32_t kBatch = 4096;
+    std::vector<pdtt_port_key> keys(kBatch);
+    std::vector<pdtt_owner> vals(kBatch);
+    std::vector<pdtt_port_key> dead;
+    std::unordered_map<uint64_t, uint64_t> suspects;
+    uint64_t in = 0, out = 0;
+    bool first = true;
+    for (;;) {
+        uint32_t n = kBatch;
+        int err = bpf_map_lookup_batch(fd, first ? nullptr : &in, &out, keys.data(), vals.data(), &n, nullptr);
+        first = false;
+        if (err && errno != ENOENT)
+            break;   // what was read is still pruned; the rest waits for the next call
+        for (uint32_t i = 0; i < n; i++) {
+            if (alive(vals[i].cookie))
+                continue;
+            uint64_t id = port_id(keys[i]);
+            auto was = dead_owners_.find(id);
+            if (was != dead_owners_.end() && was->second == vals[i].cookie)
+                dead.push_back(keys[i]);
+            else
+                suspects[id] = vals[i].cookie;
+        }
+        if (err)
+            break;   // ENOENT: that was the last batch
+        in = out;
+    }
+    dead_owners_ = std::move(suspects);
+    size_t gone = 0;
+    for (const auto& k : dead) {
+        pdtt_owner now{};   // a new socket on the port since the read keeps its entry
+        if (bpf_map_lookup_elem(fd, &k, &now) == 0 && !alive(now.cookie))
+            gone += bpf_map_delete_elem(fd, &k) == 0;
+    }
+    return gone;
 }
 
 std::vector<std::pair<uint32_t, Counters>> Bpf::take_overflow() {

@@ -340,6 +340,14 @@ constexpr OptionSpec kOptions[] = {
          c.flow_table_size = static_cast<uint32_t>(parse_count(where, v, 16, 1u << 24, "entries"));
      },
      .shown_default = [](const Config& d) { return std::to_string(d.flow_table_size); }},
+    {.name = "max-flows-per-user", .value_name = "N",
+     .help = "flow table entries one uid may hold; its further flows count in its overflow row",
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         c.max_flows_per_user = static_cast<uint32_t>(parse_count(where, v, 1, 1u << 24, "entries"));
+     },
+     .shown_default = [](const Config& d) {
+         return d.max_flows_per_user ? std::to_string(d.max_flows_per_user) : "a quarter of flow-table-size";
+     }},
     {.name = "ring-buffer-mib", .value_name = "MIB",
      .help = "kernel-to-agent ring buffer, a power of two, locked in memory",
      .apply = [](Config& c, const std::string& v, const std::string& where) {

@@ -37,6 +37,7 @@ struct Config {
     std::string syslog_app_name = "pdtt";
     std::chrono::seconds udp_timeout{60};
     uint32_t flow_table_size = PDTT_DEFAULT_FLOW_ENTRIES;  // kernel flow table entries
+    uint32_t max_flows_per_user = 0;   // entries one uid may hold; 0: a quarter of flow_table_size
     uint32_t ring_buffer_mib = PDTT_DEFAULT_RING_MIB;  // kernel-to-user ring, MiB (power of two)
     RecordTypes syslog_records;         // which records go to syslog: all by default
     TrafficClasses classes;             // --class; empty: no per-class totals

@@ -108,35 +108,48 @@ std::vector<FlowEntry> find_existing_flows(uint32_t netns) {
     return found;
 }
 
-std::vector<UdpSocket> udp_sockets() {
+UdpSockets udp_sockets(uint32_t netns) {
     std::vector<UdpSocket> out;
     for (int fam : {AF_INET, AF_INET6}) {
         dump(fam, IPPROTO_UDP, ~0u, [&](const inet_diag_msg& m) {
             UdpSocket u{};
             to_key_addr(u.laddr, fam, m.id.idiag_src);
             to_key_addr(u.raddr, fam, m.id.idiag_dst);
+            u.cookie = m.id.idiag_cookie[0] | static_cast<uint64_t>(m.id.idiag_cookie[1]) << 32;
             u.lport = ntohs(m.id.idiag_sport);
             u.rport = ntohs(m.id.idiag_dport);
             u.uid = m.idiag_uid;
             out.push_back(u);
         });
     }
-    return out;
+    return UdpSockets(netns, out);
 }
 
-std::optional<uint32_t> udp_receiver(const std::vector<UdpSocket>& socks, const pdtt_flow_key& k) {
+UdpSockets::UdpSockets(uint32_t netns, const std::vector<UdpSocket>& socks) : netns_(netns) {
+    by_port_.reserve(socks.size());
+    cookies_.reserve(socks.size());
+    for (const UdpSocket& u : socks) {
+        by_port_[u.lport].push_back(u);
+        cookies_.insert(u.cookie);
+    }
+}
+
+const UdpSocket* UdpSockets::receiver(const pdtt_flow_key& k) const {
     static const uint8_t any[16] = {};
     static const uint8_t any4[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0};
     auto same = [](const uint8_t* a, const uint8_t* b) { return std::memcmp(a, b, 16) == 0; };
-    std::optional<uint32_t> bound;
-    for (const UdpSocket& u : socks) {
-        if (u.lport != k.lport)
-            continue;
+    if (k.netns != netns_)
+        return nullptr;
+    auto it = by_port_.find(k.lport);
+    if (it == by_port_.end())
+        return nullptr;
+    const UdpSocket* bound = nullptr;
+    for (const UdpSocket& u : it->second) {
         if (u.rport == k.rport && same(u.raddr, k.raddr))
-            return u.uid;
+            return &u;
         bool unconnected = u.rport == 0;
         if (unconnected && (same(u.laddr, k.laddr) || same(u.laddr, any) || same(u.laddr, any4)))
-            bound = u.uid;
+            bound = &u;
     }
     return bound;
 }

@@ -5,12 +5,15 @@
 #
 #   tools/bench/run.sh [--smoke] [--strict] [--figures LIST] [--pairs N] [--duration S]
 #                      [--udp-duration S] [--churn-duration S] [--churn-max-duration S]
-#                      [--rates R,R,..] [--tools-rate R] [--flows N]
+#                      [--rates R,R,..] [--tools-rate R] [--flows N] [--moving-flows N]
 #                      [--pipeline-events N] [--build DIR] [--out DIR]
 #                      [--agent BIN] [--churn BIN] [--pipeline BIN]
 #
-# Figures (default: all): bulk, udp, churn, pipeline, memory, tools (the last
-# adds nethogs and tcplife beside pdtt to the bulk and churn figures).
+# Figures (default: all): bulk, udp, smallwrite, churn, pipeline, memory,
+# moving, tools (the last adds nethogs and tcplife beside pdtt to the bulk
+# and churn figures). smallwrite: TCP in 64-byte writes, the per-syscall
+# cost of the I/O hooks; moving: --moving-flows UDP flows (100,000) each
+# moving 100 bytes a second, agent CPU and per-interval completeness.
 # All traffic stays between two private namespaces joined by veth; client
 # on CPU 0, server on CPU 1. Prints a markdown table; writes raw.csv (every
 # run), summary.csv and summary.md into --out. Exits non-zero when the
@@ -28,7 +31,7 @@ source "$here/lib.sh"
 ARGS="$*"
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
-FIGURES=bulk,udp,churn,pipeline,memory,tools
+FIGURES=bulk,udp,smallwrite,churn,pipeline,memory,moving,tools
 PAIRS=5
 DURATION=10
 UDP_DURATION=5
@@ -37,6 +40,8 @@ CHURN_MAX_DURATION=10
 RATES=5000,10000,20000
 TOOLS_RATE=20000
 FLOWS=100000
+MOVING_FLOWS=100000
+MOVING_DURATION=20
 PIPE_EVENTS=5000000
 BUILD=${PDTT_BUILD_DIR:-$repo/build}
 OUT=""
@@ -50,7 +55,7 @@ while [ $# -gt 0 ]; do
     case $1 in
     --smoke)
         SMOKE=1 STRICT=1 PAIRS=1 DURATION=1 UDP_DURATION=1 CHURN_DURATION=2 CHURN_MAX_DURATION=1
-        RATES=2000 TOOLS_RATE=2000 FLOWS=2000 PIPE_EVENTS=200000 AGENT_INTERVAL=1
+        RATES=2000 TOOLS_RATE=2000 FLOWS=2000 MOVING_FLOWS=2000 MOVING_DURATION=4 PIPE_EVENTS=200000 AGENT_INTERVAL=1
         shift ;;
     --strict) STRICT=1; shift ;;
     --figures) FIGURES=$2; shift 2 ;;
@@ -62,6 +67,7 @@ while [ $# -gt 0 ]; do
     --rates) RATES=$2; shift 2 ;;
     --tools-rate) TOOLS_RATE=$2; shift 2 ;;
     --flows) FLOWS=$2; shift 2 ;;
+    --moving-flows) MOVING_FLOWS=$2; shift 2 ;;
     --pipeline-events) PIPE_EVENTS=$2; shift 2 ;;
     --build) BUILD=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
@@ -72,7 +78,7 @@ while [ $# -gt 0 ]; do
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-for v in PAIRS DURATION UDP_DURATION CHURN_DURATION CHURN_MAX_DURATION TOOLS_RATE FLOWS PIPE_EVENTS; do
+for v in PAIRS DURATION UDP_DURATION CHURN_DURATION CHURN_MAX_DURATION TOOLS_RATE FLOWS MOVING_FLOWS PIPE_EVENTS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --${v,,} must be a positive integer" >&2; exit 2; }
 done
 [[ $RATES =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || { echo "run.sh: --rates: positive integers, comma-separated" >&2; exit 2; }
@@ -146,6 +152,7 @@ iperf_once() {
     local args=(-c "$IP_B" -p "$IPERF_PORT" -t "$secs" -J)
     [[ $figure == *-rx ]] && args+=(-R)  # data flows into the agent's side: XDP
     [[ $figure == udp-* ]] && args+=(-u -l 64 -b 0)
+    [[ $figure == smallwrite-* ]] && args+=(-l 64)   # one send() per 64 bytes: the I/O hooks' per-call cost
     tool_start "$variant" "$tag"
     local b0 t0 b1 t1 rc=0
     b0=$(busy_ticks)
@@ -173,6 +180,14 @@ iperf_once() {
             rec "$figure" "$variant" "$round" bytes_reported_per_moved "$(div "$reported" "$bytes")"
         fi
         log "$tag: $(calc "$bps / 1e9") Gbit/s, $(div "$cpu_s" "$bytes / 1e9") CPU-s/GB"
+    elif [[ $figure == smallwrite-* ]]; then
+        local sent secs_tx
+        sent=$(num "$tag bytes sent" "$(jq '.end.sum_sent.bytes' "$TMPD/$tag.json")")
+        secs_tx=$(num "$tag seconds" "$(jq '.end.sum_sent.seconds' "$TMPD/$tag.json")")
+        rec "$figure" "$variant" "$round" kwrites_per_s "$(div "$sent / 64 / 1000" "$secs_tx")"
+        rec "$figure" "$variant" "$round" cpu_ns_per_write "$(div "$cpu_s * 1e9" "$sent / 64")"
+        [ "$variant" = none ] || rec "$figure" "$variant" "$round" tool_cpu_s "$tool_s"
+        log "$tag: $(div "$sent / 64 / 1000" "$secs_tx") k 64-byte writes/s"
     else
         local pkts secs_rx
         pkts=$(num "$tag packets" "$(jq '.end.sum_received.packets - .end.sum_received.lost_packets' "$TMPD/$tag.json")")
@@ -208,6 +223,11 @@ if has_figure udp; then
     log "64-byte UDP at full rate"
     rounds udp-rx "$UDP_DURATION" pdtt-generic pdtt-native
     rounds udp-tx "$UDP_DURATION" pdtt-generic pdtt-native
+fi
+if has_figure smallwrite; then
+    log "TCP in 64-byte writes (the sender on the agent's side, then the receiver)"
+    rounds smallwrite-tx "$UDP_DURATION" pdtt-native
+    rounds smallwrite-rx "$UDP_DURATION" pdtt-native
 fi
 stop_pid "$IPERF_SERVER" TERM
 
@@ -369,6 +389,53 @@ if has_figure memory; then
     rec memory pdtt 1 map_mib_idle "$(calc "$maps0 / 1048576")"
     rec memory pdtt 1 map_mib "$(calc "$maps1 / 1048576")"
     log "memory: $held flows held, $opened reported open; RSS $((rss0 / 1024)) -> $((rss1 / 1024)) MiB (HWM $((hwm / 1024))); maps $((maps0 / 1048576)) -> $((maps1 / 1048576)) MiB"
+fi
+
+# ---- 6 many moving flows ----
+
+if has_figure moving; then
+    log "$MOVING_FLOWS UDP flows moving 100 bytes a second each, for ${MOVING_DURATION}s"
+    spawn "$TMPD/udp-sink.out" "$TMPD/udp-sink.err" ip netns exec "$NS_B" python3 -c \
+        "import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('$IP_B', 6100)); time.sleep(3600)"
+    SINK_PID=$SPAWNED
+    tool_start pdtt moving
+    AGENT_PID=$TOOL_PID
+    gens=()
+    per=5000   # flows per sender: one process's descriptor limit
+    for ((left = MOVING_FLOWS, g = 0; left > 0; left -= per, g++)); do
+        n=$((left < per ? left : per))
+        spawn "$TMPD/moving-$g.out" "$TMPD/moving-$g.err" ip netns exec "$NS_A" \
+            python3 "$here/udp-flows.py" "$IP_B" 6100 "$n" "$((MOVING_DURATION + 10))"
+        gens+=("$SPAWNED")
+    done
+    sleep 8   # every socket made and every flow open
+    t0=$(proc_ticks "$AGENT_PID")
+    sleep "$MOVING_DURATION"
+    t1=$(proc_ticks "$AGENT_PID")
+    rss=$(num "VmRSS" "$(proc_status_kib "$AGENT_PID" VmRSS)")
+    for p in "${gens[@]}"; do stop_pid "$p" TERM; done
+    tool_stop pdtt
+    stop_pid "$SINK_PID" TERM
+    # The senders run as root (uid 0). Each one's per-second lines say what it moved; the agent's
+    # user_report of the same seconds must carry it. Full intervals only:
+    # the middle ones, each against the senders' mean rate.
+    moved=$(cat "$TMPD"/moving-*.out | awk -F'[= ]' '/^second=/ && $2 >= 1 { s += $4 } END { print s + 0 }')
+    gen_s=$(cat "$TMPD"/moving-*.out | awk -F'[= ]' '/^second=/ && $2 >= 1 { n[$2] = 1 } END { print length(n) }')
+    rate=$(div "$moved" "$gen_s")
+    read -r cmin cmax nint < <(jq -r "select(.type == \"user_report\" and .uid == 0) | \"\\(.interval_s) \\(.tx_bytes)\"" \
+        "$TOOL_OUT" | awk -v r="$rate" 'NR > 2 { c[++n] = $2 / (r * $1) } END { lo = 9; hi = 0;
+        for (i = 1; i < n; i++) { if (c[i] < lo) lo = c[i]; if (c[i] > hi) hi = c[i] } print lo, hi, n - 1 }')
+    drops=$(jq -s '[.[] | select(.type == "agent_stats") | .ring_drops] | max // 0' "$TOOL_OUT")
+    incomplete=$(jq -s '[.[] | select(.type == "agent_stats") | .deltas_incomplete] | max // 0' "$TOOL_OUT")
+    rec moving pdtt 1 flows "$MOVING_FLOWS"
+    rec moving pdtt 1 agent_cpu_pct "$(calc "($t1 - $t0) / $CLK_TCK / $MOVING_DURATION * 100")"
+    rec moving pdtt 1 rss_mib "$(calc "$rss / 1024")"
+    rec moving pdtt 1 interval_completeness_min "$cmin"
+    rec moving pdtt 1 interval_completeness_max "$cmax"
+    rec moving pdtt 1 ring_drops "$drops"
+    rec moving pdtt 1 deltas_incomplete "$incomplete"
+    log "moving: agent $(calc "($t1 - $t0) / $CLK_TCK / $MOVING_DURATION * 100")% of a core, per-interval completeness $cmin..$cmax over $nint intervals, ring_drops $drops, deltas_incomplete $incomplete"
+    rm -f "$TOOL_OUT"
 fi
 
 # ---- 4 the user-space event pipeline, no kernel ----
