@@ -14,10 +14,12 @@
 namespace pdtt {
 
 struct SyslogOptions {
-    std::string url;                       // udp://HOST:PORT or tcp://HOST:PORT, as Config checked it
+    std::string url;                       // udp://, tcp:// or tls://HOST:PORT, as Config checked it
     int facility = 16;                     // local0
     std::string app_name = "pdtt";
-    std::size_t queue_bytes = 4u << 20;    // TCP: what may wait for the receiver; the oldest goes first
+    std::size_t queue_bytes = 4u << 20;    // TCP, TLS: what may wait for the receiver; the oldest goes first
+    std::string ca_file = {};              // TLS: trust anchors (PEM); empty for the system's CAs
+    std::string cert_file = {}, key_file = {};   // TLS: a client certificate (PEM), none when empty
 };
 
 enum class ConsoleFormat { text, json, none };
@@ -46,7 +48,8 @@ std::unique_ptr<Sink> make_text_sink(std::FILE* out);
 
 // RFC 5424 records (flow_close, user_report, agent_stats) to a syslog
 // receiver, the network I/O on io. Throws Error(kExitUsage, ...) when the
-// host does not resolve now; later failures are retried.
+// host does not resolve (a temporary failure is only said) or a TLS file
+// cannot be used; later failures are retried.
 std::unique_ptr<Sink> make_syslog_sink(const SyslogOptions& opts, boost::asio::io_context& io);
 
 } // namespace pdtt
