@@ -42,9 +42,11 @@ SinkList make_sinks(const SinkSettings& settings, boost::asio::io_context& io);
 // Throws Error(kExitUsage, ...) when the directory of prefix is missing or not writable.
 std::unique_ptr<Sink> make_file_sink(const std::string& prefix);
 
-// JSON lines / per-interval text table, written to out (not owned).
-std::unique_ptr<Sink> make_json_sink(std::FILE* out);
-std::unique_ptr<Sink> make_text_sink(std::FILE* out);
+// JSON lines / per-interval text table, written to out (not owned). With
+// io, a pipe or socket is written without blocking from io's loop, through
+// a bounded buffer whose overflow is counted; without, through stdio.
+std::unique_ptr<Sink> make_json_sink(std::FILE* out, boost::asio::io_context* io = nullptr);
+std::unique_ptr<Sink> make_text_sink(std::FILE* out, boost::asio::io_context* io = nullptr);
 
 // RFC 5424 records (flow_close, user_report, agent_stats) to a syslog
 // receiver, the network I/O on io. Throws Error(kExitUsage, ...) when the
