@@ -772,9 +772,8 @@ BOOST_AUTO_TEST_CASE(the_host_name_is_looked_up_again_on_reconnect) {
     BOOST_TEST(*st == 0, agent.err());
 }
 
-// README: "At exit the agent spends at most a second delivering what is
-// queued"; with no receiver there is nothing to spend it on, and what did
-// not arrive is said, exactly.
+// README: "At exit every sink shares one deadline"; with no receiver
+// there is nothing to spend it on, and what did not arrive is said, exactly.
 BOOST_FIXTURE_TEST_CASE(exit_with_a_dead_receiver_is_prompt_and_says_what_was_not_delivered, SyslogLab) {
     const int nobody_listens = kTcpPort + 10;
     start_agent({"--syslog", "tcp://127.0.0.1:" + std::to_string(nobody_listens)});
