@@ -25,7 +25,12 @@
 #include <algorithm>
 #include <array>
 #include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <random>
+#include <system_error>
+#include <thread>
 
 namespace pdtt {
 
@@ -75,6 +80,72 @@ typename Protocol::resolver::results_type resolve_now(asio::io_context& io, cons
     return results;
 }
 
+// Name lookups on a thread of their own, the answer picked up from the
+// loop: asio's resolver joins its thread when the loop goes, so a DNS
+// server that does not answer would hold up exit by its timeout. The
+// thread shares only the slot, so it may outlive the sink and the loop.
+template <class Protocol>
+class DetachedLookup {
+public:
+    using Results = typename Protocol::resolver::results_type;
+    using Done = std::function<void(const error_code&, const Results&)>;
+
+    explicit DetachedLookup(asio::io_context& io) : timer_(io) {}
+
+    bool busy() const { return busy_; }
+
+    void start(const std::string& host, const std::string& port, Done done) {
+        busy_ = true;
+        auto slot = std::make_shared<Slot>();
+        try {
+            std::thread([slot, host, port] {
+                asio::io_context local;
+                typename Protocol::resolver resolver(local);
+                error_code ec;
+                Results results = resolver.resolve(host, port, asio::ip::resolver_base::numeric_service, ec);
+                std::lock_guard lk(slot->mu);
+                slot->ec = ec;
+                slot->results = std::move(results);
+                slot->done = true;
+            }).detach();
+        } catch (const std::system_error&) {
+            std::lock_guard lk(slot->mu);
+            slot->ec = asio::error::no_memory;
+            slot->done = true;
+        }
+        poll(std::move(slot), std::move(done));
+    }
+
+private:
+    struct Slot {
+        std::mutex mu;
+        bool done = false;
+        error_code ec;
+        Results results;
+    };
+
+    void poll(std::shared_ptr<Slot> slot, Done done) {
+        timer_.expires_after(std::chrono::milliseconds(20));
+        timer_.async_wait([this, slot = std::move(slot), done = std::move(done)](const error_code& ec) mutable {
+            if (ec == asio::error::operation_aborted)
+                return;   // the sink is going
+            std::unique_lock lk(slot->mu);
+            if (!slot->done) {
+                lk.unlock();
+                return poll(std::move(slot), std::move(done));
+            }
+            error_code result = slot->ec;
+            Results results = slot->results;
+            lk.unlock();
+            busy_ = false;
+            done(result, results);
+        });
+    }
+
+    asio::steady_timer timer_;
+    bool busy_ = false;
+};
+
 // Formats the records; a transport below sends the messages.
 class SyslogSink : public Sink {
 public:
@@ -101,7 +172,7 @@ private:
 class UdpSyslogSink : public SyslogSink {
 public:
     UdpSyslogSink(const SyslogOptions& o, const Target& t, asio::io_context& io)
-        : SyslogSink(o, rfc5424::kUdpMaxMessage), target_(t), resolver_(io), socket_(io) {
+        : SyslogSink(o, rfc5424::kUdpMaxMessage), target_(t), lookup_(io), socket_(io) {
         auto results = resolve_now<udp>(io, t);
         if (!results.empty())
             use(results.begin()->endpoint());
@@ -139,24 +210,18 @@ private:
 
     // A send error may mean the host has moved: look it up again, in the background.
     void re_resolve() {
-        if (resolving_)
+        if (lookup_.busy())
             return;
-        resolving_ = true;
-        resolver_.async_resolve(target_.host, target_.port, asio::ip::resolver_base::numeric_service,
-                                [this](const error_code& ec, const udp::resolver::results_type& results) {
-                                    if (ec == asio::error::operation_aborted)
-                                        return;
-                                    resolving_ = false;
-                                    if (!ec)
-                                        use(results.begin()->endpoint());
-                                });
+        lookup_.start(target_.host, target_.port, [this](const error_code& ec, const udp::resolver::results_type& results) {
+            if (!ec && !results.empty())
+                use(results.begin()->endpoint());
+        });
     }
 
     Target target_;
-    udp::resolver resolver_;
+    DetachedLookup<udp> lookup_;
     udp::socket socket_;
     udp::endpoint dest_;
-    bool resolving_ = false;
     uint64_t errors_ = 0;
 };
 
@@ -275,7 +340,7 @@ public:
     StreamSyslogSink(const SyslogOptions& o, const Target& t, asio::io_context& io,
                      std::shared_ptr<asio::ssl::context> tls = {})
         : SyslogSink(o, Stream::kMaxMessage), target_(t), queue_limit_(o.queue_bytes), io_(io),
-          tls_(std::move(tls)), resolver_(io), timer_(io), rng_(std::random_device{}()) {
+          tls_(std::move(tls)), lookup_(io), timer_(io), rng_(std::random_device{}()) {
         resolve_now<tcp>(io, t);
         connect();
     }
@@ -313,11 +378,9 @@ protected:
 
 private:
     void connect() {
-        resolver_.async_resolve(
-            target_.host, target_.port, asio::ip::resolver_base::numeric_service,
+        lookup_.start(
+            target_.host, target_.port,
             [this](const error_code& ec, const tcp::resolver::results_type& results) {
-                if (ec == asio::error::operation_aborted)
-                    return;
                 if (ec)
                     return retry("host does not resolve: " + ec.message());
                 conn_ = std::make_unique<Stream>(io_, tls_.get());
@@ -462,7 +525,7 @@ private:
     std::size_t queue_limit_;
     asio::io_context& io_;
     std::shared_ptr<asio::ssl::context> tls_;
-    tcp::resolver resolver_;
+    DetachedLookup<tcp> lookup_;
     std::unique_ptr<Stream> conn_;   // a new one per connection: a TLS session is not reused
     asio::steady_timer timer_;
     std::minstd_rand rng_;

@@ -674,6 +674,37 @@ BOOST_AUTO_TEST_CASE(a_syslog_host_that_does_not_resolve_yet_is_retried_not_fata
     BOOST_TEST(*st == 0, agent.err());
 }
 
+// A DNS server that never answers (its queries dropped) must not hold up
+// exit while a lookup for a reconnect is in flight.
+BOOST_AUTO_TEST_CASE(a_name_lookup_in_flight_does_not_hold_up_exit) {
+    Netns ns;
+    NetnsEtcFile resolv(ns, "resolv.conf", "nameserver 127.0.0.1\noptions timeout:4 attempts:1\n");
+    NetnsEtcFile hosts(ns, "hosts", "127.0.0.1 localhost\n");
+    for (const char* rule : {"add table inet pdtt_dns",
+                             "add chain inet pdtt_dns in '{ type filter hook input priority 0; }'",
+                             "add rule inet pdtt_dns in udp dport 53 drop",
+                             "add rule inet pdtt_dns in tcp dport 53 drop"})
+        BOOST_REQUIRE_MESSAGE(std::system(ns.exec(std::string("nft ") + rule).c_str()) == 0, rule);
+    auto started = Steady::now();
+    Process agent({PDTT_AGENT_BIN, "-i", "lo", "--no-files", "--stdout", "none", "--syslog",
+                   "tcp://pdtt-silent-dns.test:514"},
+                  ns.name());
+    // Queries are dropped where they arrive, unanswered: the start-up lookup
+    // times out (EAI_AGAIN), and the sink's own lookup starts at once.
+    BOOST_TEST_REQUIRE(wait_until([&] { return agent.err().find("monitoring") != std::string::npos ||
+                                               !agent.running(); }, 30s),
+                       agent.err());
+    BOOST_TEST_REQUIRE(agent.running(), agent.err());
+    BOOST_TEST_REQUIRE((Steady::now() - started >= 3s), "the lookup did not hang: " << agent.err());
+    auto t0 = Steady::now();
+    agent.signal(SIGTERM);
+    auto st = agent.wait(10s);
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - t0);
+    BOOST_TEST_REQUIRE(st.has_value());
+    BOOST_TEST(*st == 0, agent.err());
+    BOOST_TEST(took < 2000ms, "exit took " << took.count() << " ms with a lookup in flight");
+}
+
 // SPEC: "shutdown takes at most 2 s in all, whatever the sinks are doing":
 // two receivers that accept and never read, and stdout a pipe nobody reads.
 BOOST_FIXTURE_TEST_CASE(sigint_exits_within_2_s_with_two_stalled_receivers_and_a_stalled_stdout, SyslogLab) {
