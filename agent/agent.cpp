@@ -56,11 +56,31 @@ SinkSettings sink_settings(const Config& cfg) {
         s.console = ConsoleFormat::none;
         break;
     }
-    for (const auto& url : cfg.syslog)
-        s.syslog.push_back({url, cfg.syslog_facility, cfg.syslog_app_name});
+    for (const auto& url : cfg.syslog) {
+        SyslogOptions o{url, cfg.syslog_facility, cfg.syslog_app_name};
+        o.ca_file = cfg.syslog_ca;
+        o.cert_file = cfg.syslog_cert;
+        o.key_file = cfg.syslog_key;
+        s.syslog.push_back(std::move(o));
+    }
     s.syslog_records = cfg.syslog_records;
     s.metrics = {cfg.metrics_listen, cfg.metrics_token_file, PDTT_VERSION};
     return s;
+}
+
+// Shutdown's last step: the loop runs on while a sink still delivers,
+// until the one deadline they share, then stops.
+void stop_when_drained(boost::asio::steady_timer& timer, const SinkList& sinks, boost::asio::io_context& io,
+                       std::chrono::steady_clock::time_point deadline) {
+    bool drained = std::all_of(sinks.begin(), sinks.end(), [](const auto& s) { return s->drained(); });
+    if (drained || std::chrono::steady_clock::now() >= deadline) {
+        io.stop();
+        return;
+    }
+    timer.expires_after(std::chrono::milliseconds(10));
+    timer.async_wait([&timer, &sinks, &io, deadline](const boost::system::error_code&) {
+        stop_when_drained(timer, sinks, io, deadline);
+    });
 }
 
 } // namespace
@@ -395,6 +415,9 @@ void Agent::shutdown() {
         return;
     stopping_ = true;
     notify_.stopping();
+    // SPEC: exit within two seconds of the signal, whatever the sinks are
+    // doing; the rest is the final report, detaching and exit itself.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1200);
     log::debug("stopping: final report");
     report(true);
     ring_->stop();
@@ -404,7 +427,9 @@ void Agent::shutdown() {
     links_->stop();
     ifaces_.clear();
     bpf_->detach_tracepoints();
-    io_.stop();
+    for (auto& s : sinks_)
+        s->drain(deadline);
+    stop_when_drained(tick_.timer, sinks_, io_, deadline);
 }
 
 } // namespace pdtt

@@ -143,15 +143,15 @@ void check_interface(const std::string& where, const std::string& v) {
         bad_value(where, v, "not a valid interface name (see ip -br link)");
 }
 
-// udp://HOST:PORT or tcp://HOST:PORT, an IPv6 literal in brackets.
+// udp://, tcp:// or tls://HOST:PORT, an IPv6 literal in brackets.
 // Whether HOST resolves is checked at run time.
 void check_syslog(const std::string& where, const std::string& v) {
     const auto fail = [&](const std::string& problem) {
-        bad_value(where, v, problem + " (expected udp://HOST:PORT or tcp://HOST:PORT)");
+        bad_value(where, v, problem + " (expected udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT)");
     };
     std::string_view rest = v;
-    if (!rest.starts_with("udp://") && !rest.starts_with("tcp://"))
-        fail("must start with udp:// or tcp://");
+    if (!rest.starts_with("udp://") && !rest.starts_with("tcp://") && !rest.starts_with("tls://"))
+        fail("must start with udp://, tcp:// or tls://");
     rest.remove_prefix(6);
 
     std::string_view port;
@@ -283,7 +283,7 @@ constexpr OptionSpec kOptions[] = {
          c.stdout_mode = parse_choice(where, v, kStdoutModes);
      },
      .shown_default = [](const Config& d) { return choice_name(d.stdout_mode, kStdoutModes); }},
-    {.name = "syslog", .value_name = "URL", .help = "send records to udp://HOST:PORT or tcp://HOST:PORT",
+    {.name = "syslog", .value_name = "URL", .help = "send records to udp://, tcp:// or tls://HOST:PORT",
      .repeatable = true,
      .apply = [](Config& c, const std::string& v, const std::string& where) {
          check_syslog(where, v);
@@ -295,6 +295,15 @@ constexpr OptionSpec kOptions[] = {
          c.syslog_records = parse_record_types(where, v);
      },
      .shown_default = [](const Config& d) { return record_types_text(d.syslog_records); }},
+    {.name = "syslog-ca", .value_name = "FILE", .help = "tls:// syslog: the receivers' CA certificates (PEM)",
+     .apply = [](Config& c, const std::string& v, const std::string&) { c.syslog_ca = v; },
+     .shown_default = [](const Config&) { return std::string("the system's CAs"); }},
+    {.name = "syslog-cert", .value_name = "FILE", .help = "tls:// syslog: client certificate (PEM), with --syslog-key",
+     .apply = [](Config& c, const std::string& v, const std::string&) { c.syslog_cert = v; },
+     .shown_default = [](const Config&) { return std::string("none"); }},
+    {.name = "syslog-key", .value_name = "FILE", .help = "tls:// syslog: the client certificate's private key (PEM)",
+     .apply = [](Config& c, const std::string& v, const std::string&) { c.syslog_key = v; },
+     .shown_default = [](const Config&) { return std::string("none"); }},
     {.name = "no-files", .help = "write no per-user log files",
      .apply = [](Config& c, const std::string& v, const std::string& where) { c.files = !parse_bool(where, v); },
      .shown_default = [](const Config& d) { return "files " + on_off(d.files); }},

@@ -27,7 +27,8 @@ struct Config {
     std::string log_prefix = "/var/log/pdtt";
     std::chrono::milliseconds interval{10'000};
     StdoutMode stdout_mode = StdoutMode::text;
-    std::vector<std::string> syslog;    // udp://host:port, tcp://host:port
+    std::vector<std::string> syslog;    // udp://host:port, tcp://host:port, tls://host:port
+    std::string syslog_ca, syslog_cert, syslog_key;   // tls://: PEM files, "" for none (the system's CAs)
     bool files = true;
     IngressHook ingress = IngressHook::automatic;
     XdpMode xdp_mode = XdpMode::automatic;   // only with ingress xdp

@@ -6,7 +6,14 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdint>
 #include <cstring>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace pdtt {
@@ -33,23 +40,87 @@ bool passwd_lookup(uint32_t uid, std::string& name) {
 
 } // namespace
 
-UserNames::UserNames(std::chrono::seconds ttl, Lookup lookup)
-    : ttl_(ttl), lookup_(lookup ? lookup : &passwd_lookup) {}
+struct UserNames::Shared {
+    struct Entry {
+        std::string name;
+        std::chrono::steady_clock::time_point expires;
+        bool known = false;     // a lookup has answered
+        bool pending = false;   // a lookup is queued or running
+    };
+    std::chrono::seconds ttl;
+    Lookup lookup;
+    std::mutex mu;
+    std::condition_variable wake, answered;
+    std::unordered_map<int64_t, Entry> cache;
+    std::deque<int64_t> queue;
+    bool stop = false;
 
-const std::string& UserNames::name(int64_t uid) {
+    void request(int64_t uid, Entry& e) {   // under mu
+        if (e.pending)
+            return;
+        e.pending = true;
+        queue.push_back(uid);
+        wake.notify_one();
+    }
+
+    static void work(const std::shared_ptr<Shared>& s) {
+        std::unique_lock lk(s->mu);
+        for (;;) {
+            s->wake.wait(lk, [&] { return s->stop || !s->queue.empty(); });
+            if (s->stop)
+                return;
+            int64_t uid = s->queue.front();
+            s->queue.pop_front();
+            lk.unlock();
+            std::string n;
+            if (!s->lookup(static_cast<uint32_t>(uid), n))
+                n = "uid-" + std::to_string(uid);
+            lk.lock();
+            Entry& e = s->cache[uid];
+            e.name = std::move(n);
+            e.expires = std::chrono::steady_clock::now() + s->ttl;
+            e.known = true;
+            e.pending = false;
+            s->answered.notify_all();
+        }
+    }
+};
+
+UserNames::UserNames(std::chrono::seconds ttl, Lookup lookup, std::chrono::milliseconds max_wait)
+    : s_(std::make_shared<Shared>()), max_wait_(max_wait) {
+    s_->ttl = ttl;
+    s_->lookup = lookup ? lookup : &passwd_lookup;
+    std::thread([s = s_] { Shared::work(s); }).detach();
+}
+
+UserNames::~UserNames() {
+    {
+        std::lock_guard lk(s_->mu);
+        s_->stop = true;
+    }
+    s_->wake.notify_all();
+}
+
+std::string UserNames::name(int64_t uid) {
     auto now = std::chrono::steady_clock::now();
-    auto it = cache_.find(uid);
-    if (it != cache_.end() && it->second.expires > now)
-        return it->second.name;
-    std::string n;
-    if (uid == kUnattributedUid)
-        n = kUnattributedUser;
-    else if (uid < 0 || !lookup_(static_cast<uint32_t>(uid), n))
-        n = "uid-" + std::to_string(uid);
-    auto& e = cache_[uid];
-    e.name = std::move(n);
-    e.expires = now + ttl_;
-    return e.name;
+    std::unique_lock lk(s_->mu);
+    Shared::Entry& e = s_->cache[uid];
+    if (uid < 0 || uid > UINT32_MAX) {
+        if (!e.known)
+            e = {uid == kUnattributedUid ? std::string(kUnattributedUser) : "uid-" + std::to_string(uid),
+                 std::chrono::steady_clock::time_point::max(), true, false};
+        return e.name;
+    }
+    if (e.known) {
+        if (e.expires <= now)
+            s_->request(uid, e);   // served stale meanwhile
+        return e.name;
+    }
+    s_->request(uid, e);
+    // References into an unordered_map stay valid while other keys are added.
+    if (s_->answered.wait_for(lk, max_wait_, [&] { return e.known; }))
+        return e.name;
+    return "uid-" + std::to_string(uid);   // not cached: the next call has the answer
 }
 
 bool is_v4_mapped(const uint8_t a[16]) {

@@ -8,10 +8,10 @@ SinkList make_sinks(const SinkSettings& settings, boost::asio::io_context& io) {
         sinks.push_back(make_file_sink(settings.log_prefix));
     switch (settings.console) {
     case ConsoleFormat::text:
-        sinks.push_back(make_text_sink(stdout));
+        sinks.push_back(make_text_sink(stdout, &io));
         break;
     case ConsoleFormat::json:
-        sinks.push_back(make_json_sink(stdout));
+        sinks.push_back(make_json_sink(stdout, &io));
         break;
     case ConsoleFormat::none:
         break;

@@ -1,9 +1,9 @@
 // JSON lines on the console: one object per record, "v" and "type" first.
+#include "console_out.hpp"
 #include "factory.hpp"
 #include "record_json.hpp"
 
 #include <boost/json.hpp>
-#include <sys/stat.h>
 
 namespace pdtt {
 
@@ -13,11 +13,7 @@ namespace {
 
 class JsonSink : public Sink {
 public:
-    explicit JsonSink(std::FILE* out) : out_(out) {
-        // A reader on a pipe (jq) wants every line now; files flush per interval.
-        struct stat st{};
-        line_flush_ = fstat(fileno(out), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
-    }
+    JsonSink(std::FILE* out, boost::asio::io_context* io) : out_(out, io) {}
 
     void flow_open(const FlowRecord& r) override { emit(r); }
     void flow_delta(const FlowRecord& r) override { emit(r); }
@@ -30,11 +26,12 @@ public:
     void interval_end() override { flush(); }
 
     void flush() override {
-        if (std::fflush(out_) != 0)
-            failed();
+        if (!out_.flush())
+            ++errors_;
     }
 
-    uint64_t errors() const override { return errors_; }
+    bool drained() const override { return out_.drained(); }
+    uint64_t errors() const override { return errors_ + out_.lost(); }
 
 private:
     // Every record is built in one reused arena and serialised into one
@@ -51,29 +48,21 @@ private:
             line_.resize(used + serializer_.read(line_.data() + used, 4096).size());
         }
         line_ += '\n';
-        if (std::fwrite(line_.data(), 1, line_.size(), out_) != line_.size())
-            failed();
-        else if (line_flush_)
-            flush();
+        if (!out_.write(line_))
+            ++errors_;
     }
 
-    void failed() {
-        ++errors_;
-        std::clearerr(out_);  // retry on the next record
-    }
-
-    std::FILE* out_;
+    ConsoleOut out_;
     alignas(std::max_align_t) unsigned char arena_[16384];
     json::serializer serializer_;
     std::string line_;
-    bool line_flush_ = false;
     uint64_t errors_ = 0;
 };
 
 } // namespace
 
-std::unique_ptr<Sink> make_json_sink(std::FILE* out) {
-    return std::make_unique<JsonSink>(out);
+std::unique_ptr<Sink> make_json_sink(std::FILE* out, boost::asio::io_context* io) {
+    return std::make_unique<JsonSink>(out, io);
 }
 
 } // namespace pdtt

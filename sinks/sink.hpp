@@ -4,6 +4,7 @@
 
 #include "records.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -27,6 +28,11 @@ public:
     virtual void interval_end() {}
     virtual void reopen() {}       // SIGHUP: logrotate moved our files
     virtual void flush() {}
+    // Shutdown, after the final flush(): what is still queued goes out on
+    // the agent's loop, which runs until every sink is drained() or the
+    // one deadline they share has passed. Nothing may block here.
+    virtual void drain(std::chrono::steady_clock::time_point /*deadline*/) {}
+    virtual bool drained() const { return true; }
     virtual uint64_t errors() const { return 0; }
 };
 

@@ -23,13 +23,7 @@ std::string header_token(std::string_view s, std::size_t max) {
     return out.empty() ? "-" : out;
 }
 
-std::string human_msg(std::string_view s) {
-    std::string out = valid_utf8(s);
-    for (char& c : out)
-        if (static_cast<unsigned char>(c) < 32 || c == 127)
-            c = ' ';
-    return out;
-}
+std::string human_msg(std::string_view s) { return escape_control(valid_utf8(s)); }
 
 // As the JSON sink: whole seconds integral, else milliseconds.
 std::string seconds(double s) {
@@ -89,6 +83,22 @@ std::size_t param_size(const Param& p) { return p.first.size() + escape_param_va
 
 } // namespace
 
+std::string escape_control(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+        auto u = static_cast<unsigned char>(c);
+        if (u < 32 || u == 127) {
+            char esc[5];
+            std::snprintf(esc, sizeof esc, "#%03o", u);
+            out += esc;
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
 Header local_header(int facility, const std::string& app_name) {
     char host[HOST_NAME_MAX + 1] = {};
     if (::gethostname(host, sizeof host - 1) != 0)
@@ -111,7 +121,7 @@ std::string timestamp(Timestamp ts) {
 }
 
 std::string escape_param_value(std::string_view v) {
-    std::string in = valid_utf8(v);
+    std::string in = escape_control(valid_utf8(v));
     std::string out;
     out.reserve(in.size());
     for (char c : in) {

@@ -41,12 +41,18 @@ using Param = std::pair<std::string, std::string>;
 // "2024-01-15T18:30:00.123456+08:00".
 std::string timestamp(Timestamp ts);
 
-// PARAM-VALUE: invalid UTF-8 repaired (U+FFFD), then '"', '\' and ']' escaped.
+// C0 controls and DEL as '#' and three octal digits, as rsyslog writes
+// them itself ("\n" is "#012", tab "#011"): RFC 5424 allows them in a
+// PARAM-VALUE, but a receiver's line-per-message file would break on them.
+std::string escape_control(std::string_view s);
+
+// PARAM-VALUE: invalid UTF-8 repaired (U+FFFD), control characters as
+// escape_control, then '"', '\' and ']' escaped.
 std::string escape_param_value(std::string_view v);
 
 // "<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [pdtt@32473 k="v" ...] MSG".
 // Header fields are reduced to printable ASCII ("-" when empty); MSG to
-// valid UTF-8 without control characters.
+// valid UTF-8, its control characters as escape_control.
 std::string format_message(const Header& h, Timestamp ts, std::string_view msgid,
                            const std::vector<Param>& params, std::string_view msg);
 

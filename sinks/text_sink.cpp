@@ -1,4 +1,5 @@
 // Console summary: one table per interval, no per-flow lines (too noisy).
+#include "console_out.hpp"
 #include "factory.hpp"
 #include "format.hpp"
 
@@ -27,7 +28,7 @@ std::string right(const std::string& s, size_t width) {
 
 class TextSink : public Sink {
 public:
-    explicit TextSink(std::FILE* out) : out_(out) {}
+    TextSink(std::FILE* out, boost::asio::io_context* io) : out_(out, io) {}
 
     void user_report(const UserReport& r) override {
         rows_.push_back({printable(r.user), r.tx_bytes, r.rx_bytes, r.flows});
@@ -75,18 +76,19 @@ public:
         stats_.reset();
         ts_.reset();
 
-        if (std::fwrite(text.data(), 1, text.size(), out_) != text.size())
-            failed();
+        if (!out_.write(text))
+            ++errors_;
         else
             flush();
     }
 
     void flush() override {
-        if (std::fflush(out_) != 0)
-            failed();
+        if (!out_.flush())
+            ++errors_;
     }
 
-    uint64_t errors() const override { return errors_; }
+    bool drained() const override { return out_.drained(); }
+    uint64_t errors() const override { return errors_ + out_.lost(); }
 
 private:
     struct Row {
@@ -94,12 +96,7 @@ private:
         uint64_t tx, rx, flows;
     };
 
-    void failed() {
-        ++errors_;
-        std::clearerr(out_);
-    }
-
-    std::FILE* out_;
+    ConsoleOut out_;
     std::vector<Row> rows_;
     std::optional<AgentStats> stats_;
     std::optional<Timestamp> ts_;
@@ -109,8 +106,8 @@ private:
 
 } // namespace
 
-std::unique_ptr<Sink> make_text_sink(std::FILE* out) {
-    return std::make_unique<TextSink>(out);
+std::unique_ptr<Sink> make_text_sink(std::FILE* out, boost::asio::io_context* io) {
+    return std::make_unique<TextSink>(out, io);
 }
 
 } // namespace pdtt

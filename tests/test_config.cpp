@@ -356,9 +356,9 @@ BOOST_AUTO_TEST_CASE(empty_log_prefix) {
 
 BOOST_AUTO_TEST_CASE(bad_syslog_urls) {
     const std::pair<std::string, std::string> cases[] = {
-        {"", "udp:// or tcp://"},
-        {"localhost:514", "udp:// or tcp://"},
-        {"http://h:514", "udp:// or tcp://"},
+        {"", "udp://, tcp:// or tls://"},
+        {"localhost:514", "udp://, tcp:// or tls://"},
+        {"http://h:514", "udp://, tcp:// or tls://"},
         {"udp://", "missing :PORT"},
         {"udp://h", "missing :PORT"},
         {"udp://h:", "port"},

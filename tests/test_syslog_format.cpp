@@ -111,7 +111,24 @@ BOOST_AUTO_TEST_CASE(header_fields_are_printable_ascii_or_nil) {
     BOOST_TEST(p.hostname == "my_host__");
     BOOST_TEST(p.app == std::string(48, 'a'));
     BOOST_TEST(p.procid == "-");
-    BOOST_TEST(p.msg == "a b c");   // MSG: no control characters
+    BOOST_TEST(p.msg == "a#012b#001c");   // MSG: no control characters
+}
+
+// A receiver writes one line per message: no value may start another line
+// or hide text behind a carriage return or an escape sequence.
+BOOST_AUTO_TEST_CASE(control_characters_in_values_and_msg_are_escaped_as_hash_octal) {
+    BOOST_TEST(rfc5424::escape_control("a\nb\rc\td") == "a#012b#015c#011d");
+    BOOST_TEST(rfc5424::escape_control(std::string("\0\x1b[31m\x7f", 7)) == "#000#033[31m#177");
+    BOOST_TEST(rfc5424::escape_control("caf\xC3\xA9 #1") == "caf\xC3\xA9 #1");   // UTF-8 and '#' stay
+    FlowRecord r = sample_flow();
+    r.id.user = "eve\n<14>1 - forged - - - - injected";
+    r.id.comm = "a\tb\r";
+    std::string m = rfc5424::format_flow_close(kHeader, r);
+    BOOST_TEST(m.find_first_of(std::string("\0\n\r\t\x1b\x7f", 6)) == std::string::npos, m);
+    Parsed p = must_parse(m);
+    BOOST_TEST(p.sd().at("user") == "eve#012<14>1 - forged - - - - injected");
+    BOOST_TEST(p.sd().at("comm") == "a#011b#015");
+    BOOST_TEST(p.msg.find("eve#012<14>1") != std::string::npos, p.msg);
 }
 
 BOOST_AUTO_TEST_CASE(a_big_user_report_is_split_not_truncated) {

@@ -15,12 +15,13 @@ packages=(
     libsystemd-dev    # sd_notify: Type=notify and the watchdog
     libboost1.81-dev libboost-program-options1.81-dev
     libboost-test1.81-dev libboost-json1.81-dev ccache
+    libssl-dev              # tls:// syslog (Boost.Asio's SSL stream)
     # run and test: namespaces, veth, traffic, users
     iproute2 passwd procps util-linux python3 jq
     # integration tests: an independent count of the bytes on the wire
     nftables
-    # syslog tests: a real receiver
-    rsyslog
+    # syslog tests: a real receiver, over TLS too, with certificates made by the test
+    rsyslog rsyslog-gnutls openssl
     # benchmarks: load and the tools users have today
     iperf3 nethogs libbpf-tools
     openssh-server rsync    # owner tests: a real sshd, rsync and scp through it
