@@ -7,8 +7,13 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <linux/securebits.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <optional>
@@ -839,31 +844,56 @@ struct BoundUdp {
     ~BoundUdp() { ::close(fd); }
 };
 
+// Runs p on frame in a child whose uids are all `uid` (capabilities kept),
+// so that a data path taking the current task's uid instead of the
+// socket's is told apart; the exit status says how the run went.
+int run_as(uid_t uid, Prog p, const pkt::Bytes& frame)
+{
+    const pid_t pid = ::fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        if (::prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED) != 0 ||
+            ::setresgid(uid, uid, uid) != 0 || ::setresuid(uid, uid, uid) != 0 || ::getuid() != uid)
+            ::_exit(2);
+        ::_exit(run(p, frame).err == 0 ? 0 : 3);
+    }
+    int status = 0;
+    if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+// test_run's skb socket is the kernel's own, always uid 0 (sock_init_data
+// without a struct socket); the task that runs it is not uid 0.
+constexpr __u32 kTestRunSocketUid = 0;
+constexpr uid_t kCurrentUid = 4321;
+
 } // namespace
 
 BOOST_FIXTURE_TEST_CASE(egress_udp_opens_a_flow_owned_by_the_sending_socket, Reset)
 {
-    // test_run gives the skb a socket owned by the caller (root here).
-    BOOST_TEST_REQUIRE(run(Prog::tc, on(udp4_unknown, Prog::tc).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64).build())
-                           .err == 0);
+    BOOST_TEST_REQUIRE(run_as(kCurrentUid, Prog::tc,
+                              on(udp4_unknown, Prog::tc).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64).build()) == 0,
+                       "test_run as uid " << kCurrentUid << " (2: cannot change uid, 3: test_run failed)");
     auto f = find_flow(udp4_unknown.key);
     BOOST_TEST_REQUIRE(f.has_value(), "a flow entry was created");
     BOOST_TEST(f->cnt == (pdtt_counters{64, 0, 1, 0}), "the first datagram is counted: " << f->cnt);
-    BOOST_TEST(f->uid == ::getuid());
+    BOOST_TEST(f->uid == kTestRunSocketUid, "the flow's owner is the socket's uid, not the current task's");
     BOOST_TEST(f->direction == PDTT_DIR_OUTBOUND);
     BOOST_TEST(f->family == AF_INET);
     BOOST_TEST(f->seen != 0u);
     std::vector<pdtt_event> ev = bpf().drain();
     BOOST_TEST_REQUIRE(ev.size() == 1u, "one FLOW_OPEN");
     BOOST_TEST(ev[0].type == PDTT_EV_FLOW_OPEN);
-    BOOST_TEST(ev[0].uid == ::getuid());
+    BOOST_TEST(ev[0].uid == kTestRunSocketUid, "FLOW_OPEN carries the socket's uid");
 
     // The sender's port is now known to belong to it.
     pdtt_port_key ok{kNetns, udp4_unknown.key.lport, 0};
     pdtt_owner owner{};
     owner.uid = 12345;
     BOOST_TEST_REQUIRE(bpf_map_lookup_elem(bpf().udp_owners_fd(), &ok, &owner) == 0, "owner of the local port learnt");
-    BOOST_TEST(owner.uid == ::getuid());
+    BOOST_TEST(owner.uid == kTestRunSocketUid, "the port's owner is the socket's uid");
     BOOST_TEST(owner.gen != 0u, "a generation the port's flows follow");
 
     BOOST_TEST_REQUIRE(run(Prog::tc, on(udp4_unknown, Prog::tc).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(36).build())
