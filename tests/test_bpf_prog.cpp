@@ -74,11 +74,26 @@ bool operator<(const pdtt_flow_key& a, const pdtt_flow_key& b)
 
 namespace {
 
-// The test's own namespace: the data path copies it into keys, and checks a
-// sending socket against it.
+// The test's own private network namespace, made before anything else runs
+// (so no host service holds the ports the frames use), with lo up. The data
+// path copies its inode into keys and checks a sending socket against it;
+// 0 if it could not be made (Bpf() then fails).
+__u32 host_netns = 0;   // the namespace the test started in
 const __u32 kNetns = [] {
     struct stat st {};
-    return ::stat("/proc/self/ns/net", &st) == 0 ? static_cast<__u32>(st.st_ino) : 0u;
+    if (::stat("/proc/self/ns/net", &st) == 0)
+        host_netns = static_cast<__u32>(st.st_ino);
+    if (::unshare(CLONE_NEWNET) != 0)
+        return 0u;
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    bool up = fd >= 0 && ::ioctl(fd, SIOCGIFFLAGS, &ifr) == 0;
+    ifr.ifr_flags |= IFF_UP;
+    up = up && ::ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
+    if (fd >= 0)
+        ::close(fd);
+    return up && ::stat("/proc/self/ns/net", &st) == 0 ? static_cast<__u32>(st.st_ino) : 0u;
 }();
 
 // A flow the tests talk about; inserted ones stand for sockets the
@@ -167,6 +182,8 @@ class Bpf {
 public:
     Bpf()
     {
+        if (kNetns == 0)
+            throw std::runtime_error("cannot make a private network namespace with lo up (root needed)");
         ncpu_ = libbpf_num_possible_cpus();
         if (ncpu_ <= 0)
             throw std::runtime_error("libbpf_num_possible_cpus failed");
@@ -933,4 +950,14 @@ BOOST_FIXTURE_TEST_CASE(ingress_udp_to_a_bound_socket_opens_a_flow, Reset)
     BOOST_TEST_REQUIRE(g.has_value());
     BOOST_TEST(g->uid == owner);
     BOOST_TEST(snapshot().unattributed == pdtt_counters{}, "nothing unattributed");
+}
+
+BOOST_AUTO_TEST_CASE(runs_in_a_private_network_namespace)
+{
+    // No host service can hold the ports the frames use (5355: resolved).
+    struct stat now {};
+    BOOST_TEST_REQUIRE(::stat("/proc/self/ns/net", &now) == 0);
+    BOOST_TEST(host_netns != 0u);
+    BOOST_TEST(kNetns == static_cast<__u32>(now.st_ino), "kNetns is the namespace the test runs in");
+    BOOST_TEST(kNetns != host_netns, "kNetns is not the namespace the test started in");
 }
