@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdarg>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -95,6 +96,36 @@ constexpr uint64_t kDeltaHeadroomDivisor = 4;
 // Runs of the delta program one pass may take before it gives up.
 constexpr int kMaxDeltaRuns = 1024;
 
+// Test-only: PDTT_TEST_FORCE=classic-tracepoint,clsact makes the agent take
+// the fallbacks it would take on an older kernel (no tp_btf; no TCX), so that
+// the tests can run them on this one. Unset, it changes nothing. Read once.
+struct Forced {
+    bool classic_tracepoint = false, clsact = false;
+};
+
+const Forced& forced() {
+    static const Forced f = [] {
+        Forced out;
+        const char* env = std::getenv("PDTT_TEST_FORCE");
+        std::string list = env ? env : "";
+        for (size_t at = 0; at < list.size();) {
+            size_t end = std::min(list.find(',', at), list.size());
+            std::string v = list.substr(at, end - at);
+            if (v == "classic-tracepoint")
+                out.classic_tracepoint = true;
+            else if (v == "clsact")
+                out.clsact = true;
+            else if (!v.empty())
+                log::warn("PDTT_TEST_FORCE: unknown value '" + v + "' ignored");
+            at = end + 1;
+        }
+        if (out.classic_tracepoint || out.clsact)
+            log::warn("PDTT_TEST_FORCE=" + list + ": fallbacks forced for a test");
+        return out;
+    }();
+    return f;
+}
+
 int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
     if (level == LIBBPF_DEBUG && !log::verbose())
         return 0;
@@ -157,9 +188,11 @@ Bpf::Bpf(const BpfOptions& opts) : opts_(opts) {
         bool btf_tracepoint, io_hooks;
     };
     std::vector<Try> tries;
-    if (kernel_has_io_tracepoints())
-        tries.push_back({true, true});
-    tries.push_back({true, false});
+    if (!forced().classic_tracepoint) {
+        if (kernel_has_io_tracepoints())
+            tries.push_back({true, true});
+        tries.push_back({true, false});
+    }
     tries.push_back({false, false});
     std::optional<Error> first;
     for (const Try& t : tries) {
@@ -270,10 +303,10 @@ std::unique_ptr<Attachment> Bpf::attach_tc(const std::string& ifname, int ifinde
     const char* dir = ingress ? "ingress" : "egress";
     int prog = bpf_program__fd(ingress ? skel_->progs.pdtt_ingress : skel_->progs.pdtt_egress);
     int type = ingress ? PDTT_BPF_TCX_INGRESS : PDTT_BPF_TCX_EGRESS;
-    int fd = bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(type), nullptr);
+    int fd = forced().clsact ? -1 : bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(type), nullptr);
     if (fd >= 0)
         return std::make_unique<LinkAttachment>(Fd(fd), std::string("tcx/") + dir + " on " + ifname);
-    int err = errno;
+    int err = forced().clsact ? EOPNOTSUPP : errno;
     log::debug(ifname + ": TCX unavailable (" + errstr(err) + "), using a clsact filter");
 
     bpf_tc_attach_point where = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS;

@@ -4,6 +4,10 @@
 
 #include "config.hpp"
 
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -503,14 +507,53 @@ BOOST_AUTO_TEST_CASE(missing_explicit_file) {
 }
 
 BOOST_AUTO_TEST_CASE(unreadable_explicit_file) {
-    if (geteuid() == 0) {
-        BOOST_TEST_MESSAGE("skipped: root reads any file");
-        return;
-    }
+    // Root reads any file, so as root the parse runs in a child that has
+    // become nobody; the child's exit status says how the parse ended and a
+    // pipe brings back its error line.
     TempDir dir;
+    fs::permissions(dir.path, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
     const std::string path = dir.write("secret.conf", "interface = eth0\n");
     fs::permissions(path, fs::perms::none);
-    const std::string msg = usage_error({"-c", path});
+    const passwd* nobody = geteuid() == 0 ? getpwnam("nobody") : nullptr;
+    BOOST_TEST_REQUIRE((geteuid() != 0 || nobody), "a user 'nobody' to drop root to");
+    int fds[2];
+    BOOST_TEST_REQUIRE(pipe(fds) == 0);
+    const pid_t pid = fork();
+    BOOST_TEST_REQUIRE(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        if (nobody && (setgroups(0, nullptr) != 0 || setgid(nobody->pw_gid) != 0 || setuid(nobody->pw_uid) != 0))
+            _exit(10);
+        struct stat st {};
+        if (stat(path.c_str(), &st) != 0)   // denied for the file itself, not its directory
+            _exit(11);
+        int code = 12;   // parsed without an error
+        try {
+            run({"-c", path});
+        } catch (const pdtt::Error& e) {
+            const std::string msg = pdtt::error_line(e.what());
+            code = e.exit_code() == pdtt::kExitUsage ? 0 : 13;
+            if (::write(fds[1], msg.data(), msg.size()) != static_cast<ssize_t>(msg.size()))
+                code = 14;
+        } catch (...) {
+            code = 15;
+        }
+        _exit(code);
+    }
+    close(fds[1]);
+    std::string msg;
+    char buf[512];
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof(buf))) > 0;)
+        msg.append(buf, static_cast<size_t>(n));
+    close(fds[0]);
+    int status = 0;
+    BOOST_TEST_REQUIRE(waitpid(pid, &status, 0) == pid);
+    BOOST_TEST_REQUIRE(WIFEXITED(status));
+    BOOST_TEST_REQUIRE(WEXITSTATUS(status) == 0,
+                       "child exit status " << WEXITSTATUS(status)
+                                            << " (10 cannot become nobody, 11 cannot reach the file, 12 no error, "
+                                               "13 not a usage error, 14 pipe, 15 other exception)");
+    BOOST_TEST(msg.starts_with("pdtt-agent: "), "prefix of: " << msg);
     CHECK_HAS(msg, "--config '" + path + "': cannot read");
     CHECK_HAS(msg, "Permission denied");
 }

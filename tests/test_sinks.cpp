@@ -151,12 +151,12 @@ BOOST_AUTO_TEST_CASE(rfc3339_has_microseconds_and_z) {
 BOOST_AUTO_TEST_CASE(local_datetime_follows_tz) {
     UtcZone utc;
     BOOST_TEST(local_datetime(at(999999)) == "2024-01-15 10:30:00");
-    setenv("TZ", "Australia/Perth", 1);  // UTC+8, no DST
+    // Perth (UTC+8, no DST) as a POSIX TZ string: no tzdata needed, so it always runs.
+    setenv("TZ", "AWST-8", 1);
     tzset();
     std::string perth = local_datetime(at());
     UtcZone back;
-    if (fs::exists("/usr/share/zoneinfo/Australia/Perth"))
-        BOOST_TEST(perth == "2024-01-15 18:30:00");
+    BOOST_TEST(perth == "2024-01-15 18:30:00");
 }
 
 BOOST_AUTO_TEST_CASE(human_units) {
