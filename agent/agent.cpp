@@ -27,14 +27,12 @@ constexpr int kCapPerfmon = 38;
 constexpr int kCapBpf = 39;
 constexpr int kCapSysAdmin = 21;
 
-bool has_cap(const __user_cap_data_struct (&d)[2], int cap) {
-    return d[cap / 32].effective & (1u << (cap % 32));
-}
+bool has_cap(const __user_cap_data_struct (&d)[2], int cap) { return d[cap / 32].effective & (1u << (cap % 32)); }
 
 Timestamp wall_now() { return std::chrono::time_point_cast<std::chrono::microseconds>(Clock::now()); }
 
 uint32_t netns_inode() {
-    struct stat st{};
+    struct stat st {};
     if (::stat("/proc/self/ns/net", &st) != 0)
         throw Error(kExitRuntime, "cannot read /proc/self/ns/net: " + std::string(std::strerror(errno)));
     return static_cast<uint32_t>(st.st_ino);
@@ -89,13 +87,11 @@ void check_privileges() {
     __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
     __user_cap_data_struct data[2]{};
     if (::syscall(SYS_capget, &hdr, data) != 0)
-        return;   // let the load report what is missing
-    bool bpf = has_cap(data, kCapSysAdmin) ||
-               (has_cap(data, kCapBpf) && has_cap(data, kCapPerfmon));
+        return; // let the load report what is missing
+    bool bpf = has_cap(data, kCapSysAdmin) || (has_cap(data, kCapBpf) && has_cap(data, kCapPerfmon));
     if (!bpf || !has_cap(data, kCapNetAdmin))
-        throw Error(kExitPrivilege,
-                    "missing privilege: run as root, or grant CAP_BPF, CAP_PERFMON and "
-                    "CAP_NET_ADMIN (e.g. AmbientCapabilities= in the systemd unit)");
+        throw Error(kExitPrivilege, "missing privilege: run as root, or grant CAP_BPF, CAP_PERFMON and "
+                                    "CAP_NET_ADMIN (e.g. AmbientCapabilities= in the systemd unit)");
 }
 
 void check_btf() {
@@ -116,11 +112,11 @@ int resolve_interface(const std::string& name) {
     throw Error(kExitUsage, "interface '" + name + "' does not exist; interfaces here: " + names);
 }
 
-Agent::Agent(const Config& cfg)
-    : cfg_(cfg), signals_(io_, SIGINT, SIGTERM, SIGHUP),
-      tick_{boost::asio::steady_timer(io_), std::min(cfg.interval, std::chrono::milliseconds(1000)),
-            [this] { tick_unless_reporting(); }},
-      report_{boost::asio::steady_timer(io_), cfg.interval, [this] { report(false); }} {
+Agent::Agent(const Config& cfg) :
+    cfg_(cfg), signals_(io_, SIGINT, SIGTERM, SIGHUP), tick_{boost::asio::steady_timer(io_),
+                                                             std::min(cfg.interval, std::chrono::milliseconds(1000)),
+                                                             [this] { tick_unless_reporting(); }},
+    report_{boost::asio::steady_timer(io_), cfg.interval, [this] { report(false); }} {
     log::verbose() = cfg.verbose;
     install_libbpf_logger();
     check_privileges();
@@ -188,9 +184,9 @@ Agent::Agent(const Config& cfg)
     agg_->set_classes(&cfg_.classes);
     ring_ = std::make_unique<RingReader>(io_, bpf_->ring_fd(), [this](const pdtt_event& e) { agg_->on_event(e); });
     // Everything that needed more is done; the cgroup resolver keeps what its handles need.
-    log::info("capabilities kept: " +
-              drop_privileges(PrivilegeNeeds{.file_handles = cgroups_ && cgroups_->stats().handles}) +
-              "; no_new_privs set");
+    log::info(
+        "capabilities kept: " + drop_privileges(PrivilegeNeeds{.file_handles = cgroups_ && cgroups_->stats().handles}) +
+        "; no_new_privs set");
 }
 
 Agent::~Agent() = default;
@@ -246,7 +242,7 @@ std::vector<std::string> Agent::awaited() const {
 }
 
 int Agent::run() {
-    std::signal(SIGPIPE, SIG_IGN);   // a closed stdout pipe is a counted write error
+    std::signal(SIGPIPE, SIG_IGN); // a closed stdout pipe is a counted write error
     signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
         if (!ec)
             on_signal(sig);
@@ -299,7 +295,7 @@ void Agent::tick_unless_reporting() {
 }
 
 void Agent::tick() {
-    ring_->drain();          // closes first, so the kernel's deltas find them gone
+    ring_->drain(); // closes first, so the kernel's deltas find them gone
     if (!bpf_->emit_deltas([this] { ring_->drain(); }))
         deltas_incomplete_++;
     close_udp_flows();
@@ -318,7 +314,7 @@ void Agent::tick() {
 
 int64_t Agent::resolve_udp(const pdtt_flow_key& k) {
     uint64_t now = WallClock::mono_now_ns();
-    if (now - udp_socks_ns_ > 100'000'000) {   // one socket table read serves a burst
+    if (now - udp_socks_ns_ > 100'000'000) { // one socket table read serves a burst
         try {
             udp_socks_ = udp_sockets(bpf_->target_netns());
         } catch (const Error& e) {
@@ -356,9 +352,8 @@ void Agent::close_udp_flows() {
     }
     uint64_t now = WallClock::mono_now_ns();
     auto idle_ns = static_cast<uint64_t>(std::chrono::nanoseconds(cfg_.udp_timeout).count());
-    auto keys = agg_->udp_to_close(now, idle_ns, [this](const pdtt_flow_key& k) {
-        return udp_socks_.receiver(k) != nullptr;
-    });
+    auto keys =
+        agg_->udp_to_close(now, idle_ns, [this](const pdtt_flow_key& k) { return udp_socks_.receiver(k) != nullptr; });
     for (const auto& k : keys) {
         pdtt_flow f;
         if (!bpf_->take_flow(k, f)) {

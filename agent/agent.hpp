@@ -44,10 +44,10 @@ private:
     // One monitored interface and what is attached to it.
     struct Iface {
         std::string name;
-        int ifindex = 0;                                  // 0 while it does not exist
+        int ifindex = 0; // 0 while it does not exist
         std::vector<std::unique_ptr<Attachment>> links;
-        std::string counted_on;                           // a monitored VLAN parent counts it
-        bool was_attached = false;                        // a return, not a first appearance
+        std::string counted_on;    // a monitored VLAN parent counts it
+        bool was_attached = false; // a return, not a first appearance
     };
     // Calls fire every period on a fixed schedule: a slow fire never makes it drift.
     struct Periodic {
@@ -58,15 +58,15 @@ private:
     };
 
     void attach(Iface& i);
-    void attach_if_present(Iface& i);   // --wait-for-interfaces: it may be there by now
+    void attach_if_present(Iface& i); // --wait-for-interfaces: it may be there by now
     std::vector<std::string> awaited() const;
     void on_link(const LinkEvent& ev);
     void on_signal(int sig);
     void arm(Periodic& p);
-    void tick();             // drain, kernel deltas, UDP closes, unattributed delta
+    void tick(); // drain, kernel deltas, UDP closes, unattributed delta
     void tick_unless_reporting();
     int64_t resolve_udp(const pdtt_flow_key& k);
-    void close_udp_flows();  // idle, or their socket is gone
+    void close_udp_flows(); // idle, or their socket is gone
     void report(bool final);
     AgentStats stats(double interval_s) const;
     void shutdown();
@@ -81,17 +81,17 @@ private:
     UserNames names_;
     WallClock clock_;
     std::unique_ptr<Bpf> bpf_;
-    std::unique_ptr<CgroupResolver> cgroups_;   // null without a cgroup2 mount
+    std::unique_ptr<CgroupResolver> cgroups_; // null without a cgroup2 mount
     std::unique_ptr<Aggregator> agg_;
     std::unique_ptr<RingReader> ring_;
     std::vector<Iface> ifaces_;
     std::unique_ptr<LinkMonitor> links_;
     Notifier notify_{io_};
     Counters unattributed_seen_;
-    uint64_t deltas_incomplete_ = 0;                         // delta passes that gave up
+    uint64_t deltas_incomplete_ = 0; // delta passes that gave up
     UdpSockets udp_socks_;
-    uint64_t udp_socks_ns_ = 0;   // when udp_socks_ was read
-    uint64_t udp_ticks_ = 0;      // ticks so far, for the udp_owners prune
+    uint64_t udp_socks_ns_ = 0; // when udp_socks_ was read
+    uint64_t udp_ticks_ = 0;    // ticks so far, for the udp_owners prune
     bool stopping_ = false;
 };
 

@@ -29,8 +29,8 @@ bool FlowKeyEq::operator()(const pdtt_flow_key& a, const pdtt_flow_key& b) const
     return std::memcmp(&a, &b, sizeof(a)) == 0;
 }
 
-Aggregator::Aggregator(SinkList& sinks, UserNames& names, IfName ifname, const WallClock& clock, Resolve resolve)
-    : sinks_(sinks), names_(names), ifname_(std::move(ifname)), clock_(clock), resolve_(std::move(resolve)) {}
+Aggregator::Aggregator(SinkList& sinks, UserNames& names, IfName ifname, const WallClock& clock, Resolve resolve) :
+    sinks_(sinks), names_(names), ifname_(std::move(ifname)), clock_(clock), resolve_(std::move(resolve)) {}
 
 Aggregator::Flow Aggregator::make_flow(const pdtt_event& e) {
     Flow f;
@@ -68,7 +68,7 @@ Aggregator::Flow Aggregator::make_flow(const pdtt_event& e) {
 void Aggregator::set_cgroup(Flow& f, uint64_t id, CgroupInfoPtr cg) {
     f.cgroup_id = id;
     f.cg = std::move(cg);
-    f.job_gen = UINT64_MAX;   // its bytes from now on may be another job's or step's
+    f.job_gen = UINT64_MAX; // its bytes from now on may be another job's or step's
     f.id.cgroup = f.cg ? std::string_view(f.cg->path()) : std::string_view();
     f.id.job = job_of(f.cg);
     f.id.step = f.cg ? f.cg->step() : std::nullopt;
@@ -96,7 +96,7 @@ std::vector<ClassTotals> Aggregator::class_totals(const std::vector<ClassCounter
 void Aggregator::add_to_job(Flow& f, const Counters& delta) {
     if (!f.id.job)
         return;
-    if (f.job_gen != gen_) {   // first bytes of this flow's job in this interval: find its row once
+    if (f.job_gen != gen_) { // first bytes of this flow's job in this interval: find its row once
         const std::string_view job = *f.id.job;
         std::string key(job);
         key += '\0';
@@ -154,7 +154,7 @@ void Aggregator::account(Flow& f, const Counters& delta) {
     if (classes_)
         add_class(u.classes, f.cls, delta);
     add_to_job(f, delta);
-    if (f.gen != gen_) {   // first bytes of this flow in this interval: find its row once
+    if (f.gen != gen_) { // first bytes of this flow in this interval: find its row once
         f.gen = gen_;
         u.flows++;
         add_to_pair(u, f.pair, f.id.local, f.id.remote, delta);
@@ -191,7 +191,7 @@ void Aggregator::note_process(Flow& f, const pdtt_event& e) {
 // cgroup of the same job (a new step, a task's own) is only noted.
 bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
     const bool new_uid = e.uid != PDTT_UID_UNRESOLVED && int64_t(e.uid) != f.id.uid;
-    CgroupInfoPtr old_cg = f.cg;   // keeps the old job's views alive for the record
+    CgroupInfoPtr old_cg = f.cg; // keeps the old job's views alive for the record
     if (e.cgroup != f.cgroup_id)
         set_cgroup(f, e.cgroup, lookup_cgroup(e.cgroup));
     // A cgroup learnt (none or not resolved before: a flow opened in softirq)
@@ -208,7 +208,7 @@ bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
     if (new_uid) {
         f.id.uid = e.uid;
         f.id.user = intern(names_.name(f.id.uid));
-        f.gen = UINT64_MAX;   // its bytes from now on are in another user's rows
+        f.gen = UINT64_MAX; // its bytes from now on are in another user's rows
         f.job_gen = UINT64_MAX;
     }
     f.id.pid.reset();
@@ -224,24 +224,24 @@ void Aggregator::on_event(const pdtt_event& e) {
     auto it = flows_.find(e.key);
     if (it != flows_.end() && it->second.id.flow_id != e.flow_id) {
         if (closed(e.flow_id))
-            return;    // a straggler of an earlier flow on this 5-tuple: counted at its close
-        erase(it);     // a new flow on the 5-tuple of one whose close was lost
+            return; // a straggler of an earlier flow on this 5-tuple: counted at its close
+        erase(it);  // a new flow on the 5-tuple of one whose close was lost
         it = flows_.end();
     }
     if (it == flows_.end()) {
         if (closed(e.flow_id))
-            return;    // a delta emitted in a race with this flow's close: already counted
+            return; // a delta emitted in a race with this flow's close: already counted
         it = flows_.emplace(e.key, make_flow(e)).first;
         udp_flows_ += it->second.udp;
         // Its open record was lost (ring full) when this is not FLOW_OPEN.
         // FLOW_OPEN counts the first packet: the open record carries it.
-        FlowRecord r = record(FlowEvent::open, it->second, e,
-                              e.type == PDTT_EV_FLOW_OPEN ? to_counters(e.cnt) : Counters{});
+        FlowRecord r =
+            record(FlowEvent::open, it->second, e, e.type == PDTT_EV_FLOW_OPEN ? to_counters(e.cnt) : Counters{});
         for (auto& s : sinks_)
             s->flow_open(r);
     }
     Flow& f = it->second;
-    if (f.cgroup_id && !f.cg)   // resolved since, perhaps
+    if (f.cgroup_id && !f.cg) // resolved since, perhaps
         if (CgroupInfoPtr cg = lookup_cgroup(f.cgroup_id))
             set_cgroup(f, f.cgroup_id, std::move(cg));
     Counters delta = since(to_counters(e.cnt), f.accounted);
@@ -261,7 +261,7 @@ void Aggregator::on_event(const pdtt_event& e) {
         }
         break;
     case PDTT_EV_FLOW_OWNER:
-        if (!change_owner(f, e) && !delta.empty()) {   // same owner: what moved is a delta like any other
+        if (!change_owner(f, e) && !delta.empty()) { // same owner: what moved is a delta like any other
             FlowRecord r = record(FlowEvent::delta, f, e, delta);
             for (auto& s : sinks_)
                 s->flow_delta(r);
@@ -295,8 +295,9 @@ void Aggregator::forget(const pdtt_flow_key& k) {
         erase(it);
 }
 
-std::vector<pdtt_flow_key> Aggregator::udp_to_close(uint64_t now_ns, uint64_t idle_ns,
-                                                    const std::function<bool(const pdtt_flow_key&)>& socket_alive) const {
+std::vector<pdtt_flow_key>
+Aggregator::udp_to_close(uint64_t now_ns, uint64_t idle_ns,
+                         const std::function<bool(const pdtt_flow_key&)>& socket_alive) const {
     std::vector<pdtt_flow_key> out;
     if (udp_flows_ == 0)
         return out;

@@ -75,17 +75,17 @@ private:
     struct Flow {
         FlowId id;
         Counters accounted;
-        Counters owner_base;          // counters when the current owner took over
+        Counters owner_base; // counters when the current owner took over
         uint64_t open_ns = 0;
-        uint64_t gen = UINT64_MAX;    // report generation it last moved bytes in
-        size_t pair = 0;              // its row in its user's pairs, valid in generation gen
-        uint64_t active_ns = 0;       // kernel time of the last record that moved bytes
+        uint64_t gen = UINT64_MAX; // report generation it last moved bytes in
+        size_t pair = 0;           // its row in its user's pairs, valid in generation gen
+        uint64_t active_ns = 0;    // kernel time of the last record that moved bytes
         bool udp = false;
-        ClassId cls = kOtherClass;    // of its remote address, fixed at open
-        uint64_t cgroup_id = 0;       // the owner's, as the kernel last reported it
-        CgroupInfoPtr cg;             // its path; null while it is being resolved
-        uint64_t job_gen = UINT64_MAX;  // report generation job_slot is valid in
-        size_t job_slot = 0;          // its row in jobs_
+        ClassId cls = kOtherClass;     // of its remote address, fixed at open
+        uint64_t cgroup_id = 0;        // the owner's, as the kernel last reported it
+        CgroupInfoPtr cg;              // its path; null while it is being resolved
+        uint64_t job_gen = UINT64_MAX; // report generation job_slot is valid in
+        size_t job_slot = 0;           // its row in jobs_
     };
     struct ClassCounters {
         uint64_t tx = 0, rx = 0;
@@ -121,7 +121,7 @@ private:
     void add_to_job(Flow& f, const Counters& delta);
     void add_class(std::vector<ClassCounters>& v, ClassId cls, const Counters& delta) const;
     std::vector<ClassTotals> class_totals(const std::vector<ClassCounters>& v) const;
-    bool change_owner(Flow& f, const pdtt_event& e);   // false: same owner, no record
+    bool change_owner(Flow& f, const pdtt_event& e); // false: same owner, no record
     bool closed(uint64_t flow_id) const { return closed_.count(flow_id) || closed_before_.count(flow_id); }
     FlowRecord record(FlowEvent type, const Flow& f, const pdtt_event& e, const Counters& cnt) const;
 
@@ -138,11 +138,11 @@ private:
     FlowMap::iterator erase(FlowMap::iterator it);
 
     FlowMap flows_;
-    std::unordered_set<uint64_t> closed_, closed_before_;   // flow ids closed in this and the last pass
+    std::unordered_set<uint64_t> closed_, closed_before_; // flow ids closed in this and the last pass
     std::unordered_map<int64_t, User> users_;
-    std::vector<Job> jobs_;                                  // this interval's
-    std::unordered_map<std::string, size_t> job_index_;     // job, step, uid -> jobs_ row
-    std::unordered_set<std::string> interned_;   // user and interface names; nodes never move
+    std::vector<Job> jobs_;                             // this interval's
+    std::unordered_map<std::string, size_t> job_index_; // job, step, uid -> jobs_ row
+    std::unordered_set<std::string> interned_;          // user and interface names; nodes never move
 };
 
 } // namespace pdtt

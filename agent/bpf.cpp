@@ -40,7 +40,7 @@ public:
     std::string describe() const override { return what_; }
 
 private:
-    Fd fd_;   // closing the last link fd detaches
+    Fd fd_; // closing the last link fd detaches
     std::string what_;
 };
 
@@ -58,8 +58,8 @@ private:
 // start replaces it (same handle and priority).
 class TcFilterAttachment : public Attachment {
 public:
-    TcFilterAttachment(int ifindex, bpf_tc_attach_point where, std::string what)
-        : ifindex_(ifindex), where_(where), what_(std::move(what)) {}
+    TcFilterAttachment(int ifindex, bpf_tc_attach_point where, std::string what) :
+        ifindex_(ifindex), where_(where), what_(std::move(what)) {}
     ~TcFilterAttachment() override {
         LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_, .attach_point = where_);
         LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
@@ -140,7 +140,7 @@ int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
         s.pop_back();
     if (level == LIBBPF_DEBUG)
         log::debug("libbpf: " + s);
-    else if (log::verbose())   // warnings are explained by our own error line
+    else if (log::verbose()) // warnings are explained by our own error line
         log::warn("libbpf: " + s);
     return 0;
 }
@@ -149,8 +149,8 @@ int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
 
 bool native_xdp_driver(const std::string& ifname) {
     // NIC drivers that run native XDP well, multi-buffer (jumbo) frames too.
-    static const char* const kDrivers[] = {"mlx5_core", "mlx4_en", "ice", "i40e", "ixgbe", "igb", "igc",
-                                           "bnxt_en", "nfp", "qede", "sfc", "ena"};
+    static const char* const kDrivers[] = {"mlx5_core", "mlx4_en", "ice", "i40e", "ixgbe", "igb",
+                                           "igc",       "bnxt_en", "nfp", "qede", "sfc",   "ena"};
     std::error_code ec;
     auto driver = std::filesystem::read_symlink("/sys/class/net/" + ifname + "/device/driver", ec);
     if (ec)
@@ -165,10 +165,10 @@ std::string xdp_unfit(const std::string& ifname) {
     ifreq ifr{};
     ifname.copy(ifr.ifr_name, IFNAMSIZ - 1);
     if (!s || ::ioctl(s.get(), SIOCGIFHWADDR, &ifr) != 0)
-        return "";   // the attach that follows says what is wrong
+        return ""; // the attach that follows says what is wrong
     switch (ifr.ifr_hwaddr.sa_family) {
     case ARPHRD_ETHER:
-    case ARPHRD_LOOPBACK:   // lo's frames carry an Ethernet header too
+    case ARPHRD_LOOPBACK: // lo's frames carry an Ethernet header too
         return "";
     case ARPHRD_NONE:
         return "a layer-3 device (no link header)";
@@ -270,18 +270,19 @@ std::unique_ptr<Attachment> Bpf::attach_xdp(const std::string& ifname, int ifind
     }
     if (fd < 0) {
         if (err == EBUSY || err == EEXIST)
-            fail(kExitRuntime, "another XDP program is attached to " + ifname +
-                                   " (see 'ip link show " + ifname + "'); detach it first");
+            fail(kExitRuntime, "another XDP program is attached to " + ifname + " (see 'ip link show " + ifname +
+                                   "'); detach it first");
         if (mode == XdpMode::native)
             fail(kExitPrivilege, "cannot attach native XDP to " + ifname + " (" + errstr(err) +
                                      "); the driver may lack it: use --ingress tc, or --xdp-mode generic");
         fail(exit_code_for(err), "cannot attach XDP to " + ifname + ": " + errstr(err));
     }
-    return std::make_unique<LinkAttachment>(Fd(fd), "xdp/" + std::string(native ? "native" : "generic") + " on " + ifname);
+    return std::make_unique<LinkAttachment>(Fd(fd),
+                                            "xdp/" + std::string(native ? "native" : "generic") + " on " + ifname);
 }
 
 std::unique_ptr<Attachment> Bpf::attach_ingress(const std::string& ifname, int ifindex, IngressHook hook,
-                                                 XdpMode mode) {
+                                                XdpMode mode) {
     const std::string unfit = xdp_unfit(ifname);
     if (hook == IngressHook::xdp) {
         if (!unfit.empty())
@@ -362,7 +363,7 @@ size_t Bpf::insert_flows(const std::vector<FlowEntry>& flows) {
     size_t n = 0;
     for (FlowEntry e : flows) {
         e.flow.id = kSeededFlowIds | ++seeded_;
-        e.flow.slot_uid = PDTT_SLOT_NONE;   // counts in no uid's share
+        e.flow.slot_uid = PDTT_SLOT_NONE; // counts in no uid's share
         n += bpf_map_update_elem(flows_fd(), &e.key, &e.flow, BPF_NOEXIST) == 0;
     }
     return n;
@@ -405,7 +406,7 @@ size_t Bpf::prune_udp_owners(const std::function<bool(uint64_t)>& alive) {
         int err = bpf_map_lookup_batch(fd, first ? nullptr : &in, &out, keys.data(), vals.data(), &n, nullptr);
         first = false;
         if (err && errno != ENOENT)
-            break;   // what was read is still pruned; the rest waits for the next call
+            break; // what was read is still pruned; the rest waits for the next call
         for (uint32_t i = 0; i < n; i++) {
             if (alive(vals[i].cookie))
                 continue;
@@ -417,13 +418,13 @@ size_t Bpf::prune_udp_owners(const std::function<bool(uint64_t)>& alive) {
                 suspects[id] = vals[i].cookie;
         }
         if (err)
-            break;   // ENOENT: that was the last batch
+            break; // ENOENT: that was the last batch
         in = out;
     }
     dead_owners_ = std::move(suspects);
     size_t gone = 0;
     for (const auto& k : dead) {
-        pdtt_owner now{};   // a new socket on the port since the read keeps its entry
+        pdtt_owner now{}; // a new socket on the port since the read keeps its entry
         if (bpf_map_lookup_elem(fd, &k, &now) == 0 && !alive(now.cookie))
             gone += bpf_map_delete_elem(fd, &k) == 0;
     }

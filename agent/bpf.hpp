@@ -31,10 +31,10 @@ public:
 };
 
 struct BpfOptions {
-    uint32_t target_netns = 0;       // inode of the monitored namespace
-    uint32_t max_flows_per_uid = 0;  // slots one uid may hold; 0: no bound
-    uint32_t flow_entries = PDTT_DEFAULT_FLOW_ENTRIES;  // kernel flow table capacity
-    uint32_t ring_bytes = PDTT_DEFAULT_RING_MIB << 20;  // ring buffer size, a power of two
+    uint32_t target_netns = 0;                         // inode of the monitored namespace
+    uint32_t max_flows_per_uid = 0;                    // slots one uid may hold; 0: no bound
+    uint32_t flow_entries = PDTT_DEFAULT_FLOW_ENTRIES; // kernel flow table capacity
+    uint32_t ring_bytes = PDTT_DEFAULT_RING_MIB << 20; // ring buffer size, a power of two
 };
 
 using StatArray = std::array<uint64_t, PDTT_STAT_MAX>;
@@ -54,8 +54,7 @@ public:
     // The caller owns what these return: destroying it detaches.
     // The ingress hook --ingress asks for (see SPEC's Ingress hook); throws
     // pdtt::Error with exit status 3 when the device cannot have it.
-    std::unique_ptr<Attachment> attach_ingress(const std::string& ifname, int ifindex, IngressHook hook,
-                                               XdpMode mode);
+    std::unique_ptr<Attachment> attach_ingress(const std::string& ifname, int ifindex, IngressHook hook, XdpMode mode);
     std::unique_ptr<Attachment> attach_xdp(const std::string& ifname, int ifindex, XdpMode mode);
     std::unique_ptr<Attachment> attach_tc(const std::string& ifname, int ifindex, bool ingress);
     // Whether a TCP flow crossing ifindex takes a slot in the flow table.
@@ -91,8 +90,8 @@ public:
     void owners_seeded();
     uint32_t flow_capacity() const { return opts_.flow_entries; }
     uint32_t target_netns() const { return opts_.target_netns; }
-    Counters unattributed() const;   // summed over CPUs, since load
-    StatArray stats() const;         // summed over CPUs, since load
+    Counters unattributed() const; // summed over CPUs, since load
+    StatArray stats() const;       // summed over CPUs, since load
 
 private:
     Skeleton load(bool btf_tracepoint, bool io_hooks) const;
@@ -102,11 +101,11 @@ private:
     Skeleton skel_;
     bool btf_tracepoint_ = true;
     bool io_hooks_ = true;
-    uint64_t tick_ = 0;              // delta passes so far
-    uint64_t seeded_ = 0;            // flow ids handed to seeded flows
-    uint64_t owner_gens_ = 0;        // udp_owners generations the agent wrote
+    uint64_t tick_ = 0;                                    // delta passes so far
+    uint64_t seeded_ = 0;                                  // flow ids handed to seeded flows
+    uint64_t owner_gens_ = 0;                              // udp_owners generations the agent wrote
     std::unordered_map<uint64_t, uint64_t> dead_owners_;   // udp_owners port -> cookie found dead last prune
-    std::vector<std::unique_ptr<Attachment>> tracepoints_;   // after skel_: detached before it is destroyed
+    std::vector<std::unique_ptr<Attachment>> tracepoints_; // after skel_: detached before it is destroyed
 };
 
 // Whether ifname's driver is one known to run native XDP well (mlx5_core,

@@ -67,8 +67,7 @@ std::optional<MountLine> parse_mount_line(std::string_view line) {
     return MountLine{unescape(f[3]), unescape(f[4]), f[dash + 1], f[dash + 3]};
 }
 
-template <typename Match>
-std::optional<CgroupMount> pick_mount(std::string_view mountinfo, int version, Match match) {
+template <typename Match> std::optional<CgroupMount> pick_mount(std::string_view mountinfo, int version, Match match) {
     std::optional<CgroupMount> best;
     for (std::string_view l : lines(mountinfo)) {
         std::optional<MountLine> m = parse_mount_line(l);
@@ -116,8 +115,8 @@ std::optional<CgroupMount> parse_cgroup2_mount(std::string_view mountinfo) {
 
 std::optional<CgroupMount> parse_cgroup1_mount(std::string_view mountinfo, std::string_view controller) {
     // Mount options share the list with the controllers.
-    static constexpr std::string_view kNotControllers[] = {"rw", "ro", "xattr", "noprefix", "clone_children",
-                                                           "cpuset_v2_mode", "favordynmods", "none", "all"};
+    static constexpr std::string_view kNotControllers[] = {
+        "rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods", "none", "all"};
     if (controller.empty() || (controller.find('=') != std::string_view::npos && controller.substr(0, 5) != "name=") ||
         controller == "name=")
         return std::nullopt;
@@ -224,7 +223,7 @@ CgroupResolver::CgroupResolver(CgroupMount mount, Options opts) : mount_(std::mo
     auto* fh = reinterpret_cast<file_handle*>(buf);
     fh->handle_bytes = 128;
     int mount_id = 0;
-    struct stat st{};
+    struct stat st {};
     if (::name_to_handle_at(mount_fd_.get(), "", fh, &mount_id, AT_EMPTY_PATH) != 0 ||
         ::fstat(mount_fd_.get(), &st) != 0 || fh->handle_bytes != sizeof(uint64_t))
         return;
@@ -281,7 +280,7 @@ CgroupResolver::Handle CgroupResolver::by_handle(uint64_t id, std::string& path)
     // unless " (deleted)" is really the end of its name.
     if (target.size() > kDeleted.size() &&
         std::string_view(target).substr(target.size() - kDeleted.size()) == kDeleted) {
-        struct stat st{};
+        struct stat st {};
         if (::lstat(target.c_str(), &st) != 0 || uint64_t(st.st_ino) != id)
             target.resize(target.size() - kDeleted.size());
     }
@@ -418,7 +417,7 @@ void CgroupResolver::walk(std::unordered_map<uint64_t, std::string>& wanted) {
             --left;
         }
     };
-    struct stat st{};
+    struct stat st {};
     if (::fstat(mount_fd_.get(), &st) == 0)
         found(uint64_t(st.st_ino), "/");
     // Paths below the mount, "" for the mount itself; depth first.
@@ -430,7 +429,7 @@ void CgroupResolver::walk(std::unordered_map<uint64_t, std::string>& wanted) {
         int fd = ::openat(mount_fd_.get(), rel.empty() ? "." : rel.c_str() + 1,
                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
-            continue;  // removed while we walked
+            continue; // removed while we walked
         DIR* d = ::fdopendir(fd);
         if (!d) {
             ::close(fd);
@@ -441,7 +440,7 @@ void CgroupResolver::walk(std::unordered_map<uint64_t, std::string>& wanted) {
                 continue;
             bool dir = e->d_type == DT_DIR;
             if (e->d_type == DT_UNKNOWN) {
-                struct stat cst{};
+                struct stat cst {};
                 dir = ::fstatat(::dirfd(d), e->d_name, &cst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(cst.st_mode);
             }
             if (!dir)

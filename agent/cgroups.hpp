@@ -28,10 +28,10 @@ namespace pdtt {
 
 // Where a cgroup hierarchy is mounted.
 struct CgroupMount {
-    int version = 2;          // 1 or 2
-    std::string mount_point;  // "/sys/fs/cgroup/unified"
-    std::string root;         // mountinfo's root: the mounted directory's own path in the hierarchy, "/" normally
-    int hierarchy_id = 0;     // v1: the id bpf_task_get_cgroup1() takes; 0 for v2
+    int version = 2;         // 1 or 2
+    std::string mount_point; // "/sys/fs/cgroup/unified"
+    std::string root;        // mountinfo's root: the mounted directory's own path in the hierarchy, "/" normally
+    int hierarchy_id = 0;    // v1: the id bpf_task_get_cgroup1() takes; 0 for v2
 };
 
 // From the text of /proc/self/mountinfo: the cgroup2 mount, or the v1 mount
@@ -71,24 +71,24 @@ private:
 using CgroupInfoPtr = std::shared_ptr<const CgroupInfo>;
 
 struct CgroupStats {
-    uint64_t lookups = 0;     // lookup() calls
-    uint64_t hits = 0;        // answered from the cache
-    uint64_t resolved = 0;    // ids turned into a path
-    uint64_t unresolved = 0;  // ids that named no cgroup any more when asked (removed before anyone looked)
-    uint64_t evicted = 0;     // cache entries dropped, oldest use first
-    uint64_t dropped = 0;     // lookups not queued because too many were pending
-    uint64_t walks = 0;       // directory walks done by the worker
-    size_t entries = 0;       // cached now
-    size_t pending = 0;       // queued or being resolved now
-    bool handles = false;     // open_by_handle_at() in use
+    uint64_t lookups = 0;    // lookup() calls
+    uint64_t hits = 0;       // answered from the cache
+    uint64_t resolved = 0;   // ids turned into a path
+    uint64_t unresolved = 0; // ids that named no cgroup any more when asked (removed before anyone looked)
+    uint64_t evicted = 0;    // cache entries dropped, oldest use first
+    uint64_t dropped = 0;    // lookups not queued because too many were pending
+    uint64_t walks = 0;      // directory walks done by the worker
+    size_t entries = 0;      // cached now
+    size_t pending = 0;      // queued or being resolved now
+    bool handles = false;    // open_by_handle_at() in use
 };
 
 class CgroupResolver {
 public:
     struct Options {
-        size_t max_entries = 65536;  // cache bound; about 250 bytes each, 16 MiB when full
-        size_t max_pending = 4096;   // ids queued for the worker at once
-        bool use_handles = true;     // false: always walk (tests)
+        size_t max_entries = 65536; // cache bound; about 250 bytes each, 16 MiB when full
+        size_t max_pending = 4096;  // ids queued for the worker at once
+        bool use_handles = true;    // false: always walk (tests)
         // Run on the worker thread when poll() has results, once per batch,
         // e.g. to post poll() to the event loop. May be empty: then poll().
         std::function<void()> wake;
@@ -144,7 +144,7 @@ private:
     std::vector<CgroupInfoPtr> answers_;
     uint64_t walks_ = 0;
     std::atomic<bool> stop_{false};
-    std::thread worker_;  // started by the first id that needs a walk
+    std::thread worker_; // started by the first id that needs a walk
 };
 
 } // namespace pdtt

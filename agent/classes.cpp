@@ -90,8 +90,7 @@ constexpr u128 kMappedPrefix = u128(0xffff) << 32;
 
 } // namespace
 
-template <typename K>
-ClassId TrafficClasses::Table<K>::find(K k) const {
+template <typename K> ClassId TrafficClasses::Table<K>::find(K k) const {
     auto it = std::upper_bound(starts.begin(), starts.end(), k);
     return it == starts.begin() ? kOtherClass : cls[size_t(it - starts.begin()) - 1];
 }
@@ -209,7 +208,7 @@ void flatten(std::vector<std::pair<K, K>> ranges_lo_hi, const std::vector<ClassI
         while (!open.empty() && (all || open.back().hi < lo)) {
             K end = open.back().hi;
             open.pop_back();
-            if (end != K(~K(0)))  // numeric_limits knows no __int128 in strict C++
+            if (end != K(~K(0))) // numeric_limits knows no __int128 in strict C++
                 emit(K(end + 1), open.empty() ? kOtherClass : open.back().c);
         }
     };

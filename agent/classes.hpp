@@ -12,7 +12,7 @@ namespace pdtt {
 using ClassId = uint8_t;
 inline constexpr ClassId kOtherClass = 0;
 inline constexpr std::string_view kOtherClassName = "other";
-inline constexpr size_t kMaxClasses = 64;   // configured ones, "other" not counted
+inline constexpr size_t kMaxClasses = 64; // configured ones, "other" not counted
 
 // Rules, each one an error (Error, kExitUsage) that names the value:
 // - a name is [A-Za-z0-9_-]{1,32}, not "other", and not used twice (case aside);
@@ -41,13 +41,12 @@ public:
 private:
     struct Prefix {
         bool v4;
-        unsigned __int128 lo;  // host order; IPv4 in the low 32 bits
+        unsigned __int128 lo; // host order; IPv4 in the low 32 bits
         uint8_t len;
         ClassId cls;
     };
     // Disjoint ranges: range i runs from starts[i] to starts[i + 1] - 1.
-    template <typename K>
-    struct Table {
+    template <typename K> struct Table {
         std::vector<K> starts;
         std::vector<ClassId> cls;
         ClassId find(K k) const;

@@ -25,18 +25,15 @@ namespace {
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
 
-constexpr std::size_t kMaxIfName = 15;   // IFNAMSIZ - 1
+constexpr std::size_t kMaxIfName = 15; // IFNAMSIZ - 1
 
-[[noreturn]] void usage_error(const std::string& message) {
-    throw Error(kExitUsage, message);
-}
+[[noreturn]] void usage_error(const std::string& message) { throw Error(kExitUsage, message); }
 
 bool all_digits(std::string_view s);
 [[noreturn]] void bad_value(const std::string& where, const std::string& value, const std::string& problem);
 
 // The names of an enum's values, for parsing and for help's defaults.
-template <typename E>
-struct Choice {
+template <typename E> struct Choice {
     std::string_view name;
     E value;
 };
@@ -48,23 +45,22 @@ constexpr Choice<IngressHook> kIngressHooks[] = {
     {"auto", IngressHook::automatic}, {"xdp", IngressHook::xdp}, {"tc", IngressHook::tc}};
 
 constexpr std::string_view kFacilities[] = {
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
-    "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2", "local3", "local4",
-    "local5", "local6", "local7",
+    "kern",   "user",   "mail",     "daemon", "auth",   "syslog", "lpr",    "news",
+    "uucp",   "cron",   "authpriv", "ftp",    "ntp",    "audit",  "alert",  "clock",
+    "local0", "local1", "local2",   "local3", "local4", "local5", "local6", "local7",
 };
 
 // A whole number from lo to hi, named for messages.
-uint64_t parse_count(const std::string& where, const std::string& value, uint64_t lo, uint64_t hi,
-                     const char* unit) {
+uint64_t parse_count(const std::string& where, const std::string& value, uint64_t lo, uint64_t hi, const char* unit) {
     if (!all_digits(value) || value.size() > 12 || std::stoull(value) < lo || std::stoull(value) > hi)
-        bad_value(where, value, "must be a whole number of " + std::string(unit) + " from " + std::to_string(lo) +
-                                    " to " + std::to_string(hi));
+        bad_value(where, value,
+                  "must be a whole number of " + std::string(unit) + " from " + std::to_string(lo) + " to " +
+                      std::to_string(hi));
     return std::stoull(value);
 }
 
 // A value's origin for messages: "--interval" or "FILE:LINE: interval".
-[[noreturn]] void bad_value(const std::string& where, const std::string& value,
-                            const std::string& problem) {
+[[noreturn]] void bad_value(const std::string& where, const std::string& value, const std::string& problem) {
     usage_error(where + " '" + value + "': " + problem);
 }
 
@@ -78,8 +74,7 @@ std::chrono::milliseconds parse_interval(const std::string& where, const std::st
     const std::string problem = "must be a number of seconds from 0.1 to 86400";
     const auto dot = v.find('.');
     const std::string_view whole = std::string_view(v).substr(0, dot);
-    const std::string_view frac =
-        dot == std::string::npos ? std::string_view() : std::string_view(v).substr(dot + 1);
+    const std::string_view frac = dot == std::string::npos ? std::string_view() : std::string_view(v).substr(dot + 1);
     const bool whole_ok = whole.empty() || all_digits(whole);
     const bool frac_ok = frac.empty() || all_digits(frac);
     if (!whole_ok || !frac_ok || (whole.empty() && frac.empty()))
@@ -88,7 +83,7 @@ std::chrono::milliseconds parse_interval(const std::string& where, const std::st
     std::string_view w = whole;
     while (w.size() > 1 && w.front() == '0')
         w.remove_prefix(1);
-    if (w.size() > 5)   // more than 99999 s, and no overflow below
+    if (w.size() > 5) // more than 99999 s, and no overflow below
         bad_value(where, v, problem);
     const long secs = w.empty() ? 0 : std::stol(std::string(w));
     long ms = 0;
@@ -102,8 +97,7 @@ std::chrono::milliseconds parse_interval(const std::string& where, const std::st
 }
 
 // "a, b or c"
-template <typename E, std::size_t N>
-std::string choice_list(const Choice<E> (&choices)[N]) {
+template <typename E, std::size_t N> std::string choice_list(const Choice<E> (&choices)[N]) {
     std::string s;
     for (std::size_t i = 0; i < N; ++i)
         s += (i == 0 ? "" : i + 1 == N ? " or " : ", ") + std::string(choices[i].name);
@@ -118,8 +112,7 @@ E parse_choice(const std::string& where, const std::string& v, const Choice<E> (
     bad_value(where, v, "must be " + choice_list(choices));
 }
 
-template <typename E, std::size_t N>
-std::string choice_name(E value, const Choice<E> (&choices)[N]) {
+template <typename E, std::size_t N> std::string choice_name(E value, const Choice<E> (&choices)[N]) {
     for (const Choice<E>& c : choices)
         if (c.value == value)
             return std::string(c.name);
@@ -160,7 +153,7 @@ void check_syslog(const std::string& where, const std::string& v) {
         if (close == std::string_view::npos)
             fail("missing ']' after the IPv6 address");
         const std::string host(rest.substr(1, close - 1));
-        const auto pct = host.find('%');   // zone, as in [fe80::1%eth0]
+        const auto pct = host.find('%'); // zone, as in [fe80::1%eth0]
         in6_addr addr{};
         if (inet_pton(AF_INET6, host.substr(0, pct).c_str(), &addr) != 1 ||
             (pct != std::string::npos && pct + 1 == host.size()))
@@ -178,9 +171,8 @@ void check_syslog(const std::string& where, const std::string& v) {
             fail("missing HOST");
         if (host.find(':') != std::string_view::npos)
             fail("put an IPv6 address in brackets, as in udp://[2001:db8::1]:514");
-        if (!std::all_of(host.begin(), host.end(), [](unsigned char c) {
-                return std::isalnum(c) || c == '.' || c == '-' || c == '_';
-            }))
+        if (!std::all_of(host.begin(), host.end(),
+                         [](unsigned char c) { return std::isalnum(c) || c == '.' || c == '-' || c == '_'; }))
             fail("'" + std::string(host) + "' is not a host name or address");
         port = rest.substr(colon + 1);
     }
@@ -190,9 +182,7 @@ void check_syslog(const std::string& where, const std::string& v) {
 }
 
 // Help's defaults.
-std::string on_off(bool on) {
-    return on ? "on" : "off";
-}
+std::string on_off(bool on) { return on ? "on" : "off"; }
 
 // "flow_close,user_report": every name a record type syslog carries, none twice.
 RecordTypes parse_record_types(const std::string& where, const std::string& v) {
@@ -250,7 +240,7 @@ std::string seconds_text(std::chrono::milliseconds ms) {
 
 std::string facility_name(int code) {
     return code >= 0 && static_cast<std::size_t>(code) < std::size(kFacilities) ? std::string(kFacilities[code])
-                                                                                 : std::to_string(code);
+                                                                                : std::to_string(code);
 }
 
 // Every option; the one place values are checked. Config-file keys are in
@@ -479,7 +469,7 @@ void read_config_file(Config& cfg, const std::string& path, const std::string& w
     }
 
     Config overridden;
-    std::vector<std::pair<std::string_view, int>> seen;   // non-repeatable key, line
+    std::vector<std::pair<std::string_view, int>> seen; // non-repeatable key, line
     std::string line;
     for (int lineno = 1; std::getline(in, line); ++lineno) {
         const std::string at = path + ":" + std::to_string(lineno) + ": ";
@@ -545,9 +535,7 @@ po::options_description describe(const Config& defaults) {
 
 } // namespace
 
-std::span<const OptionSpec> options() {
-    return kOptions;
-}
+std::span<const OptionSpec> options() { return kOptions; }
 
 int syslog_facility_code(std::string_view name) {
     for (size_t i = 0; i < std::size(kFacilities); i++)
@@ -558,7 +546,7 @@ int syslog_facility_code(std::string_view name) {
 
 std::optional<Config> parse_config(int argc, const char* const argv[], std::ostream& out,
                                    const std::string& default_config) {
-    Config shown;   // help's defaults; --config's is the file read without one
+    Config shown; // help's defaults; --config's is the file read without one
     shown.config_file = default_config;
     const po::options_description desc = describe(shown);
     const std::vector<std::string> args(argc > 1 ? argv + 1 : argv, argc > 1 ? argv + argc : argv);

@@ -27,35 +27,35 @@ struct Config {
     std::string log_prefix = "/var/log/pdtt";
     std::chrono::milliseconds interval{10'000};
     StdoutMode stdout_mode = StdoutMode::text;
-    std::vector<std::string> syslog;    // udp://host:port, tcp://host:port, tls://host:port
-    std::string syslog_ca, syslog_cert, syslog_key;   // tls://: PEM files, "" for none (the system's CAs)
+    std::vector<std::string> syslog;                // udp://host:port, tcp://host:port, tls://host:port
+    std::string syslog_ca, syslog_cert, syslog_key; // tls://: PEM files, "" for none (the system's CAs)
     bool files = true;
     IngressHook ingress = IngressHook::automatic;
-    XdpMode xdp_mode = XdpMode::automatic;   // only with ingress xdp
+    XdpMode xdp_mode = XdpMode::automatic; // only with ingress xdp
     bool verbose = false;
-    std::string config_file;            // the file that was read, "" if none
-    int syslog_facility = 16;           // local0
+    std::string config_file;  // the file that was read, "" if none
+    int syslog_facility = 16; // local0
     std::string syslog_app_name = "pdtt";
     std::chrono::seconds udp_timeout{60};
-    uint32_t flow_table_size = PDTT_DEFAULT_FLOW_ENTRIES;  // kernel flow table entries
-    uint32_t max_flows_per_user = 0;   // entries one uid may hold; 0: a quarter of flow_table_size
-    uint32_t ring_buffer_mib = PDTT_DEFAULT_RING_MIB;  // kernel-to-user ring, MiB (power of two)
-    RecordTypes syslog_records;         // which records go to syslog: all by default
-    TrafficClasses classes;             // --class; empty: no per-class totals
-    std::string metrics_listen;         // ADDR:PORT of GET /metrics, "" for off
-    std::string metrics_token_file;     // bearer token for /metrics, "" for none
-    bool wait_for_interfaces = false;   // a missing interface at start is waited for, not exit 2
+    uint32_t flow_table_size = PDTT_DEFAULT_FLOW_ENTRIES; // kernel flow table entries
+    uint32_t max_flows_per_user = 0;                      // entries one uid may hold; 0: a quarter of flow_table_size
+    uint32_t ring_buffer_mib = PDTT_DEFAULT_RING_MIB;     // kernel-to-user ring, MiB (power of two)
+    RecordTypes syslog_records;                           // which records go to syslog: all by default
+    TrafficClasses classes;                               // --class; empty: no per-class totals
+    std::string metrics_listen;                           // ADDR:PORT of GET /metrics, "" for off
+    std::string metrics_token_file;                       // bearer token for /metrics, "" for none
+    bool wait_for_interfaces = false;                     // a missing interface at start is waited for, not exit 2
 };
 
 // One option: its command-line form, its config-file key and its help. The
 // command line, the config file and --help all come from options(), and a
 // man page can too, so an option is one row there plus its Config field.
 struct OptionSpec {
-    std::string_view name = {};         // --NAME, and the config file's key
-    char short_name = 0;                // -X; 0 for none
-    std::string_view value_name = {};   // as in --interval SECONDS; empty for a switch (true/false in the file)
-    std::string_view help = {};         // one line, without "repeatable" and the default
-    bool repeatable = false;            // each use adds a value; the command line's list replaces the file's
+    std::string_view name = {};       // --NAME, and the config file's key
+    char short_name = 0;              // -X; 0 for none
+    std::string_view value_name = {}; // as in --interval SECONDS; empty for a switch (true/false in the file)
+    std::string_view help = {};       // one line, without "repeatable" and the default
+    bool repeatable = false;          // each use adds a value; the command line's list replaces the file's
     // Checks one value's text and sets it; `where` names its origin in
     // messages ("--interval" or "FILE:LINE: interval"). A switch given on the
     // command line is applied as "true". Null for --config, --help and

@@ -9,7 +9,7 @@ int main(int argc, char** argv) {
     try {
         auto cfg = pdtt::parse_config(argc, argv, std::cout);
         if (!cfg)
-            return pdtt::kExitOk;   // --help, --version
+            return pdtt::kExitOk; // --help, --version
         pdtt::Agent agent(*cfg);
         return agent.run();
     } catch (const pdtt::Error& e) {

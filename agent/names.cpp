@@ -44,8 +44,8 @@ struct UserNames::Shared {
     struct Entry {
         std::string name;
         std::chrono::steady_clock::time_point expires;
-        bool known = false;     // a lookup has answered
-        bool pending = false;   // a lookup is queued or running
+        bool known = false;   // a lookup has answered
+        bool pending = false; // a lookup is queued or running
     };
     std::chrono::seconds ttl;
     Lookup lookup;
@@ -55,7 +55,7 @@ struct UserNames::Shared {
     std::deque<int64_t> queue;
     bool stop = false;
 
-    void request(int64_t uid, Entry& e) {   // under mu
+    void request(int64_t uid, Entry& e) { // under mu
         if (e.pending)
             return;
         e.pending = true;
@@ -86,8 +86,8 @@ struct UserNames::Shared {
     }
 };
 
-UserNames::UserNames(std::chrono::seconds ttl, Lookup lookup, std::chrono::milliseconds max_wait)
-    : s_(std::make_shared<Shared>()), max_wait_(max_wait) {
+UserNames::UserNames(std::chrono::seconds ttl, Lookup lookup, std::chrono::milliseconds max_wait) :
+    s_(std::make_shared<Shared>()), max_wait_(max_wait) {
     s_->ttl = ttl;
     s_->lookup = lookup ? lookup : &passwd_lookup;
     std::thread([s = s_] { Shared::work(s); }).detach();
@@ -113,14 +113,14 @@ std::string UserNames::name(int64_t uid) {
     }
     if (e.known) {
         if (e.expires <= now)
-            s_->request(uid, e);   // served stale meanwhile
+            s_->request(uid, e); // served stale meanwhile
         return e.name;
     }
     s_->request(uid, e);
     // References into an unordered_map stay valid while other keys are added.
     if (s_->answered.wait_for(lk, max_wait_, [&] { return e.known; }))
         return e.name;
-    return "uid-" + std::to_string(uid);   // not cached: the next call has the answer
+    return "uid-" + std::to_string(uid); // not cached: the next call has the answer
 }
 
 bool is_v4_mapped(const uint8_t a[16]) {

@@ -29,7 +29,7 @@ public:
     std::string name(int64_t uid);
 
 private:
-    struct Shared;   // with the worker, which may outlive this (a lookup stuck in NSS at exit)
+    struct Shared; // with the worker, which may outlive this (a lookup stuck in NSS at exit)
     std::shared_ptr<Shared> s_;
     std::chrono::milliseconds max_wait_;
 };

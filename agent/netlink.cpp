@@ -14,8 +14,8 @@
 
 namespace pdtt {
 
-LinkMonitor::LinkMonitor(boost::asio::io_context& io, Handler handler)
-    : sock_(io), handler_(std::move(handler)), buf_(1 << 16) {
+LinkMonitor::LinkMonitor(boost::asio::io_context& io, Handler handler) :
+    sock_(io), handler_(std::move(handler)), buf_(1 << 16) {
     Fd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE));
     if (!fd)
         throw Error(kExitRuntime, std::string("netlink socket: ") + std::strerror(errno));
@@ -47,7 +47,7 @@ void LinkMonitor::read_all() {
     for (;;) {
         ssize_t n = ::recv(sock_.native_handle(), buf_.data(), buf_.size(), 0);
         if (n < 0) {
-            if (errno == ENOBUFS)   // we fell behind; the next event still tells the truth
+            if (errno == ENOBUFS) // we fell behind; the next event still tells the truth
                 log::warn("netlink: link events were lost");
             return;
         }

@@ -14,7 +14,7 @@
 namespace pdtt {
 
 struct LinkEvent {
-    bool removed = false;   // RTM_DELLINK
+    bool removed = false; // RTM_DELLINK
     int ifindex = 0;
     std::string name;
 };

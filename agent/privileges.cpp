@@ -51,7 +51,7 @@ bool in_group(gid_t gid) {
 }
 
 bool adm_needs_chown() {
-    struct group gr{};
+    struct group gr {};
     struct group* found = nullptr;
     std::string buf(16384, '\0');
     return getgrnam_r("adm", &gr, buf.data(), buf.size(), &found) == 0 && found && !in_group(found->gr_gid);
@@ -88,7 +88,7 @@ std::string drop_privileges(const PrivilegeNeeds& needs) {
     for (int cap = 0; cap <= last_cap(); cap++)
         if (!((keep >> cap) & 1) && ::prctl(PR_CAPBSET_READ, cap) == 1 && ::prctl(PR_CAPBSET_DROP, cap) != 0) {
             log::debug("PR_CAPBSET_DROP " + std::to_string(cap) + ": " + std::strerror(errno));
-            break;   // no CAP_SETPCAP: the set below still limits what we hold
+            break; // no CAP_SETPCAP: the set below still limits what we hold
         }
     ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 

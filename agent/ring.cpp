@@ -12,8 +12,9 @@
 namespace pdtt {
 
 RingReader::RingReader(boost::asio::io_context& io, int ring_map_fd, Handler handler,
-                       std::chrono::milliseconds drain_period)
-    : epoll_(io), timer_(io), period_(drain_period), handler_(std::move(handler)) {
+                       std::chrono::milliseconds drain_period) :
+    epoll_(io),
+    timer_(io), period_(drain_period), handler_(std::move(handler)) {
     rb_.reset(ring_buffer__new(ring_map_fd, &RingReader::on_sample, this, nullptr));
     if (!rb_)
         throw Error(kExitRuntime, std::string("cannot map the ring buffer: ") + std::strerror(errno));
@@ -27,7 +28,7 @@ RingReader::RingReader(boost::asio::io_context& io, int ring_map_fd, Handler han
 RingReader::~RingReader() {
     try {
         stop();
-    } catch (...) {   // a destructor must not throw; timer cancel() throws only on misuse
+    } catch (...) { // a destructor must not throw; timer cancel() throws only on misuse
     }
 }
 
@@ -55,7 +56,7 @@ int RingReader::on_sample(void* ctx, void* data, size_t size) {
         return 0;
     }
     pdtt_event e;
-    std::memcpy(&e, data, sizeof(e));   // ring records are only 8-byte aligned
+    std::memcpy(&e, data, sizeof(e)); // ring records are only 8-byte aligned
     self->consumed_++;
     self->handler_(e);
     return 0;
@@ -71,13 +72,12 @@ size_t RingReader::drain() {
 }
 
 void RingReader::arm_wait() {
-    epoll_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                      [this](const boost::system::error_code& ec) {
-                          if (ec || !running_)
-                              return;
-                          drain();
-                          arm_wait();
-                      });
+    epoll_.async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
+        if (ec || !running_)
+            return;
+        drain();
+        arm_wait();
+    });
 }
 
 void RingReader::arm_timer() {

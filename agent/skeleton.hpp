@@ -16,7 +16,7 @@ struct SkeletonDeleter {
     void operator()(pdtt_bpf* s) const;
 };
 struct BpfLinkDeleter {
-    void operator()(bpf_link* l) const;   // detaches
+    void operator()(bpf_link* l) const; // detaches
 };
 struct RingBufferDeleter {
     void operator()(ring_buffer* rb) const;

@@ -8,8 +8,8 @@ namespace pdtt {
 
 // Views into the path handed to parse_slurm_path: copy them if the path dies.
 struct SlurmJob {
-    std::string_view job;   // decimal job id, "4242"
-    std::string_view step;  // "0", "0+1", "batch", "extern", "interactive"; empty: the path names no step
+    std::string_view job;  // decimal job id, "4242"
+    std::string_view step; // "0", "0+1", "batch", "extern", "interactive"; empty: the path names no step
 };
 
 // The job a cgroup path below the hierarchy root belongs to, or nothing.

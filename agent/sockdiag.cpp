@@ -27,8 +27,7 @@ namespace {
 }
 
 // Calls fn for every socket of `family` and `protocol` in one of `states` (a bitmask).
-template <typename Fn>
-void dump(int family, uint8_t protocol, uint32_t states, Fn fn) {
+template <typename Fn> void dump(int family, uint8_t protocol, uint32_t states, Fn fn) {
     Fd nl(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
     if (!nl)
         fail("socket");
@@ -95,11 +94,11 @@ std::vector<FlowEntry> find_existing_flows(uint32_t netns) {
             uint8_t laddr[16], raddr[16];
             to_key_addr(laddr, fam, m.id.idiag_src);
             to_key_addr(raddr, fam, m.id.idiag_dst);
-            pdtt_flow_key k = make_flow_key(laddr, ntohs(m.id.idiag_sport), raddr, ntohs(m.id.idiag_dport),
-                                            IPPROTO_TCP, netns);
+            pdtt_flow_key k =
+                make_flow_key(laddr, ntohs(m.id.idiag_sport), raddr, ntohs(m.id.idiag_dport), IPPROTO_TCP, netns);
             pdtt_flow f{};
             f.uid = m.idiag_uid;
-            f.open_ns = now;   // the agent's start: the real open time is unknown
+            f.open_ns = now; // the agent's start: the real open time is unknown
             f.family = is_v4_mapped(k.raddr) ? AF_INET : AF_INET6;
             f.direction = listening.count(k.lport) ? PDTT_DIR_INBOUND : PDTT_DIR_OUTBOUND;
             found.push_back({k, f});

@@ -22,7 +22,7 @@ std::vector<FlowEntry> find_existing_flows(uint32_t netns);
 struct UdpSocket {
     uint8_t laddr[16];
     uint8_t raddr[16];
-    uint64_t cookie = 0;   // the socket cookie, as bpf_get_socket_cookie() gives it
+    uint64_t cookie = 0; // the socket cookie, as bpf_get_socket_cookie() gives it
     uint16_t lport = 0;
     uint16_t rport = 0;
     uint32_t uid = 0;

@@ -31,7 +31,7 @@ private:
         return int64_t(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
     }
 
-    int64_t offset_us_ = 0;   // wall - monotonic
+    int64_t offset_us_ = 0; // wall - monotonic
 };
 
 } // namespace pdtt

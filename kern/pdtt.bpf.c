@@ -76,7 +76,7 @@ int pdtt_xdp(struct xdp_md *ctx)
 	/* Multi-buffer frames (jumbo, native XDP) are longer than their head. */
 	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_xdp_get_buff_len))
 		len = bpf_xdp_get_buff_len(ctx);
-	if (len > 0x3ffff)	/* bounded for the verifier; no frame is this long */
+	if (len > 0x3ffff) /* bounded for the verifier; no frame is this long */
 		len = 0x3ffff;
 	if (parse_frame(data, end, len, 0, &p) == PKT_IP)
 		ingress_packet(ctx, &p, 1, ctx->ingress_ifindex, 0);
@@ -89,7 +89,7 @@ int pdtt_ingress(struct __sk_buff *skb)
 {
 	struct pkt p = {};
 	__u64 segs = skb->gso_segs ? skb->gso_segs : 1;
-	__u32 ifindex = skb->ifindex;	/* read once: the verifier refuses a moved ctx */
+	__u32 ifindex = skb->ifindex; /* read once: the verifier refuses a moved ctx */
 
 	if (parse_skb(skb, &p) == PKT_IP)
 		ingress_packet(skb, &p, segs, ifindex, 1);
@@ -137,7 +137,8 @@ static __always_inline void handle_state(struct sock *sk, int oldstate, int news
 	/* Most transitions (FIN_WAIT*, TIME_WAIT, CLOSE_WAIT, ...) mean nothing
 	 * to us: leave before reading the socket. */
 	if (newstate != TCP_SYN_SENT && newstate != TCP_LISTEN && newstate != TCP_CLOSE &&
-	    !(newstate == TCP_ESTABLISHED && (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)))
+	    !(newstate == TCP_ESTABLISHED &&
+	      (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)))
 		return;
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return;
@@ -147,12 +148,12 @@ static __always_inline void handle_state(struct sock *sk, int oldstate, int news
 	lk.port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 
 	switch (newstate) {
-	case TCP_SYN_SENT:	/* inside connect(): the owner is current */
+	case TCP_SYN_SENT: /* inside connect(): the owner is current */
 		current_owner(&o);
 		if (bpf_map_update_elem(&connecting, &skp, &o, BPF_ANY))
 			stat_inc(PDTT_STAT_AUX_FULL);
 		break;
-	case TCP_LISTEN:	/* inside listen() */
+	case TCP_LISTEN: /* inside listen() */
 		current_owner(&o);
 		if (bpf_map_update_elem(&listeners, &lk, &o, BPF_ANY))
 			stat_inc(PDTT_STAT_AUX_FULL);
@@ -191,8 +192,7 @@ int pdtt_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 
 /* Before the write's segments leave: they are the new owner's. */
 SEC("tp_btf/tcp_sendmsg_locked")
-int BPF_PROG(pdtt_tcp_send, struct sock *sk, struct msghdr *msg, struct sk_buff *skb,
-	     int size_goal)
+int BPF_PROG(pdtt_tcp_send, struct sock *sk, struct msghdr *msg, struct sk_buff *skb, int size_goal)
 {
 	io_hook(sk);
 	return 0;
@@ -218,7 +218,7 @@ int BPF_PROG(pdtt_sock_recv, struct sock *sk, int ret, int flags)
 
 struct delta_pass {
 	__u64 tick;
-	__u64 limit;		/* stop when the ring holds this much */
+	__u64 limit; /* stop when the ring holds this much */
 	__u32 more;
 	__u32 emitted;
 };
@@ -264,7 +264,7 @@ static long emit_delta(struct bpf_map *map, struct pdtt_flow_key *k, struct pdtt
 SEC("syscall")
 int pdtt_emit_deltas(struct pdtt_delta_args *args)
 {
-	struct delta_pass pass = { .tick = args->tick };
+	struct delta_pass pass = {.tick = args->tick};
 	__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
 
 	pass.limit = size > args->headroom ? size - args->headroom : 0;

@@ -18,89 +18,89 @@
 #define PDTT_COMM_LEN 16
 
 /* Defaults of the sizes the agent sets between open and load. */
-#define PDTT_DEFAULT_FLOW_ENTRIES 262144	/* flows map, --flow-table-size */
-#define PDTT_DEFAULT_RING_MIB 4			/* events ring, --ring-buffer-mib */
-#define PDTT_OVERFLOW_UIDS 16384		/* uids with bytes of flows that found no slot */
-#define PDTT_NOSLOT_FLOWS 16384			/* flows remembered as refused a slot */
-#define PDTT_MONITORED_MAX 256			/* monitored interfaces */
+#define PDTT_DEFAULT_FLOW_ENTRIES 262144 /* flows map, --flow-table-size */
+#define PDTT_DEFAULT_RING_MIB	  4	 /* events ring, --ring-buffer-mib */
+#define PDTT_OVERFLOW_UIDS	  16384	 /* uids with bytes of flows that found no slot */
+#define PDTT_NOSLOT_FLOWS	  16384	 /* flows remembered as refused a slot */
+#define PDTT_MONITORED_MAX	  256	 /* monitored interfaces */
 
 /* TCX attach types (Linux 6.6); libbpf 1.1's headers predate them. */
 #define PDTT_BPF_TCX_INGRESS 46
-#define PDTT_BPF_TCX_EGRESS 47
+#define PDTT_BPF_TCX_EGRESS  47
 
 /* Ring buffer record kinds. */
 enum pdtt_event_type {
 	PDTT_EV_FLOW_OPEN = 1,	/* first packet of a flow crossed a monitored interface */
-	PDTT_EV_FLOW_DELTA = 2,	/* pdtt_emit_deltas, each tick: counters moved */
-	PDTT_EV_FLOW_CLOSE = 3,	/* socket reached TCP_CLOSE; counters are totals */
-	PDTT_EV_FLOW_OWNER = 4,	/* another user or cgroup moves its bytes from now on;
+	PDTT_EV_FLOW_DELTA = 2, /* pdtt_emit_deltas, each tick: counters moved */
+	PDTT_EV_FLOW_CLOSE = 3, /* socket reached TCP_CLOSE; counters are totals */
+	PDTT_EV_FLOW_OWNER = 4, /* another user or cgroup moves its bytes from now on;
 				 * counters are the totals at the change */
 };
 
 enum pdtt_direction {
 	PDTT_DIR_UNKNOWN = 0,
-	PDTT_DIR_OUTBOUND = 1,	/* we connected */
-	PDTT_DIR_INBOUND = 2,	/* we accepted */
+	PDTT_DIR_OUTBOUND = 1, /* we connected */
+	PDTT_DIR_INBOUND = 2,  /* we accepted */
 };
 
 /* Normalised flow identity: "local" is this host, whatever the direction. */
 struct pdtt_flow_key {
-	__u8 laddr[16];		/* network order, IPv4-mapped for IPv4 */
-	__u8 raddr[16];		/* network order, IPv4-mapped for IPv4 */
-	__u32 netns;		/* inode number of the socket's network namespace */
-	__u16 lport;		/* host order */
-	__u16 rport;		/* host order */
-	__u8 proto;		/* IPPROTO_TCP, IPPROTO_UDP */
+	__u8 laddr[16]; /* network order, IPv4-mapped for IPv4 */
+	__u8 raddr[16]; /* network order, IPv4-mapped for IPv4 */
+	__u32 netns;	/* inode number of the socket's network namespace */
+	__u16 lport;	/* host order */
+	__u16 rport;	/* host order */
+	__u8 proto;	/* IPPROTO_TCP, IPPROTO_UDP */
 	__u8 pad[3];
 };
 
 /* Traffic counters; cumulative since the flow was created. */
 struct pdtt_counters {
-	__u64 tx_bytes;		/* transport payload sent */
-	__u64 rx_bytes;		/* transport payload received */
-	__u64 tx_packets;	/* IP packets on the wire (GSO: its segments) */
+	__u64 tx_bytes;	  /* transport payload sent */
+	__u64 rx_bytes;	  /* transport payload received */
+	__u64 tx_packets; /* IP packets on the wire (GSO: its segments) */
 	__u64 rx_packets;
 };
 
 /* Value of the flows map. */
 struct pdtt_flow {
-	struct pdtt_counters cnt;	/* updated atomically by XDP/tc */
-	struct pdtt_counters reported;	/* what the last event carried */
-	__u64 open_ns;			/* CLOCK_MONOTONIC at ESTABLISHED */
-	__u64 seen;			/* non-zero once FLOW_OPEN was emitted (64-bit for cmpxchg) */
-	__u64 id;			/* flow_id: unique while the programs are loaded */
-	__u64 cgroup;			/* cgroup id of the owner, 0 when unknown */
-	__u64 owner_gen;		/* UDP: the udp_owners generation last applied */
-	__u64 delta_tick;		/* the delta pass that last looked at it */
-	__u32 uid;			/* owner: euid of the process that last moved bytes,
-					 * before that sk_uid */
-	__u32 pid;			/* tgid, 0 when unknown */
-	__u32 ifindex;			/* interface of the latest packet */
-	__u32 slot_uid;			/* the uid whose share of the table the slot counts in */
-	__u16 family;			/* AF_INET or AF_INET6 as shown to users */
-	__u8 direction;			/* enum pdtt_direction */
+	struct pdtt_counters cnt;      /* updated atomically by XDP/tc */
+	struct pdtt_counters reported; /* what the last event carried */
+	__u64 open_ns;		       /* CLOCK_MONOTONIC at ESTABLISHED */
+	__u64 seen;	  /* non-zero once FLOW_OPEN was emitted (64-bit for cmpxchg) */
+	__u64 id;	  /* flow_id: unique while the programs are loaded */
+	__u64 cgroup;	  /* cgroup id of the owner, 0 when unknown */
+	__u64 owner_gen;  /* UDP: the udp_owners generation last applied */
+	__u64 delta_tick; /* the delta pass that last looked at it */
+	__u32 uid;	  /* owner: euid of the process that last moved bytes,
+			   * before that sk_uid */
+	__u32 pid;	  /* tgid, 0 when unknown */
+	__u32 ifindex;	  /* interface of the latest packet */
+	__u32 slot_uid;	  /* the uid whose share of the table the slot counts in */
+	__u16 family;	  /* AF_INET or AF_INET6 as shown to users */
+	__u8 direction;	  /* enum pdtt_direction */
 	__u8 pad;
-	char comm[PDTT_COMM_LEN];	/* "" when unknown */
+	char comm[PDTT_COMM_LEN]; /* "" when unknown */
 	__u8 pad2[4];
 };
 
 /* One ring buffer record; the same layout for every type. */
 struct pdtt_event {
-	struct pdtt_counters cnt;	/* cumulative flow counters */
-	__u64 flow_id;			/* pdtt_flow.id */
-	__u64 cgroup;			/* owner's cgroup id, 0 when unknown */
-	__u64 ts_ns;			/* CLOCK_MONOTONIC when emitted */
-	__u64 open_ns;			/* CLOCK_MONOTONIC at ESTABLISHED */
-	__u64 tcp_bytes_acked;		/* FLOW_CLOSE only: tcp_sock totals */
+	struct pdtt_counters cnt; /* cumulative flow counters */
+	__u64 flow_id;		  /* pdtt_flow.id */
+	__u64 cgroup;		  /* owner's cgroup id, 0 when unknown */
+	__u64 ts_ns;		  /* CLOCK_MONOTONIC when emitted */
+	__u64 open_ns;		  /* CLOCK_MONOTONIC at ESTABLISHED */
+	__u64 tcp_bytes_acked;	  /* FLOW_CLOSE only: tcp_sock totals */
 	__u64 tcp_bytes_received;
-	__u64 tcp_bytes_retrans;	/* payload the kernel sent again (counted again in tx) */
+	__u64 tcp_bytes_retrans; /* payload the kernel sent again (counted again in tx) */
 	struct pdtt_flow_key key;
 	__u32 uid;
 	__u32 pid;
 	__u32 ifindex;
 	__u16 family;
-	__u8 type;			/* enum pdtt_event_type */
-	__u8 direction;			/* enum pdtt_direction */
+	__u8 type;	/* enum pdtt_event_type */
+	__u8 direction; /* enum pdtt_direction */
 	char comm[PDTT_COMM_LEN];
 	__u8 pad[4];
 };
@@ -109,8 +109,8 @@ struct pdtt_event {
  * and of udp_owners (who owns a UDP port; the agent writes it too, for
  * receivers that never sent). */
 struct pdtt_port_key {
-	__u32 netns;	/* inode number of the network namespace */
-	__u16 port;	/* local port, host order */
+	__u32 netns; /* inode number of the network namespace */
+	__u16 port;  /* local port, host order */
 	__u16 pad;
 };
 
@@ -118,8 +118,8 @@ struct pdtt_port_key {
  * socket (pid 0 and no comm where the agent wrote it from the socket table). */
 struct pdtt_owner {
 	__u64 cgroup;
-	__u64 gen;			/* changes whenever the owner does */
-	__u64 cookie;			/* socket cookie: the agent drops entries of closed sockets */
+	__u64 gen;    /* changes whenever the owner does */
+	__u64 cookie; /* socket cookie: the agent drops entries of closed sockets */
 	__u32 uid;
 	__u32 pid;
 	char comm[PDTT_COMM_LEN];
@@ -128,7 +128,7 @@ struct pdtt_owner {
 /* A flow the table had no slot for: its packets skip the insert and count
  * in its owner's overflow. */
 struct pdtt_noslot {
-	__u64 until_ns;			/* ask again after this; 0: until the socket closes */
+	__u64 until_ns; /* ask again after this; 0: until the socket closes */
 	__u32 uid;
 	__u32 pad;
 };
@@ -136,27 +136,27 @@ struct pdtt_noslot {
 /* Context of pdtt_emit_deltas: the agent runs it again, draining the ring in
  * between, while `more` says it stopped for ring space. */
 struct pdtt_delta_args {
-	__u64 tick;			/* in: a new value every tick */
-	__u64 headroom;			/* in: ring bytes kept for the packet path */
-	__u32 more;			/* out */
-	__u32 emitted;			/* out: records written by this run */
+	__u64 tick;	/* in: a new value every tick */
+	__u64 headroom; /* in: ring bytes kept for the packet path */
+	__u32 more;	/* out */
+	__u32 emitted;	/* out: records written by this run */
 };
 
 /* Context of pdtt_take_flow: the agent's UDP close. */
 struct pdtt_take_args {
-	struct pdtt_flow flow;		/* out */
-	struct pdtt_flow_key key;	/* in */
-	__u32 found;			/* out */
+	struct pdtt_flow flow;	  /* out */
+	struct pdtt_flow_key key; /* in */
+	__u32 found;		  /* out */
 };
 
 /* Indexes of the per-CPU loss and health counters (stats map). */
 enum pdtt_stat {
-	PDTT_STAT_RB_DROPS = 0,		/* ring buffer reservation failed */
-	PDTT_STAT_FLOW_FULL,		/* no slot: the flows map was full */
-	PDTT_STAT_AUX_FULL,		/* pid/comm side map insert failed */
-	PDTT_STAT_EVENTS,		/* records submitted to the ring */
-	PDTT_STAT_OWNER_DEFERRED,	/* an owner change waited for ring space */
-	PDTT_STAT_SHARE_FULL,		/* no slot: the uid held its share of the table */
+	PDTT_STAT_RB_DROPS = 0,	  /* ring buffer reservation failed */
+	PDTT_STAT_FLOW_FULL,	  /* no slot: the flows map was full */
+	PDTT_STAT_AUX_FULL,	  /* pid/comm side map insert failed */
+	PDTT_STAT_EVENTS,	  /* records submitted to the ring */
+	PDTT_STAT_OWNER_DEFERRED, /* an owner change waited for ring space */
+	PDTT_STAT_SHARE_FULL,	  /* no slot: the uid held its share of the table */
 	PDTT_STAT_MAX,
 };
 

@@ -28,30 +28,30 @@ public:
     static constexpr std::size_t kDefaultLimit = 4u << 20;
 
     // out is not owned; with io null, every write goes through stdio.
-    ConsoleOut(std::FILE* out, boost::asio::io_context* io, std::size_t limit = kDefaultLimit)
-        : out_(out), limit_(limit) {
-        struct stat st{};
+    ConsoleOut(std::FILE* out, boost::asio::io_context* io, std::size_t limit = kDefaultLimit) :
+        out_(out), limit_(limit) {
+        struct stat st {};
         if (::fstat(::fileno(out), &st) != 0)
             return;
         stream_ = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
         if (!io)
-            return;   // stdio, flushed per record into a pipe
+            return; // stdio, flushed per record into a pipe
         if (S_ISFIFO(st.st_mode)) {
             // A description of our own: O_NONBLOCK on the inherited one
             // would change it for everyone sharing the pipe.
             std::string self = "/proc/self/fd/" + std::to_string(::fileno(out));
             fd_ = ::open(self.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
         } else if (S_ISSOCK(st.st_mode)) {
-            fd_ = ::fcntl(::fileno(out), F_DUPFD_CLOEXEC, 3);   // written with MSG_DONTWAIT
+            fd_ = ::fcntl(::fileno(out), F_DUPFD_CLOEXEC, 3); // written with MSG_DONTWAIT
             socket_ = true;
         }
         if (fd_ >= 0)
-            desc_.emplace(*io, fd_);   // else stdio, as without io
+            desc_.emplace(*io, fd_); // else stdio, as without io
     }
     ~ConsoleOut() {
         if (desc_) {
             boost::system::error_code ignored;
-            desc_->close(ignored);   // closes fd_
+            desc_->close(ignored); // closes fd_
         }
     }
     ConsoleOut(const ConsoleOut&) = delete;
@@ -62,14 +62,14 @@ public:
     bool write(std::string_view text) {
         if (!desc_) {
             if (std::fwrite(text.data(), 1, text.size(), out_) != text.size()) {
-                std::clearerr(out_);   // retry on the next record
+                std::clearerr(out_); // retry on the next record
                 return false;
             }
             return !stream_ || flush();
         }
         if (buf_.size() - sent_ + text.size() > limit_)
-            return false;   // the newest goes: what is queued keeps its order
-        if (sent_ > limit_ / 2) {   // a slow reader: keep the buffer within twice the limit
+            return false;         // the newest goes: what is queued keeps its order
+        if (sent_ > limit_ / 2) { // a slow reader: keep the buffer within twice the limit
             buf_.erase(0, sent_);
             sent_ = 0;
         }
@@ -127,7 +127,7 @@ private:
         desc_->async_wait(boost::asio::posix::stream_descriptor::wait_write,
                           [this](const boost::system::error_code& ec) {
                               if (ec == boost::asio::error::operation_aborted)
-                                  return;   // closed: this may be gone
+                                  return; // closed: this may be gone
                               waiting_ = false;
                               if (!push())
                                   ++lost_;
@@ -137,12 +137,12 @@ private:
     std::FILE* out_;
     std::size_t limit_;
     int fd_ = -1;
-    bool stream_ = false;   // a pipe or socket: its reader wants every record at once
+    bool stream_ = false; // a pipe or socket: its reader wants every record at once
     bool socket_ = false;
     bool waiting_ = false;
     std::optional<boost::asio::posix::stream_descriptor> desc_;
     std::string buf_;
-    std::size_t sent_ = 0;   // octets of buf_ already written
+    std::size_t sent_ = 0; // octets of buf_ already written
     uint64_t lost_ = 0;
 };
 

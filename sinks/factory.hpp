@@ -15,12 +15,12 @@
 namespace pdtt {
 
 struct SyslogOptions {
-    std::string url;                       // udp://, tcp:// or tls://HOST:PORT, as Config checked it
-    int facility = 16;                     // local0
+    std::string url;   // udp://, tcp:// or tls://HOST:PORT, as Config checked it
+    int facility = 16; // local0
     std::string app_name = "pdtt";
-    std::size_t queue_bytes = 4u << 20;    // TCP, TLS: what may wait for the receiver; the oldest goes first
-    std::string ca_file = {};              // TLS: trust anchors (PEM); empty for the system's CAs
-    std::string cert_file = {}, key_file = {};   // TLS: a client certificate (PEM), none when empty
+    std::size_t queue_bytes = 4u << 20;        // TCP, TLS: what may wait for the receiver; the oldest goes first
+    std::string ca_file = {};                  // TLS: trust anchors (PEM); empty for the system's CAs
+    std::string cert_file = {}, key_file = {}; // TLS: a client certificate (PEM), none when empty
 };
 
 enum class ConsoleFormat { text, json, none };
@@ -28,12 +28,12 @@ enum class ConsoleFormat { text, json, none };
 // What make_sinks builds; the agent fills it in from its configuration.
 // Left as it is, it asks for no sink at all.
 struct SinkSettings {
-    bool files = false;                    // per-user files PREFIX-USERNAME.log
+    bool files = false; // per-user files PREFIX-USERNAME.log
     std::string log_prefix;
     ConsoleFormat console = ConsoleFormat::none;
-    std::vector<SyslogOptions> syslog;     // one sink each
-    RecordTypes syslog_records;            // the records the syslog sinks get (--syslog-records)
-    MetricsOptions metrics;                // served when listen is set
+    std::vector<SyslogOptions> syslog; // one sink each
+    RecordTypes syslog_records;        // the records the syslog sinks get (--syslog-records)
+    MetricsOptions metrics;            // served when listen is set
 };
 
 // The sinks settings ask for: per-user files, the console, syslog, then metrics.

@@ -31,7 +31,7 @@ constexpr int kOpenFlags = O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOC
 
 // Group adm, where it exists: log readers are in it (SPEC: Lifecycle).
 std::optional<gid_t> adm_gid() {
-    struct group gr{};
+    struct group gr {};
     struct group* found = nullptr;
     std::string buf(16384, '\0');
     if (getgrnam_r("adm", &gr, buf.data(), buf.size(), &found) != 0 || !found)
@@ -67,16 +67,14 @@ public:
         auto slash = prefix.rfind('/');
         dir_ = slash == std::string::npos ? "." : slash == 0 ? "/" : prefix.substr(0, slash);
         base_ = slash == std::string::npos ? prefix : prefix.substr(slash + 1);
-        struct stat st{};
+        struct stat st {};
         if (stat(dir_.c_str(), &st) != 0)
-            throw Error(kExitUsage, "log directory " + dir_ +
-                                        " does not exist (create it or use -l PREFIX)");
+            throw Error(kExitUsage, "log directory " + dir_ + " does not exist (create it or use -l PREFIX)");
         if (!S_ISDIR(st.st_mode))
-            throw Error(kExitUsage, "log directory " + dir_ +
-                                        " is not a directory (use -l PREFIX)");
+            throw Error(kExitUsage, "log directory " + dir_ + " is not a directory (use -l PREFIX)");
         if (access(dir_.c_str(), W_OK) != 0)
-            throw Error(kExitUsage, "log directory " + dir_ +
-                                        " is not writable (fix its permissions or use -l PREFIX)");
+            throw Error(kExitUsage,
+                        "log directory " + dir_ + " is not writable (fix its permissions or use -l PREFIX)");
         open_dir();
     }
 
@@ -100,7 +98,7 @@ public:
         }
         if (!append(fd, text)) {
             ++errors_;
-            close_file(file);  // reopened, and checked again, on the next report
+            close_file(file); // reopened, and checked again, on the next report
         }
     }
 
@@ -112,7 +110,7 @@ public:
     uint64_t errors() const override { return errors_; }
 
 private:
-    using Lru = std::list<std::pair<std::string, Fd>>;   // most recently used first
+    using Lru = std::list<std::pair<std::string, Fd>>; // most recently used first
 
     void open_dir() {
         Fd d(open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -166,14 +164,14 @@ private:
                     return {};
                 }
             }
-            struct stat st{};
+            struct stat st {};
             // Looked at first, so a device or FIFO is never even opened.
             if (fstatat(dir_fd_.get(), file.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
                 if (why = refusal(st); !why.empty())
                     return {};
                 Fd fd(openat(dir_fd_.get(), file.c_str(), kOpenFlags));
                 if (!fd && errno == ENOENT)
-                    continue;   // removed in between: look again
+                    continue; // removed in between: look again
                 if (!fd) {
                     why = open_error(errno);
                     return {};
@@ -192,9 +190,9 @@ private:
             }
             Fd fd(openat(dir_fd_.get(), file.c_str(), kOpenFlags | O_CREAT | O_EXCL, 0640));
             if (!fd && errno == EEXIST)
-                continue;   // made in between: check what it is
+                continue; // made in between: check what it is
             if (!fd && errno == ENOENT && dir_removed()) {
-                dir_fd_.reset();   // the directory was removed: its path may be made again
+                dir_fd_.reset(); // the directory was removed: its path may be made again
                 continue;
             }
             if (!fd) {
@@ -205,8 +203,8 @@ private:
             bool ok = fchmod(fd.get(), 0640) == 0 && (!adm_ || fchown(fd.get(), static_cast<uid_t>(-1), *adm_) == 0);
             if (!ok && !adm_warned_) {
                 adm_warned_ = true;
-                log::warn("log file " + path_of(file) + ": cannot give it mode 0640, group adm: " +
-                          std::strerror(errno));
+                log::warn("log file " + path_of(file) +
+                          ": cannot give it mode 0640, group adm: " + std::strerror(errno));
             }
             return fd;
         }
@@ -215,7 +213,7 @@ private:
     }
 
     bool dir_removed() const {
-        struct stat st{};
+        struct stat st {};
         return fstat(dir_fd_.get(), &st) == 0 && st.st_nlink == 0;
     }
 
@@ -230,7 +228,7 @@ private:
     // One write() for the whole report, so a reader never sees half of one;
     // a short write is completed, or the file is cut back to where it was.
     static bool append(int fd, const std::string& text) {
-        struct stat st{};
+        struct stat st {};
         if (fstat(fd, &st) != 0)
             return false;
         size_t done = 0;
@@ -258,8 +256,8 @@ private:
     std::optional<gid_t> adm_;
     bool adm_warned_ = false;
     Lru lru_;
-    std::unordered_map<std::string, Lru::iterator> index_;   // file name -> its place in lru_
-    std::unordered_set<std::string> refused_;                 // said once, until it is fixed
+    std::unordered_map<std::string, Lru::iterator> index_; // file name -> its place in lru_
+    std::unordered_set<std::string> refused_;              // said once, until it is fixed
     uint64_t errors_ = 0;
 };
 

@@ -73,12 +73,12 @@ std::string human_bytes(uint64_t bytes) {
 
 std::string sanitize_username(std::string name) {
     for (char& c : name) {
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '-';
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                  c == '-';
         if (!ok)
             c = '_';
     }
-    if (name.find_first_not_of('.') == std::string::npos)  // "", ".", "..", ...
+    if (name.find_first_not_of('.') == std::string::npos) // "", ".", "..", ...
         return std::string(name.empty() ? 1 : name.size(), '_');
     return name;
 }
@@ -99,13 +99,25 @@ std::string valid_utf8(std::string_view s) {
         // byte, which rules out overlongs, surrogates and > U+10FFFF.
         size_t n = 0;
         unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) n = 1;
-        else if (c == 0xE0) { n = 2; lo = 0xA0; }
-        else if (c == 0xED) { n = 2; hi = 0x9F; }
-        else if (c >= 0xE1 && c <= 0xEF) n = 2;
-        else if (c == 0xF0) { n = 3; lo = 0x90; }
-        else if (c >= 0xF1 && c <= 0xF3) n = 3;
-        else if (c == 0xF4) { n = 3; hi = 0x8F; }
+        if (c >= 0xC2 && c <= 0xDF)
+            n = 1;
+        else if (c == 0xE0) {
+            n = 2;
+            lo = 0xA0;
+        } else if (c == 0xED) {
+            n = 2;
+            hi = 0x9F;
+        } else if (c >= 0xE1 && c <= 0xEF)
+            n = 2;
+        else if (c == 0xF0) {
+            n = 3;
+            lo = 0x90;
+        } else if (c >= 0xF1 && c <= 0xF3)
+            n = 3;
+        else if (c == 0xF4) {
+            n = 3;
+            hi = 0x8F;
+        }
         size_t k = 1;
         for (; n > 0 && k <= n && i + k < s.size(); ++k) {
             auto d = static_cast<unsigned char>(s[i + k]);
@@ -115,7 +127,7 @@ std::string valid_utf8(std::string_view s) {
         if (n > 0 && k == n + 1) {
             out.append(s.substr(i, n + 1));
         } else {
-            out += kReplacement;  // one U+FFFD per maximal invalid subpart
+            out += kReplacement; // one U+FFFD per maximal invalid subpart
         }
         i += k;
     }

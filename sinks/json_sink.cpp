@@ -36,8 +36,7 @@ public:
 private:
     // Every record is built in one reused arena and serialised into one
     // reused buffer: no allocation per record once they are warm.
-    template <typename Record>
-    void emit(const Record& r) {
+    template <typename Record> void emit(const Record& r) {
         json::monotonic_resource arena(arena_, sizeof(arena_));
         json::object o = to_json(r, &arena);
         serializer_.reset(&o);

@@ -109,10 +109,10 @@ public:
 
 private:
     struct Flow {
-        Counters since_owner;   // what this sink added for the current owner
-        uint64_t touched = 0;   // interval of its last record
+        Counters since_owner; // what this sink added for the current owner
+        uint64_t touched = 0; // interval of its last record
     };
-    using Key = std::tuple<std::string, int64_t, std::string>;   // user, uid, iface
+    using Key = std::tuple<std::string, int64_t, std::string>; // user, uid, iface
 
     void moved(uint64_t flow_id, std::string_view user, int64_t uid, std::string_view iface, const Counters& c) {
         if (c.empty())
@@ -133,7 +133,7 @@ private:
     void forget_lost(uint64_t active) {
         if (flows_.size() <= active)
             return;
-        std::vector<std::pair<uint64_t, uint64_t>> by_age;   // touched, flow id
+        std::vector<std::pair<uint64_t, uint64_t>> by_age; // touched, flow id
         by_age.reserve(flows_.size());
         for (const auto& [id, f] : flows_)
             by_age.emplace_back(f.touched, id);
@@ -147,7 +147,7 @@ private:
     std::map<Key, Counters> series_;
     // Flow ids are unique while the agent runs: they never come back.
     std::unordered_map<uint64_t, Flow> flows_;
-    std::unordered_map<int64_t, Counters> interval_;   // per uid, from flow records since the last report
+    std::unordered_map<int64_t, Counters> interval_; // per uid, from flow records since the last report
     AgentStats stats_;
     uint64_t gen_ = 0;
 };
@@ -183,12 +183,12 @@ std::string Metrics::exposition() const {
     };
     user_series("pdtt_transmit_bytes_total", "Payload bytes sent, per user and interface, since the agent started.",
                 &Counters::tx_bytes);
-    user_series("pdtt_receive_bytes_total",
-                "Payload bytes received, per user and interface, since the agent started.", &Counters::rx_bytes);
+    user_series("pdtt_receive_bytes_total", "Payload bytes received, per user and interface, since the agent started.",
+                &Counters::rx_bytes);
     user_series("pdtt_transmit_packets_total", "IP packets sent, per user and interface, since the agent started.",
                 &Counters::tx_packets);
-    user_series("pdtt_receive_packets_total",
-                "IP packets received, per user and interface, since the agent started.", &Counters::rx_packets);
+    user_series("pdtt_receive_packets_total", "IP packets received, per user and interface, since the agent started.",
+                &Counters::rx_packets);
     // Job series (pdtt_job_transmit_bytes_total, pdtt_job_receive_bytes_total
     // by job, user, iface) go here once flow records carry their job.
 
@@ -235,7 +235,7 @@ bool same_secret(std::string_view a, std::string_view b) {
 
 std::string read_token(const std::string& path) {
     const std::string where = "--metrics-token-file " + path;
-    struct stat st{};
+    struct stat st {};
     if (::stat(path.c_str(), &st) != 0)
         throw Error(kExitUsage, where + ": " + std::strerror(errno));
     if (!S_ISREG(st.st_mode))
@@ -244,8 +244,7 @@ std::string read_token(const std::string& path) {
         char mode[8];
         std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
         throw Error(kExitUsage, where + ": mode " + mode +
-                                    " lets group or others read it; the token must be secret (chmod 600 " + path +
-                                    ")");
+                                    " lets group or others read it; the token must be secret (chmod 600 " + path + ")");
     }
     std::ifstream in(path);
     std::stringstream ss;
@@ -276,7 +275,8 @@ tcp::endpoint parse_listen(const std::string& listen) {
     auto addr = asio::ip::make_address(host, ec);
     if (ec)
         throw bad("'" + host + "' is not an IP address");
-    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c) != 0; }) ||
+    if (port.empty() || port.size() > 5 ||
+        !std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c) != 0; }) ||
         std::stoul(port) > 65535)
         throw bad("port must be a number from 0 to 65535");
     return {addr, static_cast<unsigned short>(std::stoul(port))};
@@ -284,9 +284,9 @@ tcp::endpoint parse_listen(const std::string& listen) {
 
 struct Shared {
     Metrics metrics;
-    std::string token;          // "" for none
-    std::size_t open = 0;       // connections now
-    uint64_t dropped = 0;       // over the bound, too large, too slow
+    std::string token;    // "" for none
+    std::size_t open = 0; // connections now
+    uint64_t dropped = 0; // over the bound, too large, too slow
     explicit Shared(std::string version) : metrics(std::move(version)) {}
 };
 
@@ -303,14 +303,13 @@ public:
         parser_.header_limit(static_cast<std::uint32_t>(kMetricsMaxRequest));
         parser_.body_limit(0);
         stream_.expires_after(std::chrono::seconds(kMetricsTimeoutSeconds));
-        http::async_read(stream_, buffer_, parser_, [self = shared_from_this()](const error_code& ec, std::size_t) {
-            self->on_read(ec);
-        });
+        http::async_read(stream_, buffer_, parser_,
+                         [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_read(ec); });
     }
 
 private:
     void on_read(const error_code& ec) {
-        if (ec) {   // too large, too slow, malformed, or gone: no answer
+        if (ec) { // too large, too slow, malformed, or gone: no answer
             if (ec != http::error::end_of_stream)
                 shared_->dropped++;
             close();
@@ -338,9 +337,8 @@ private:
         }
         res_.prepare_payload();
         stream_.expires_after(std::chrono::seconds(kMetricsTimeoutSeconds));
-        http::async_write(stream_, res_, [self = shared_from_this()](const error_code&, std::size_t) {
-            self->close();
-        });
+        http::async_write(stream_, res_,
+                          [self = shared_from_this()](const error_code&, std::size_t) { self->close(); });
     }
 
     bool authorized(std::string_view header) const {
@@ -365,8 +363,8 @@ private:
 
 class PrometheusSink : public MetricsSink {
 public:
-    PrometheusSink(const MetricsOptions& o, asio::io_context& io)
-        : shared_(std::make_shared<Shared>(o.version)), acceptor_(io), retry_(io) {
+    PrometheusSink(const MetricsOptions& o, asio::io_context& io) :
+        shared_(std::make_shared<Shared>(o.version)), acceptor_(io), retry_(io) {
         if (!o.token_file.empty())
             shared_->token = read_token(o.token_file);
         if (o.listen.empty())
@@ -408,7 +406,7 @@ private:
     void accept() {
         acceptor_.async_accept([this, shared = shared_](const error_code& ec, tcp::socket s) {
             if (ec == asio::error::operation_aborted)
-                return;   // the sink is gone: `this` with it
+                return; // the sink is gone: `this` with it
             if (ec) {   // out of file descriptors, say: try again later, not in a busy loop
                 retry_.expires_after(std::chrono::milliseconds(100));
                 retry_.async_wait([this](const error_code& e) {

@@ -14,15 +14,15 @@
 namespace pdtt {
 
 struct MetricsOptions {
-    std::string listen;       // ADDR:PORT, an IPv6 ADDR in brackets; "" for no endpoint
-    std::string token_file;   // bearer token, read once at start; "" for none
-    std::string version;      // pdtt_build_info{version}
+    std::string listen;     // ADDR:PORT, an IPv6 ADDR in brackets; "" for no endpoint
+    std::string token_file; // bearer token, read once at start; "" for none
+    std::string version;    // pdtt_build_info{version}
 };
 
 // What one connection may cost the agent.
-inline constexpr std::size_t kMetricsMaxRequest = 8 * 1024;   // request line and headers
-inline constexpr int kMetricsTimeoutSeconds = 5;             // to read the request and write the reply
-inline constexpr std::size_t kMetricsMaxConnections = 16;    // more are closed as they come
+inline constexpr std::size_t kMetricsMaxRequest = 8 * 1024; // request line and headers
+inline constexpr int kMetricsTimeoutSeconds = 5;            // to read the request and write the reply
+inline constexpr std::size_t kMetricsMaxConnections = 16;   // more are closed as they come
 
 class MetricsSink : public Sink {
 public:

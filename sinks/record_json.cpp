@@ -21,7 +21,7 @@ json::value seconds(double s) {
 
 json::object head(const char* type, Timestamp ts, const json::storage_ptr& sp) {
     json::object o(sp);
-    o.reserve(32);   // every record's keys: no rehash while it fills
+    o.reserve(32); // every record's keys: no rehash while it fills
     o["v"] = 1;
     o["type"] = type;
     char buf[32];
@@ -62,19 +62,26 @@ void add_counters(json::object& o, const Counters& c) {
 
 const char* flow_type(FlowEvent t) {
     switch (t) {
-    case FlowEvent::open: return "flow_open";
-    case FlowEvent::delta: return "flow_delta";
-    case FlowEvent::owner: return "flow_owner";
-    case FlowEvent::close: break;
+    case FlowEvent::open:
+        return "flow_open";
+    case FlowEvent::delta:
+        return "flow_delta";
+    case FlowEvent::owner:
+        return "flow_owner";
+    case FlowEvent::close:
+        break;
     }
     return "flow_close";
 }
 
 const char* direction_name(Direction d) {
     switch (d) {
-    case Direction::outbound: return "outbound";
-    case Direction::inbound: return "inbound";
-    case Direction::unknown: break;
+    case Direction::outbound:
+        return "outbound";
+    case Direction::inbound:
+        return "inbound";
+    case Direction::unknown:
+        break;
     }
     return "unknown";
 }

@@ -49,15 +49,15 @@ enum class Direction { unknown, outbound, inbound };
 // of storage that outlives every record (the aggregator's interned names,
 // or literals): a flow costs its addresses, not copies of its names.
 struct FlowId {
-    uint64_t flow_id = 0;          // unique per flow while the agent runs
+    uint64_t flow_id = 0; // unique per flow while the agent runs
     std::string_view iface;
     int64_t uid = kUnattributedUid;
     std::string_view user;
-    std::optional<uint32_t> pid;   // nullopt: the kernel never ran in the owner
+    std::optional<uint32_t> pid; // nullopt: the kernel never ran in the owner
     std::optional<std::string> comm;
-    std::string_view proto;        // "tcp", "udp"
-    std::string_view family;       // "ipv4", "ipv6"
-    std::string local;             // printable address
+    std::string_view proto;  // "tcp", "udp"
+    std::string_view family; // "ipv4", "ipv6"
+    std::string local;       // printable address
     uint16_t lport = 0;
     std::string remote;
     uint16_t rport = 0;
@@ -74,17 +74,17 @@ enum class FlowEvent { open, delta, close, owner };
 struct FlowRecord {
     FlowEvent type = FlowEvent::open;
     Timestamp ts;
-    FlowId id;                     // owner: the new owner
+    FlowId id; // owner: the new owner
     // open: what its first record moved; delta: since the previous record;
     // owner and close: since the flow opened or last changed owner
     Counters cnt;
-    int64_t from_uid = kUnattributedUid;   // owner only: the old owner
+    int64_t from_uid = kUnattributedUid; // owner only: the old owner
     std::string_view from_user;
     std::optional<std::string_view> from_job;
-    uint64_t tcp_bytes_acked = 0;  // close only
+    uint64_t tcp_bytes_acked = 0; // close only
     uint64_t tcp_bytes_received = 0;
-    uint64_t tcp_bytes_retrans = 0;  // close only: tx_bytes counts these twice
-    uint64_t duration_ms = 0;      // close only
+    uint64_t tcp_bytes_retrans = 0; // close only: tx_bytes counts these twice
+    uint64_t duration_ms = 0;       // close only
 };
 
 // One "Connection: LOCAL -> REMOTE" row of the per-user file.
@@ -97,54 +97,54 @@ struct PairRow {
 
 // Bytes to and from one traffic class's remote addresses (--class).
 struct ClassTotals {
-    std::string_view name;         // "other" when no class contains the address
+    std::string_view name; // "other" when no class contains the address
     uint64_t tx_bytes = 0;
     uint64_t rx_bytes = 0;
 };
 
 struct UserReport {
-    Timestamp ts;                  // end of the interval
+    Timestamp ts; // end of the interval
     std::string user;
     int64_t uid = 0;
-    double interval_s = 0;         // length of this interval (shorter at shutdown)
+    double interval_s = 0; // length of this interval (shorter at shutdown)
     uint64_t tx_bytes = 0;
     uint64_t rx_bytes = 0;
     uint64_t tx_packets = 0;
     uint64_t rx_packets = 0;
-    uint64_t flows = 0;            // flows that moved bytes in the interval
+    uint64_t flows = 0; // flows that moved bytes in the interval
     std::vector<PairRow> connections;
-    std::vector<ClassTotals> classes;  // empty unless classes are configured
+    std::vector<ClassTotals> classes; // empty unless classes are configured
 };
 
 // One per (job, step, user) with traffic in the interval.
 struct JobReport {
-    Timestamp ts;                  // end of the interval
+    Timestamp ts; // end of the interval
     std::string job;
     std::optional<std::string> step;
-    std::string cgroup;            // the step's cgroup (the job's, without a step)
+    std::string cgroup; // the step's cgroup (the job's, without a step)
     std::string user;
     int64_t uid = 0;
     double interval_s = 0;
     uint64_t tx_bytes = 0;
     uint64_t rx_bytes = 0;
-    std::vector<ClassTotals> classes;  // empty unless classes are configured
+    std::vector<ClassTotals> classes; // empty unless classes are configured
 };
 
 struct AgentStats {
     Timestamp ts;
     double interval_s = 0;
-    uint64_t events = 0;           // ring records consumed, since start
-    uint64_t ring_drops = 0;       // kernel: ring reservation failures, since start
-    uint64_t flow_table_full = 0;  // kernel: flow inserts that failed, since start
-    uint64_t aux_table_full = 0;   // kernel: pid/comm side table full, since start
-    uint64_t flow_share_full = 0;  // kernel: flows refused a slot, their uid holding its share
-    uint64_t owner_deferred = 0;   // kernel: owner changes that waited for ring space
+    uint64_t events = 0;             // ring records consumed, since start
+    uint64_t ring_drops = 0;         // kernel: ring reservation failures, since start
+    uint64_t flow_table_full = 0;    // kernel: flow inserts that failed, since start
+    uint64_t aux_table_full = 0;     // kernel: pid/comm side table full, since start
+    uint64_t flow_share_full = 0;    // kernel: flows refused a slot, their uid holding its share
+    uint64_t owner_deferred = 0;     // kernel: owner changes that waited for ring space
     uint64_t deltas_incomplete = 0;  // delta passes that gave up before every flow was reported
-    uint64_t flows_active = 0;     // flows the agent tracks now
-    uint64_t flows_udp = 0;        // of which UDP
-    uint64_t flow_table_size = 0;  // capacity of the kernel flow table
-    uint64_t sink_errors = 0;      // write errors over all sinks, since start
-    uint64_t interfaces_missing = 0;  // monitored interfaces deleted and not back yet
+    uint64_t flows_active = 0;       // flows the agent tracks now
+    uint64_t flows_udp = 0;          // of which UDP
+    uint64_t flow_table_size = 0;    // capacity of the kernel flow table
+    uint64_t sink_errors = 0;        // write errors over all sinks, since start
+    uint64_t interfaces_missing = 0; // monitored interfaces deleted and not back yet
 };
 
 // The record types users can pick for syslog (--syslog-records), as the

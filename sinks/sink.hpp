@@ -26,7 +26,7 @@ public:
     virtual void agent_stats(const AgentStats&) {}
     // After every user_report/agent_stats of one interval has been handed in.
     virtual void interval_end() {}
-    virtual void reopen() {}       // SIGHUP: logrotate moved our files
+    virtual void reopen() {} // SIGHUP: logrotate moved our files
     virtual void flush() {}
     // Shutdown, after the final flush(): what is still queued goes out on
     // the agent's loop, which runs until every sink is drained() or the

@@ -48,7 +48,7 @@ std::string param_value(const boost::json::value& v) {
     if (v.is_string())
         return std::string(v.get_string());
     if (v.is_double())
-        return seconds(v.get_double());   // the only fractional fields are seconds
+        return seconds(v.get_double()); // the only fractional fields are seconds
     return boost::json::serialize(v);
 }
 
@@ -114,9 +114,9 @@ std::string timestamp(Timestamp ts) {
     localtime_r(&t, &tm);
     long off = tm.tm_gmtoff / 60;
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld%c%02ld:%02ld", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec, off < 0 ? '-' : '+',
-                  std::labs(off) / 60, std::labs(off) % 60);
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld%c%02ld:%02ld", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec, off < 0 ? '-' : '+', std::labs(off) / 60,
+                  std::labs(off) % 60);
     return buf;
 }
 
@@ -132,8 +132,8 @@ std::string escape_param_value(std::string_view v) {
     return out;
 }
 
-std::string format_message(const Header& h, Timestamp ts, std::string_view msgid,
-                           const std::vector<Param>& params, std::string_view msg) {
+std::string format_message(const Header& h, Timestamp ts, std::string_view msgid, const std::vector<Param>& params,
+                           std::string_view msg) {
     std::string out = "<" + std::to_string(h.facility * 8 + kSeverityInfo) + ">1 " + timestamp(ts) + " " +
                       header_token(h.hostname, 255) + " " + header_token(h.app_name, 48) + " " +
                       header_token(h.procid, 128) + " " + header_token(msgid, 32) + " [" + std::string(kSdId);
@@ -150,8 +150,8 @@ std::string octet_frame(std::string_view msg) { return std::to_string(msg.size()
 std::string format_flow_close(const Header& h, const FlowRecord& r) {
     const FlowId& id = r.id;
     std::vector<Param> p = params(to_json(r));
-    std::string msg = std::string(id.user) + ": " + std::string(id.proto) + " " + endpoint(id.local, id.lport) + " -> " +
-                      endpoint(id.remote, id.rport) + " closed after " + seconds(r.duration_ms / 1000.0) +
+    std::string msg = std::string(id.user) + ": " + std::string(id.proto) + " " + endpoint(id.local, id.lport) +
+                      " -> " + endpoint(id.remote, id.rport) + " closed after " + seconds(r.duration_ms / 1000.0) +
                       " s, tx " + human_bytes(r.cnt.tx_bytes) + ", rx " + human_bytes(r.cnt.rx_bytes);
     return format_message(h, r.ts, "flow_close", p, msg);
 }
@@ -159,9 +159,10 @@ std::string format_flow_close(const Header& h, const FlowRecord& r) {
 std::string format_flow_owner(const Header& h, const FlowRecord& r) {
     const FlowId& id = r.id;
     std::vector<Param> p = params(to_json(r));
-    std::string msg = std::string(id.proto) + " " + endpoint(id.local, id.lport) + " -> " + endpoint(id.remote, id.rport) +
-                      " passed from " + std::string(r.from_user) + " to " + std::string(id.user) + " after tx " +
-                      human_bytes(r.cnt.tx_bytes) + ", rx " + human_bytes(r.cnt.rx_bytes);
+    std::string msg = std::string(id.proto) + " " + endpoint(id.local, id.lport) + " -> " +
+                      endpoint(id.remote, id.rport) + " passed from " + std::string(r.from_user) + " to " +
+                      std::string(id.user) + " after tx " + human_bytes(r.cnt.tx_bytes) + ", rx " +
+                      human_bytes(r.cnt.rx_bytes);
     return format_message(h, r.ts, "flow_owner", p, msg);
 }
 
@@ -186,8 +187,8 @@ std::vector<std::string> format_user_report(const Header& h, const UserReport& r
     const std::vector<Param> head = params(o, "v", "tx_bytes");
     std::vector<Param> totals = params(o, "tx_bytes");
     add_class_params(totals, r.classes);
-    const std::string msg = r.user + ": tx " + human_bytes(r.tx_bytes) + ", rx " + human_bytes(r.rx_bytes) +
-                            ", " + num(r.flows) + " flows in " + seconds(r.interval_s) + " s";
+    const std::string msg = r.user + ": tx " + human_bytes(r.tx_bytes) + ", rx " + human_bytes(r.rx_bytes) + ", " +
+                            num(r.flows) + " flows in " + seconds(r.interval_s) + " s";
 
     // Room for part="N" parts="N" and " (part N/N)" at their widest.
     const std::size_t digits = num(r.connections.size() + 1).size();
@@ -205,8 +206,10 @@ std::vector<std::string> format_user_report(const Header& h, const UserReport& r
     for (std::size_t i = 0; i < r.connections.size(); ++i) {
         const PairRow& c = r.connections[i];
         const std::string n = "_" + num(i);
-        std::vector<Param> conn{{"local" + n, c.local}, {"remote" + n, c.remote},
-                                {"tx_bytes" + n, num(c.tx_bytes)}, {"rx_bytes" + n, num(c.rx_bytes)}};
+        std::vector<Param> conn{{"local" + n, c.local},
+                                {"remote" + n, c.remote},
+                                {"tx_bytes" + n, num(c.tx_bytes)},
+                                {"rx_bytes" + n, num(c.rx_bytes)}};
         std::size_t add = 0;
         for (const auto& p : conn)
             add += param_size(p);

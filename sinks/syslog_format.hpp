@@ -25,7 +25,7 @@ inline constexpr std::size_t kTcpMaxMessage = 2048;
 
 // What every message of one sender carries in its header.
 struct Header {
-    int facility = 16;         // local0
+    int facility = 16; // local0
     std::string hostname;
     std::string app_name;
     std::string procid;
@@ -53,8 +53,8 @@ std::string escape_param_value(std::string_view v);
 // "<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [pdtt@32473 k="v" ...] MSG".
 // Header fields are reduced to printable ASCII ("-" when empty); MSG to
 // valid UTF-8, its control characters as escape_control.
-std::string format_message(const Header& h, Timestamp ts, std::string_view msgid,
-                           const std::vector<Param>& params, std::string_view msg);
+std::string format_message(const Header& h, Timestamp ts, std::string_view msgid, const std::vector<Param>& params,
+                           std::string_view msg);
 
 // RFC 6587 octet counting: "LENGTH SP MSG", LENGTH in octets.
 std::string octet_frame(std::string_view msg);

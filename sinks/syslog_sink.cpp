@@ -54,7 +54,12 @@ struct Target {
 
 // Config has checked the form: udp|tcp|tls://HOST:PORT, an IPv6 HOST in brackets.
 Target parse_url(const std::string& url) {
-    Target t{url, {}, {}, url.starts_with("tcp://") ? Scheme::tcp : url.starts_with("tls://") ? Scheme::tls : Scheme::udp};
+    Target t{url,
+             {},
+             {},
+             url.starts_with("tcp://")   ? Scheme::tcp
+             : url.starts_with("tls://") ? Scheme::tls
+                                         : Scheme::udp};
     std::string rest = url.substr(6);
     auto colon = rest.rfind(':');
     t.host = rest.substr(0, colon);
@@ -67,8 +72,7 @@ Target parse_url(const std::string& url) {
 // The start-up check: a host that does not resolve is a usage error, but
 // one whose lookup failed for now (EAI_AGAIN: DNS not up yet at boot) is
 // said and left to the sink's retries. Empty then.
-template <class Protocol>
-typename Protocol::resolver::results_type resolve_now(asio::io_context& io, const Target& t) {
+template <class Protocol> typename Protocol::resolver::results_type resolve_now(asio::io_context& io, const Target& t) {
     typename Protocol::resolver resolver(io);
     error_code ec;
     auto results = resolver.resolve(t.host, t.port, asio::ip::resolver_base::numeric_service, ec);
@@ -84,8 +88,7 @@ typename Protocol::resolver::results_type resolve_now(asio::io_context& io, cons
 // loop: asio's resolver joins its thread when the loop goes, so a DNS
 // server that does not answer would hold up exit by its timeout. The
 // thread shares only the slot, so it may outlive the sink and the loop.
-template <class Protocol>
-class DetachedLookup {
+template <class Protocol> class DetachedLookup {
 public:
     using Results = typename Protocol::resolver::results_type;
     using Done = std::function<void(const error_code&, const Results&)>;
@@ -128,7 +131,7 @@ private:
         timer_.expires_after(std::chrono::milliseconds(20));
         timer_.async_wait([this, slot = std::move(slot), done = std::move(done)](const error_code& ec) mutable {
             if (ec == asio::error::operation_aborted)
-                return;   // the sink is going
+                return; // the sink is going
             std::unique_lock lk(slot->mu);
             if (!slot->done) {
                 lk.unlock();
@@ -149,8 +152,8 @@ private:
 // Formats the records; a transport below sends the messages.
 class SyslogSink : public Sink {
 public:
-    SyslogSink(const SyslogOptions& o, std::size_t max_message)
-        : header_(rfc5424::local_header(o.facility, o.app_name)), max_message_(max_message) {}
+    SyslogSink(const SyslogOptions& o, std::size_t max_message) :
+        header_(rfc5424::local_header(o.facility, o.app_name)), max_message_(max_message) {}
 
     void flow_close(const FlowRecord& r) override { send(rfc5424::format_flow_close(header_, r)); }
     void flow_owner(const FlowRecord& r) override { send(rfc5424::format_flow_owner(header_, r)); }
@@ -172,8 +175,8 @@ private:
 // One message per datagram; a datagram the socket refuses is lost and counted.
 class UdpSyslogSink : public SyslogSink {
 public:
-    UdpSyslogSink(const SyslogOptions& o, const Target& t, asio::io_context& io)
-        : SyslogSink(o, rfc5424::kUdpMaxMessage), target_(t), lookup_(io), socket_(io) {
+    UdpSyslogSink(const SyslogOptions& o, const Target& t, asio::io_context& io) :
+        SyslogSink(o, rfc5424::kUdpMaxMessage), target_(t), lookup_(io), socket_(io) {
         auto results = resolve_now<udp>(io, t);
         if (!results.empty())
             use(results.begin()->endpoint());
@@ -185,7 +188,7 @@ public:
 
 protected:
     void send(std::string msg) override {
-        if (!socket_.is_open()) {   // not resolved yet
+        if (!socket_.is_open()) { // not resolved yet
             ++errors_;
             re_resolve();
             return;
@@ -213,10 +216,11 @@ private:
     void re_resolve() {
         if (lookup_.busy())
             return;
-        lookup_.start(target_.host, target_.port, [this](const error_code& ec, const udp::resolver::results_type& results) {
-            if (!ec && !results.empty())
-                use(results.begin()->endpoint());
-        });
+        lookup_.start(target_.host, target_.port,
+                      [this](const error_code& ec, const udp::resolver::results_type& results) {
+                          if (!ec && !results.empty())
+                              use(results.begin()->endpoint());
+                      });
     }
 
     Target target_;
@@ -242,14 +246,12 @@ public:
     tcp::socket& socket() { return sock_; }
     uint64_t written() const { return written_; }
 
-    template <class Buffers, class Handler>
-    void async_read_some(const Buffers& b, Handler&& h) {
+    template <class Buffers, class Handler> void async_read_some(const Buffers& b, Handler&& h) {
         sock_.async_read_some(b, std::forward<Handler>(h));
     }
-    template <class Buffers, class Handler>
-    void async_write_some(const Buffers& b, Handler&& h) {
-        sock_.async_write_some(b, [this, h = std::decay_t<Handler>(std::forward<Handler>(h))](
-                                      const error_code& ec, std::size_t n) mutable {
+    template <class Buffers, class Handler> void async_write_some(const Buffers& b, Handler&& h) {
+        sock_.async_write_some(b, [this, h = std::decay_t<Handler>(std::forward<Handler>(h))](const error_code& ec,
+                                                                                              std::size_t n) mutable {
             written_ += n;
             std::move(h)(ec, n);
         });
@@ -269,8 +271,7 @@ public:
     tcp::socket& socket() { return sock_.socket(); }
     CountingSocket& stream() { return sock_; }
     uint64_t wire_written() const { return sock_.written(); }
-    template <class Handler>
-    void async_handshake(const std::string&, Handler&& done) {
+    template <class Handler> void async_handshake(const std::string&, Handler&& done) {
         asio::post(sock_.get_executor(), [done = std::forward<Handler>(done)]() mutable { done(error_code()); });
     }
 
@@ -290,8 +291,7 @@ public:
     tcp::socket& socket() { return ssl_.next_layer().socket(); }
     asio::ssl::stream<CountingSocket>& stream() { return ssl_; }
     uint64_t wire_written() const { return ssl_.next_layer().written(); }
-    template <class Handler>
-    void async_handshake(const std::string& host, Handler&& done) {
+    template <class Handler> void async_handshake(const std::string& host, Handler&& done) {
         error_code ec;
         asio::ip::make_address(host, ec);
         // SNI takes names only (RFC 6066); an address is checked against the IP SANs.
@@ -335,13 +335,13 @@ void keep_alive(tcp::socket& s) {
 // are connections refused (a TLS receiver that fails verification).
 // Written messages are kept until the kernel says the receiver has
 // acknowledged their octets, and sent again on the next connection if not.
-template <class Stream>
-class StreamSyslogSink : public SyslogSink {
+template <class Stream> class StreamSyslogSink : public SyslogSink {
 public:
     StreamSyslogSink(const SyslogOptions& o, const Target& t, asio::io_context& io,
-                     std::shared_ptr<asio::ssl::context> tls = {})
-        : SyslogSink(o, Stream::kMaxMessage), target_(t), queue_limit_(o.queue_bytes), io_(io),
-          tls_(std::move(tls)), lookup_(io), timer_(io), rng_(std::random_device{}()) {
+                     std::shared_ptr<asio::ssl::context> tls = {}) :
+        SyslogSink(o, Stream::kMaxMessage),
+        target_(t), queue_limit_(o.queue_bytes), io_(io), tls_(std::move(tls)), lookup_(io), timer_(io),
+        rng_(std::random_device{}()) {
         resolve_now<tcp>(io, t);
         connect();
     }
@@ -379,30 +379,29 @@ protected:
 
 private:
     void connect() {
-        lookup_.start(
-            target_.host, target_.port,
-            [this](const error_code& ec, const tcp::resolver::results_type& results) {
-                if (ec)
-                    return retry("host does not resolve: " + ec.message());
-                conn_ = std::make_unique<Stream>(io_, tls_.get());
-                asio::async_connect(conn_->socket(), results, [this, g = ++generation_](const error_code& ec,
-                                                                                       const tcp::endpoint&) {
-                    if (ec == asio::error::operation_aborted || g != generation_)
-                        return;
-                    if (ec)
-                        return retry("cannot connect: " + ec.message());
-                    keep_alive(conn_->socket());
-                    conn_->async_handshake(target_.host, [this, g](const error_code& ec) {
-                        if (ec == asio::error::operation_aborted || g != generation_)
-                            return;
-                        if (ec) {
-                            ++refused_;
-                            return lost("refused: " + handshake_error(ec));
-                        }
-                        on_connected();
-                    });
-                });
-            });
+        lookup_.start(target_.host, target_.port,
+                      [this](const error_code& ec, const tcp::resolver::results_type& results) {
+                          if (ec)
+                              return retry("host does not resolve: " + ec.message());
+                          conn_ = std::make_unique<Stream>(io_, tls_.get());
+                          asio::async_connect(conn_->socket(), results,
+                                              [this, g = ++generation_](const error_code& ec, const tcp::endpoint&) {
+                                                  if (ec == asio::error::operation_aborted || g != generation_)
+                                                      return;
+                                                  if (ec)
+                                                      return retry("cannot connect: " + ec.message());
+                                                  keep_alive(conn_->socket());
+                                                  conn_->async_handshake(target_.host, [this, g](const error_code& ec) {
+                                                      if (ec == asio::error::operation_aborted || g != generation_)
+                                                          return;
+                                                      if (ec) {
+                                                          ++refused_;
+                                                          return lost("refused: " + handshake_error(ec));
+                                                      }
+                                                      on_connected();
+                                                  });
+                                              });
+                      });
     }
 
     void on_connected() {
@@ -419,16 +418,16 @@ private:
     // Receivers send nothing: a completed read means they closed or failed,
     // which is noticed here before more is written into a dead connection.
     void watch_peer() {
-        conn_->stream().async_read_some(asio::buffer(peek_), [this, g = generation_](const error_code& ec,
-                                                                                    std::size_t) {
-            if (ec == asio::error::operation_aborted || g != generation_)
-                return;
-            if (ec)
-                return lost(ec == asio::error::eof || ec == asio::ssl::error::stream_truncated
-                                ? "closed by the receiver"
-                                : ec.message());
-            watch_peer();
-        });
+        conn_->stream().async_read_some(
+            asio::buffer(peek_), [this, g = generation_](const error_code& ec, std::size_t) {
+                if (ec == asio::error::operation_aborted || g != generation_)
+                    return;
+                if (ec)
+                    return lost(ec == asio::error::eof || ec == asio::ssl::error::stream_truncated
+                                    ? "closed by the receiver"
+                                    : ec.message());
+                watch_peer();
+            });
     }
 
     // One write at a time, of as many queued messages as one call takes.
@@ -495,7 +494,7 @@ private:
         ++generation_;
         connected_ = false;
         writing_ = false;
-        sent_ = 0;   // the receiver dropped the partial frame with the connection
+        sent_ = 0; // the receiver dropped the partial frame with the connection
         if (conn_) {
             error_code ignored;
             conn_->socket().close(ignored);
@@ -505,8 +504,7 @@ private:
 
     void retry(const std::string& why) {
         if (!complained_)
-            log::warn(target_.url + ": " + why + "; retrying, " + std::to_string(queue_.size()) +
-                      " messages queued");
+            log::warn(target_.url + ": " + why + "; retrying, " + std::to_string(queue_.size()) + " messages queued");
         complained_ = true;
         std::uniform_real_distribution<double> jitter(0.5, 1.0);
         timer_.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(backoff_ * jitter(rng_)));
@@ -519,7 +517,7 @@ private:
 
     struct Written {
         std::string frame;
-        uint64_t wire_end;   // wire_written() when its last octet was written
+        uint64_t wire_end; // wire_written() when its last octet was written
     };
 
     Target target_;
@@ -527,24 +525,24 @@ private:
     asio::io_context& io_;
     std::shared_ptr<asio::ssl::context> tls_;
     DetachedLookup<tcp> lookup_;
-    std::unique_ptr<Stream> conn_;   // a new one per connection: a TLS session is not reused
+    std::unique_ptr<Stream> conn_; // a new one per connection: a TLS session is not reused
     asio::steady_timer timer_;
     std::minstd_rand rng_;
     std::deque<std::string> queue_;
     std::deque<Written> inflight_;
     std::vector<asio::const_buffer> bufs_;
     std::chrono::steady_clock::time_point connected_at_;
-    std::size_t queued_ = 0;       // octets in queue_
-    std::size_t sent_ = 0;         // octets of queue_.front() already written
+    std::size_t queued_ = 0; // octets in queue_
+    std::size_t sent_ = 0;   // octets of queue_.front() already written
     std::array<char, 256> peek_;
     std::chrono::milliseconds backoff_ = kMinBackoff;
-    unsigned generation_ = 0;      // of the connection; stale handlers see another
+    unsigned generation_ = 0; // of the connection; stale handlers see another
     bool connected_ = false;
-    bool writing_ = false;         // a write is pending
-    bool complained_ = false;      // a failure was logged, the recovery will be
-    bool draining_ = false;        // shutdown asked for the queue to go out
+    bool writing_ = false;    // a write is pending
+    bool complained_ = false; // a failure was logged, the recovery will be
+    bool draining_ = false;   // shutdown asked for the queue to go out
     uint64_t dropped_ = 0;
-    uint64_t refused_ = 0;         // handshakes that failed: never sent in clear
+    uint64_t refused_ = 0; // handshakes that failed: never sent in clear
 };
 
 // The client's TLS settings, shared by its connections; Error(kExitUsage)
@@ -552,8 +550,7 @@ private:
 std::shared_ptr<asio::ssl::context> tls_context(const SyslogOptions& o) {
     auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
     ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                     asio::ssl::context::no_tlsv1_1);
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
     auto use = [&](const std::string& what, const std::string& file, auto&& load) {
         error_code ec;
         load(ec);
@@ -567,8 +564,7 @@ std::shared_ptr<asio::ssl::context> tls_context(const SyslogOptions& o) {
     if (o.cert_file.empty() != o.key_file.empty())
         throw Error(kExitUsage, "--syslog-cert and --syslog-key go together: a client certificate needs its key");
     if (!o.cert_file.empty())
-        use("cert", o.cert_file,
-            [&](error_code& ec) { ctx->use_certificate_chain_file(o.cert_file, ec); });
+        use("cert", o.cert_file, [&](error_code& ec) { ctx->use_certificate_chain_file(o.cert_file, ec); });
     if (!o.key_file.empty())
         use("key", o.key_file,
             [&](error_code& ec) { ctx->use_private_key_file(o.key_file, asio::ssl::context::pem, ec); });

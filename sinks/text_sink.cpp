@@ -56,8 +56,7 @@ public:
         char interval[32];
         std::snprintf(interval, sizeof interval, "%.1f", interval_s_);
         std::string text = "=== " + local_datetime(*ts_) + " (" + interval + " s) ===\n";
-        text += left("USER", width) + right("TX", 12) + right("RX", 12) + right("TOTAL", 12) +
-                right("FLOWS", 8) + "\n";
+        text += left("USER", width) + right("TX", 12) + right("RX", 12) + right("TOTAL", 12) + right("FLOWS", 8) + "\n";
         for (const auto& r : rows_)
             text += left(r.user, width) + right(human_bytes(r.tx), 12) + right(human_bytes(r.rx), 12) +
                     right(human_bytes(r.tx + r.rx), 12) + right(std::to_string(r.flows), 8) + "\n";
@@ -66,11 +65,9 @@ public:
         if (stats_)
             text += "health: events " + std::to_string(stats_->events) + ", ring drops " +
                     std::to_string(stats_->ring_drops) + ", flow table full " +
-                    std::to_string(stats_->flow_table_full) + ", sink errors " +
-                    std::to_string(stats_->sink_errors) +
-                    (stats_->interfaces_missing
-                         ? ", interfaces missing " + std::to_string(stats_->interfaces_missing)
-                         : std::string()) +
+                    std::to_string(stats_->flow_table_full) + ", sink errors " + std::to_string(stats_->sink_errors) +
+                    (stats_->interfaces_missing ? ", interfaces missing " + std::to_string(stats_->interfaces_missing)
+                                                : std::string()) +
                     "\n";
         rows_.clear();
         stats_.reset();

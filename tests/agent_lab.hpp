@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 inline constexpr const char* kPort = "5001";
-inline constexpr uint64_t kTrafficHeader = 16;   // pdtt-traffic's per-connection header, payload too
+inline constexpr uint64_t kTrafficHeader = 16; // pdtt-traffic's per-connection header, payload too
 
 // What one per-user file says.
 struct FileSums {
@@ -84,7 +84,9 @@ inline uint64_t resent_bytes_max(const Netns& ns) { return resent_segments(ns) *
 // was received lies between what was moved and that plus everything the
 // sender resent (nstat in its namespace).
 inline bool sent_ok(uint64_t tx, uint64_t retrans, uint64_t want) { return tx >= retrans && tx - retrans == want; }
-inline bool wire_ok(uint64_t got, uint64_t want, uint64_t resent_max) { return got >= want && got <= want + resent_max; }
+inline bool wire_ok(uint64_t got, uint64_t want, uint64_t resent_max) {
+    return got >= want && got <= want + resent_max;
+}
 inline bool received_ok(uint64_t rx, uint64_t want, uint64_t resent_max) { return wire_ok(rx, want, resent_max); }
 
 // Transport payload that crossed one interface, counted by nftables at the
@@ -100,8 +102,8 @@ inline bool received_ok(uint64_t rx, uint64_t want, uint64_t resent_max) { retur
 class WireCount {
 public:
     struct Totals {
-        uint64_t tx = 0, rx = 0;           // payload bytes sent / received by the namespace
-        uint64_t unclassified = 0;         // IP packets of a layout the rules do not know
+        uint64_t tx = 0, rx = 0;   // payload bytes sent / received by the namespace
+        uint64_t unclassified = 0; // IP packets of a layout the rules do not know
     };
 
     WireCount(const Netns& ns, const std::string& dev) : ns_(ns.name()), table_("pdtt_wire_" + sanitise(dev)) {
@@ -109,7 +111,7 @@ public:
         auto rule = [&](const std::string& match, int headers) {
             rules += "    " + match + " counter accept comment \"h" + std::to_string(headers) + "\"\n";
         };
-        rule("ip hdrlength 5 ip frag-off & 0x1fff != 0", 20);   // later fragment: no L4 header
+        rule("ip hdrlength 5 ip frag-off & 0x1fff != 0", 20); // later fragment: no L4 header
         for (int doff = 5; doff <= 15; doff++)
             rule("ip hdrlength 5 ip protocol tcp tcp doff " + std::to_string(doff), 20 + 4 * doff);
         rule("ip hdrlength 5 ip protocol udp", 28);
@@ -118,7 +120,7 @@ public:
             rule("ip6 nexthdr tcp tcp doff " + std::to_string(doff), 40 + 4 * doff);
         rule("ip6 nexthdr udp", 48);
         rule("ip6 nexthdr ipv6-icmp", 40);
-        rule("ip6 nexthdr 0 hbh hdrlength 0 hbh nexthdr ipv6-icmp", 48);   // MLD: router alert
+        rule("ip6 nexthdr 0 hbh hdrlength 0 hbh nexthdr ipv6-icmp", 48); // MLD: router alert
         rules += "    meta protocol { ip, ip6 } counter comment \"unclassified\"\n";
         std::string script = "table netdev " + table_ + " {\n";
         for (const char* hook : {"ingress", "egress"})
@@ -151,7 +153,8 @@ public:
                 if (!e.as_object().contains("counter"))
                     continue;
                 const json::object& c = e.at("counter").as_object();
-                uint64_t packets = json::value_to<uint64_t>(c.at("packets")), bytes = json::value_to<uint64_t>(c.at("bytes"));
+                uint64_t packets = json::value_to<uint64_t>(c.at("packets")),
+                         bytes = json::value_to<uint64_t>(c.at("bytes"));
                 if (comment == "unclassified") {
                     t.unclassified += packets;
                     continue;
@@ -236,10 +239,13 @@ inline void pin_neighbours(const VethPair& v, const Netns& a, const Netns& b) {
 // last FIN and ACK of a finished transfer), so that the agent's final
 // report sees every packet the wire count sees.
 inline bool tcp_settled(const Netns& ns, std::chrono::milliseconds timeout = 3s) {
-    return wait_until([&] {
-        return capture(ns.exec("ss -Htn state syn-sent state syn-recv state fin-wait-1 state fin-wait-2 "
-                               "state close-wait state last-ack state closing")).empty();
-    }, timeout, 10ms);
+    return wait_until(
+        [&] {
+            return capture(ns.exec("ss -Htn state syn-sent state syn-recv state fin-wait-1 state fin-wait-2 "
+                                   "state close-wait state last-ack state closing"))
+                .empty();
+        },
+        timeout, 10ms);
 }
 
 inline std::vector<json::object> parse_lines(const std::string& out) {
@@ -298,7 +304,7 @@ struct Lab {
     NoMld no_mld{host, link.a_name(), peer, link.b_name()};
     WireCount wire{host, link.a_name()};
     fs::path dir;
-    fs::path no_config;   // an empty config file: a host's /etc/pdtt.conf must not leak in
+    fs::path no_config; // an empty config file: a host's /etc/pdtt.conf must not leak in
     std::unique_ptr<Process> agent;
 
     Lab() {
@@ -331,8 +337,8 @@ struct Lab {
 
     // argv that runs pdtt-traffic as user u (the peer's side, or a server here).
     static std::vector<std::string> as_user(const TestUser& u, std::vector<std::string> argv) {
-        std::vector<std::string> out{"setpriv", "--reuid", std::to_string(u.uid()), "--regid",
-                                     std::to_string(u.gid()), "--clear-groups"};
+        std::vector<std::string> out{
+            "setpriv", "--reuid", std::to_string(u.uid()), "--regid", std::to_string(u.gid()), "--clear-groups"};
         out.insert(out.end(), argv.begin(), argv.end());
         return out;
     }
@@ -342,14 +348,14 @@ struct Lab {
     // The agent in the host namespace on the lab's link (unless extra names -i),
     // with an empty config file.
     void start_agent(std::vector<std::string> extra = {}) {
-        std::vector<std::string> argv{PDTT_AGENT_BIN, "-c", no_config.string(), "--stdout", "json",
-                                      "-l", (dir / "pdtt").string()};
+        std::vector<std::string> argv{PDTT_AGENT_BIN, "-c", no_config.string(),     "--stdout",
+                                      "json",         "-l", (dir / "pdtt").string()};
         if (std::find(extra.begin(), extra.end(), "-i") == extra.end())
             argv.insert(argv.end(), {"-i", link.a_name()});
         argv.insert(argv.end(), extra.begin(), extra.end());
         agent = std::make_unique<Process>(argv, host.name());
         bool up = agent_ready(*agent);
-        if (!up)   // an agent that exited: give the reader its last line
+        if (!up) // an agent that exited: give the reader its last line
             wait_until([&] { return !agent->err().empty(); }, 1s);
         BOOST_REQUIRE_MESSAGE(up, "agent did not start: " << agent->err());
     }
@@ -386,10 +392,13 @@ struct Lab {
     // pdtt-traffic send from the host namespace as user u.
     std::unique_ptr<Process> start_transfer(const TestUser& u, const std::string& to, uint64_t tx, uint64_t rx,
                                             int connections = 1, std::vector<std::string> extra = {}) {
-        std::vector<std::string> argv{PDTT_TRAFFIC_BIN, "send", "--to", to, "--port", kPort,
-                                      "--tx", std::to_string(tx), "--rx", std::to_string(rx),
-                                      "--connections", std::to_string(connections),
-                                      "--uid", std::to_string(u.uid())};
+        std::vector<std::string> argv{PDTT_TRAFFIC_BIN, "send",
+                                      "--to",           to,
+                                      "--port",         kPort,
+                                      "--tx",           std::to_string(tx),
+                                      "--rx",           std::to_string(rx),
+                                      "--connections",  std::to_string(connections),
+                                      "--uid",          std::to_string(u.uid())};
         argv.insert(argv.end(), extra.begin(), extra.end());
         return std::make_unique<Process>(argv, host.name());
     }
@@ -404,9 +413,12 @@ struct Lab {
     // pdtt-traffic send from the peer namespace (as root) to a server here.
     void peer_transfer(const std::string& to, const std::string& port, uint64_t tx, uint64_t rx, int connections = 1,
                        std::vector<std::string> extra = {}) {
-        std::vector<std::string> argv{PDTT_TRAFFIC_BIN, "send", "--to", to, "--port", port,
-                                      "--tx", std::to_string(tx), "--rx", std::to_string(rx),
-                                      "--connections", std::to_string(connections)};
+        std::vector<std::string> argv{PDTT_TRAFFIC_BIN, "send",
+                                      "--to",           to,
+                                      "--port",         port,
+                                      "--tx",           std::to_string(tx),
+                                      "--rx",           std::to_string(rx),
+                                      "--connections",  std::to_string(connections)};
         argv.insert(argv.end(), extra.begin(), extra.end());
         Process c(argv, peer.name());
         auto st = c.wait(60s);
@@ -432,7 +444,8 @@ struct Lab {
         if (ipl.find("prog/xdp") != std::string::npos || ipl.find("xdpgeneric") != std::string::npos)
             left += "xdp ";
         EnterNetns in(host);
-        for (auto [type, name] : {std::pair{PDTT_BPF_TCX_INGRESS, "tcx-ingress "}, {PDTT_BPF_TCX_EGRESS, "tcx-egress "}}) {
+        for (auto [type, name] :
+             {std::pair{PDTT_BPF_TCX_INGRESS, "tcx-ingress "}, {PDTT_BPF_TCX_EGRESS, "tcx-egress "}}) {
             LIBBPF_OPTS(bpf_prog_query_opts, q);
             if (bpf_prog_query_opts(ifindex, static_cast<bpf_attach_type>(type), &q) == 0 && q.prog_cnt > 0)
                 left += name;

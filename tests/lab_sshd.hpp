@@ -16,8 +16,8 @@ namespace pdtt::test {
 inline constexpr const char* kSshPort = "2222";
 
 struct SshLab : Lab {
-    fs::path ssh_dir = dir / "ssh";        // keys, config, pid file
-    fs::path home = dir / "home";          // alice's files, hers to write
+    fs::path ssh_dir = dir / "ssh"; // keys, config, pid file
+    fs::path home = dir / "home";   // alice's files, hers to write
     fs::path client_key = ssh_dir / "client_ed25519";
     std::unique_ptr<Process> sshd;
 
@@ -29,27 +29,27 @@ struct SshLab : Lab {
         BOOST_REQUIRE(::chown(home.c_str(), alice.uid(), alice.gid()) == 0);
         // A password of '!' (locked) would be refused; no home is a warning on every login.
         run_ok("usermod -s /bin/sh -p '*' -d " + home.string() + " " + alice.name());
-        fs::create_directories("/run/sshd");   // privilege separation directory
+        fs::create_directories("/run/sshd"); // privilege separation directory
         run_ok("ssh-keygen -q -t ed25519 -N '' -C pdtt-test-host -f " + (ssh_dir / "host_ed25519").string());
         run_ok("ssh-keygen -q -t ed25519 -N '' -C pdtt-test-client -f " + client_key.string());
         fs::copy_file(client_key.string() + ".pub", ssh_dir / "authorized_keys");
-        std::ofstream(ssh_dir / "sshd_config") << "Port " << kSshPort << "\n"
-                                               << "ListenAddress " << link.a_ip4() << "\n"
-                                               << "ListenAddress " << link.a_ip6() << "\n"
-                                               << "HostKey " << (ssh_dir / "host_ed25519").string() << "\n"
-                                               << "PidFile " << pid_file().string() << "\n"
-                                               << "AuthorizedKeysFile " << (ssh_dir / "authorized_keys").string()
-                                               << "\n"
-                                               << "AllowUsers " << alice.name() << "\n"
-                                               << "UsePAM no\n"
-                                               << "StrictModes no\n"
-                                               << "PasswordAuthentication no\n"
-                                               << "KbdInteractiveAuthentication no\n"
-                                               << "PermitRootLogin no\n"
-                                               << "UseDNS no\n"
-                                               << "PrintMotd no\n"
-                                               << "PrintLastLog no\n"
-                                               << "Subsystem sftp internal-sftp\n";
+        std::ofstream(ssh_dir / "sshd_config")
+            << "Port " << kSshPort << "\n"
+            << "ListenAddress " << link.a_ip4() << "\n"
+            << "ListenAddress " << link.a_ip6() << "\n"
+            << "HostKey " << (ssh_dir / "host_ed25519").string() << "\n"
+            << "PidFile " << pid_file().string() << "\n"
+            << "AuthorizedKeysFile " << (ssh_dir / "authorized_keys").string() << "\n"
+            << "AllowUsers " << alice.name() << "\n"
+            << "UsePAM no\n"
+            << "StrictModes no\n"
+            << "PasswordAuthentication no\n"
+            << "KbdInteractiveAuthentication no\n"
+            << "PermitRootLogin no\n"
+            << "UseDNS no\n"
+            << "PrintMotd no\n"
+            << "PrintLastLog no\n"
+            << "Subsystem sftp internal-sftp\n";
         run_ok("/usr/sbin/sshd -t -f " + (ssh_dir / "sshd_config").string());
         sshd = std::make_unique<Process>(
             std::vector<std::string>{"/usr/sbin/sshd", "-D", "-e", "-f", (ssh_dir / "sshd_config").string()},
@@ -110,13 +110,11 @@ struct SshLab : Lab {
     }
 
     // "alice@10.200.7.1" or "alice@[fd00:200:7::1]", as rsync and scp take it.
-    std::string login(bool v6) const {
-        return alice.name() + "@" + (v6 ? "[" + link.a_ip6() + "]" : link.a_ip4());
-    }
+    std::string login(bool v6) const { return alice.name() + "@" + (v6 ? "[" + link.a_ip6() + "]" : link.a_ip4()); }
 
     std::vector<std::string> ssh_options() const {
         return {"-i", client_key.string(), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"};
+                "-o", "BatchMode=yes",     "-o", "LogLevel=ERROR",           "-o", "ConnectTimeout=10"};
     }
 
     // rsync (over ssh) or scp from the peer namespace as root; true when it

@@ -57,8 +57,22 @@ inline FlowRecord sample_flow() {
     FlowRecord r;
     r.type = FlowEvent::close;
     r.ts = at(123456);
-    r.id = {7, "eth0", 1001, "alice", 4242, "rsync", "tcp", "ipv4", "192.168.1.100", 40000,
-            "93.184.216.34", 22, Direction::outbound, {}, {}, {}};
+    r.id = {7,
+            "eth0",
+            1001,
+            "alice",
+            4242,
+            "rsync",
+            "tcp",
+            "ipv4",
+            "192.168.1.100",
+            40000,
+            "93.184.216.34",
+            22,
+            Direction::outbound,
+            {},
+            {},
+            {}};
     r.cnt = {524288, 1048576, 400, 800};
     r.tcp_bytes_acked = 524289;
     r.tcp_bytes_received = 1048577;
@@ -78,8 +92,8 @@ inline UserReport sample_report(std::size_t connections) {
     u.rx_packets = 1200;
     u.flows = connections;
     for (std::size_t i = 0; i < connections; ++i)
-        u.connections.push_back({"fd00:200:7::1", "fd00:200:" + std::to_string(i) + "::abcd:ef01",
-                                 1000000 + i, 2000000 + i});
+        u.connections.push_back(
+            {"fd00:200:7::1", "fd00:200:" + std::to_string(i) + "::abcd:ef01", 1000000 + i, 2000000 + i});
     return u;
 }
 
@@ -100,15 +114,14 @@ inline AgentStats sample_stats(uint64_t events = 1000) {
 struct Parsed {
     int pri = -1;
     std::string timestamp, hostname, app, procid, msgid, sd_id, msg;
-    std::vector<std::pair<std::string, std::string>> params;   // unescaped
+    std::vector<std::pair<std::string, std::string>> params; // unescaped
     int elements = 0;
 
     std::map<std::string, std::string> sd() const { return {params.begin(), params.end()}; }
 };
 
 inline bool printusascii(std::string_view s, std::size_t max) {
-    return !s.empty() && s.size() <= max &&
-           std::all_of(s.begin(), s.end(), [](char c) { return c >= 33 && c <= 126; });
+    return !s.empty() && s.size() <= max && std::all_of(s.begin(), s.end(), [](char c) { return c >= 33 && c <= 126; });
 }
 
 // SD-NAME: 1*32 PRINTUSASCII except '=', SP, ']' and '"'.
@@ -362,8 +375,8 @@ struct TcpReceiver {
     std::string buf;
     std::vector<std::string> messages;
 
-    explicit TcpReceiver(asio::io_context& io, const std::string& address = "127.0.0.1", unsigned short port = 0)
-        : io(io) {
+    explicit TcpReceiver(asio::io_context& io, const std::string& address = "127.0.0.1", unsigned short port = 0) :
+        io(io) {
         acceptor.open(tcp::v4());
         acceptor.bind({asio::ip::make_address(address), port});
         acceptor.non_blocking(true);
@@ -376,7 +389,13 @@ struct TcpReceiver {
 
     bool accept(std::chrono::milliseconds timeout) {
         boost::system::error_code ec;
-        bool ok = pump(io, [&] { acceptor.accept(peer, ec); return !ec; }, timeout);
+        bool ok = pump(
+            io,
+            [&] {
+                acceptor.accept(peer, ec);
+                return !ec;
+            },
+            timeout);
         if (ok)
             peer.non_blocking(true);
         return ok;
@@ -391,7 +410,13 @@ struct TcpReceiver {
     }
     // Reads (running io meanwhile) until count messages have arrived.
     bool read(std::size_t count, std::chrono::milliseconds timeout) {
-        return pump(io, [&] { read_now(); return messages.size() >= count; }, timeout);
+        return pump(
+            io,
+            [&] {
+                read_now();
+                return messages.size() >= count;
+            },
+            timeout);
     }
 };
 
@@ -408,7 +433,7 @@ inline void check_backoff(const std::vector<Steady::time_point>& at) {
         auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(at[n] - at[n - 1]);
         BOOST_TEST_CONTEXT("retry " << n << " after " << gap.count() << " ms, nominal " << want.count() << " ms") {
             BOOST_TEST(gap >= want / 2);
-            BOOST_TEST(gap <= want + 100ms);   // scheduling, and noticing the close
+            BOOST_TEST(gap <= want + 100ms); // scheduling, and noticing the close
         }
     }
 }

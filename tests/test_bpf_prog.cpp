@@ -51,26 +51,16 @@ using pkt::Frame;
 
 // ---- ABI helpers ----
 
-bool operator==(const pdtt_counters& a, const pdtt_counters& b)
-{
-    return std::memcmp(&a, &b, sizeof(a)) == 0;
+bool operator==(const pdtt_counters& a, const pdtt_counters& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }
+
+std::ostream& operator<<(std::ostream& os, const pdtt_counters& c) {
+    return os << "{tx " << c.tx_bytes << " B/" << c.tx_packets << " pkt, rx " << c.rx_bytes << " B/" << c.rx_packets
+              << " pkt}";
 }
 
-std::ostream& operator<<(std::ostream& os, const pdtt_counters& c)
-{
-    return os << "{tx " << c.tx_bytes << " B/" << c.tx_packets << " pkt, rx " << c.rx_bytes
-              << " B/" << c.rx_packets << " pkt}";
-}
+bool operator==(const pdtt_flow_key& a, const pdtt_flow_key& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }
 
-bool operator==(const pdtt_flow_key& a, const pdtt_flow_key& b)
-{
-    return std::memcmp(&a, &b, sizeof(a)) == 0;
-}
-
-bool operator<(const pdtt_flow_key& a, const pdtt_flow_key& b)
-{
-    return std::memcmp(&a, &b, sizeof(a)) < 0;
-}
+bool operator<(const pdtt_flow_key& a, const pdtt_flow_key& b) { return std::memcmp(&a, &b, sizeof(a)) < 0; }
 
 namespace {
 
@@ -78,7 +68,7 @@ namespace {
 // (so no host service holds the ports the frames use), with lo up. The data
 // path copies its inode into keys and checks a sending socket against it;
 // 0 if it could not be made (Bpf() then fails).
-__u32 host_netns = 0;   // the namespace the test started in
+__u32 host_netns = 0; // the namespace the test started in
 const __u32 kNetns = [] {
     struct stat st {};
     if (::stat("/proc/self/ns/net", &st) == 0)
@@ -104,9 +94,8 @@ struct Known {
     bool inserted;
 };
 
-pdtt_flow_key make_key(const pkt::Addr& laddr, const pkt::Addr& raddr, __u16 lport,
-                       __u16 rport, __u8 proto, __u32 netns = kNetns)
-{
+pdtt_flow_key make_key(const pkt::Addr& laddr, const pkt::Addr& raddr, __u16 lport, __u16 rport, __u8 proto,
+                       __u32 netns = kNetns) {
     pdtt_flow_key k{};
     std::memcpy(k.laddr, laddr.data(), 16);
     std::memcpy(k.raddr, raddr.data(), 16);
@@ -122,17 +111,17 @@ const Known tcp6{"tcp6", make_key(pkt::v6("2001:db8::1"), pkt::v6("2001:db8::2")
 const Known udp4{"udp4", make_key(pkt::v4(10, 0, 0, 1), pkt::v4(192, 0, 2, 53), 5353, 53, IPPROTO_UDP), true};
 const Known udp6{"udp6", make_key(pkt::v6("2001:db8::1"), pkt::v6("2001:db8::53"), 5354, 53, IPPROTO_UDP), true};
 const Known tcp4_other_ns{"tcp4 in another netns",
-    make_key(pkt::v4(10, 0, 0, 1), pkt::v4(192, 0, 2, 7), 40003, 443, IPPROTO_TCP, kNetns + 1), true};
+                          make_key(pkt::v4(10, 0, 0, 1), pkt::v4(192, 0, 2, 7), 40003, 443, IPPROTO_TCP, kNetns + 1),
+                          true};
 const Known tcp4_unknown{"tcp4 not in the map",
-    make_key(pkt::v4(10, 0, 0, 1), pkt::v4(192, 0, 2, 7), 40002, 443, IPPROTO_TCP), false};
+                         make_key(pkt::v4(10, 0, 0, 1), pkt::v4(192, 0, 2, 7), 40002, 443, IPPROTO_TCP), false};
 const Known udp4_unknown{"udp4 not in the map",
-    make_key(pkt::v4(10, 0, 0, 1), pkt::v4(192, 0, 2, 53), 5355, 53, IPPROTO_UDP), false};
+                         make_key(pkt::v4(10, 0, 0, 1), pkt::v4(192, 0, 2, 53), 5355, 53, IPPROTO_UDP), false};
 
 const Known* const kAllFlows[] = {&tcp4, &tcp6, &udp4, &udp6, &tcp4_other_ns, &tcp4_unknown, &udp4_unknown};
 
 // Nonzero so that a program that overwrites instead of adding is caught.
-pdtt_flow initial_value(const Known& k)
-{
+pdtt_flow initial_value(const Known& k) {
     pdtt_flow f{};
     f.cnt = {1000, 2000, 10, 20};
     f.reported = {900, 1900, 9, 19};
@@ -145,26 +134,23 @@ pdtt_flow initial_value(const Known& k)
     return f;
 }
 
-std::string flow_name(const pdtt_flow_key& key)
-{
+std::string flow_name(const pdtt_flow_key& key) {
     for (const Known* k : kAllFlows)
         if (k->key == key)
             return k->name;
     return "unexpected key";
 }
 
-enum class Prog { xdp, tc, tc_ingress };   // tc: the egress program
+enum class Prog { xdp, tc, tc_ingress }; // tc: the egress program
 
 bool is_ingress(Prog p) { return p != Prog::tc; }
 
-std::ostream& operator<<(std::ostream& os, Prog p)
-{
+std::ostream& operator<<(std::ostream& os, Prog p) {
     return os << (p == Prog::xdp ? "pdtt_xdp" : p == Prog::tc ? "pdtt_egress" : "pdtt_ingress");
 }
 
 // A frame of flow k as it crosses the program: ingress comes from the remote end.
-Frame on(const Known& k, Prog p)
-{
+Frame on(const Known& k, Prog p) {
     pkt::Addr l, r;
     std::copy(std::begin(k.key.laddr), std::end(k.key.laddr), l.begin());
     std::copy(std::begin(k.key.raddr), std::end(k.key.raddr), r.begin());
@@ -173,17 +159,13 @@ Frame on(const Known& k, Prog p)
     return Frame(l, r, k.key.lport, k.key.rport);
 }
 
-int expected_verdict(Prog p)
-{
-    return p == Prog::xdp ? XDP_PASS : TC_ACT_UNSPEC;
-}
+int expected_verdict(Prog p) { return p == Prog::xdp ? XDP_PASS : TC_ACT_UNSPEC; }
 
 // ---- the loaded object, shared by every test ----
 
 class Bpf {
 public:
-    Bpf()
-    {
+    Bpf() {
         if (kNetns == 0)
             throw std::runtime_error("cannot make a private network namespace with lo up (root needed)");
         ncpu_ = libbpf_num_possible_cpus();
@@ -199,8 +181,7 @@ public:
     Bpf(const Bpf&) = delete;
     Bpf& operator=(const Bpf&) = delete;
 
-    int prog_fd(Prog p) const
-    {
+    int prog_fd(Prog p) const {
         return bpf_program__fd(p == Prog::xdp  ? skel_->progs.pdtt_xdp
                                : p == Prog::tc ? skel_->progs.pdtt_egress
                                                : skel_->progs.pdtt_ingress);
@@ -212,8 +193,7 @@ public:
     int ncpu() const { return ncpu_; }
     unsigned lo() const { return lo_; }
 
-    std::vector<pdtt_event> drain()
-    {
+    std::vector<pdtt_event> drain() {
         events_.clear();
         int n = ring_buffer__consume(rb_.get());
         BOOST_TEST_REQUIRE(n >= 0, "ring_buffer__consume succeeded");
@@ -221,8 +201,7 @@ public:
     }
 
 private:
-    static int on_event(void* ctx, void* data, size_t size)
-    {
+    static int on_event(void* ctx, void* data, size_t size) {
         auto* self = static_cast<Bpf*>(ctx);
         pdtt_event e{};
         BOOST_TEST(size == sizeof(e), "ring buffer record has the size of struct pdtt_event");
@@ -232,28 +211,26 @@ private:
     }
 
     pdtt::Skeleton skel_;
-    pdtt::RingBuffer rb_;   // after skel_: freed before it
+    pdtt::RingBuffer rb_; // after skel_: freed before it
     std::vector<pdtt_event> events_;
     int ncpu_ = 0;
     unsigned lo_ = 0;
 };
 
-Bpf& bpf()
-{
-    static Bpf b;  // a failed load throws, so every test reports it
+Bpf& bpf() {
+    static Bpf b; // a failed load throws, so every test reports it
     return b;
 }
 
 // ---- map state ----
 
 struct Snapshot {
-    std::vector<std::pair<pdtt_flow_key, pdtt_flow>> flows;  // sorted by key
+    std::vector<std::pair<pdtt_flow_key, pdtt_flow>> flows; // sorted by key
     pdtt_counters unattributed{};
     std::array<__u64, PDTT_STAT_MAX> stats{};
 };
 
-Snapshot snapshot()
-{
+Snapshot snapshot() {
     Snapshot s;
     pdtt_flow_key key{}, next{};
     const pdtt_flow_key* prev = nullptr;
@@ -264,13 +241,11 @@ Snapshot snapshot()
         key = next;
         prev = &key;
     }
-    std::sort(s.flows.begin(), s.flows.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::sort(s.flows.begin(), s.flows.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
 
     std::vector<pdtt_counters> per_cpu(bpf().ncpu());
     __u32 zero = 0;
-    BOOST_TEST_REQUIRE(bpf_map_lookup_elem(bpf().unattributed_fd(), &zero, per_cpu.data()) == 0,
-                       "unattributed lookup");
+    BOOST_TEST_REQUIRE(bpf_map_lookup_elem(bpf().unattributed_fd(), &zero, per_cpu.data()) == 0, "unattributed lookup");
     for (const auto& c : per_cpu) {
         s.unattributed.tx_bytes += c.tx_bytes;
         s.unattributed.rx_bytes += c.rx_bytes;
@@ -287,18 +262,15 @@ Snapshot snapshot()
     return s;
 }
 
-pdtt_flow lookup(const Known& k)
-{
+pdtt_flow lookup(const Known& k) {
     pdtt_flow f{};
-    BOOST_TEST_REQUIRE(bpf_map_lookup_elem(bpf().flows_fd(), &k.key, &f) == 0,
-                       "flow " << k.name << " is in the map");
+    BOOST_TEST_REQUIRE(bpf_map_lookup_elem(bpf().flows_fd(), &k.key, &f) == 0, "flow " << k.name << " is in the map");
     return f;
 }
 
 // Fresh maps for every test: only the inserted flows, all counters zero, ring empty.
 struct Reset {
-    Reset()
-    {
+    Reset() {
         Bpf& b = bpf();
         pdtt_flow_key key{};
         while (bpf_map_get_next_key(b.flows_fd(), nullptr, &key) == 0)
@@ -310,8 +282,7 @@ struct Reset {
         BOOST_TEST_REQUIRE(bpf_map_update_elem(b.unattributed_fd(), &zero, zero_cnt.data(), BPF_ANY) == 0,
                            "unattributed cleared");
         for (__u32 i = 0; i < PDTT_STAT_MAX; i++)
-            BOOST_TEST_REQUIRE(bpf_map_update_elem(b.stats_fd(), &i, zero_u64.data(), BPF_ANY) == 0,
-                               "stats cleared");
+            BOOST_TEST_REQUIRE(bpf_map_update_elem(b.stats_fd(), &i, zero_u64.data(), BPF_ANY) == 0, "stats cleared");
         b.drain();
         pdtt_port_key okey{};
         while (bpf_map_get_next_key(b.udp_owners_fd(), nullptr, &okey) == 0)
@@ -333,8 +304,7 @@ struct RunResult {
     pkt::Bytes out;
 };
 
-RunResult run(Prog p, const pkt::Bytes& frame, __sk_buff* ctx = nullptr)
-{
+RunResult run(Prog p, const pkt::Bytes& frame, __sk_buff* ctx = nullptr) {
     pkt::Bytes out(4096);
     bpf_test_run_opts opts{};
     opts.sz = sizeof(opts);
@@ -358,7 +328,7 @@ enum class Where { nothing, flow, unattributed };
 
 struct Effect {
     Where where;
-    const Known* flow;  // Where::flow
+    const Known* flow; // Where::flow
     __u64 bytes;
     __u64 packets;
 };
@@ -367,8 +337,7 @@ Effect nothing() { return {Where::nothing, nullptr, 0, 0}; }
 Effect to_flow(const Known& k, __u64 bytes, __u64 packets = 1) { return {Where::flow, &k, bytes, packets}; }
 Effect to_unattributed(__u64 bytes) { return {Where::unattributed, nullptr, bytes, 1}; }
 
-void add(pdtt_counters& c, Prog p, __u64 bytes, __u64 packets)
-{
+void add(pdtt_counters& c, Prog p, __u64 bytes, __u64 packets) {
     if (is_ingress(p)) {
         c.rx_bytes += bytes;
         c.rx_packets += packets;
@@ -378,18 +347,17 @@ void add(pdtt_counters& c, Prog p, __u64 bytes, __u64 packets)
     }
 }
 
-Snapshot expected(const Snapshot& before, const Effect& e, Prog p)
-{
+Snapshot expected(const Snapshot& before, const Effect& e, Prog p) {
     Snapshot want = before;
     if (e.where == Where::flow) {
-        auto it = std::find_if(want.flows.begin(), want.flows.end(),
-                               [&](const auto& kv) { return kv.first == e.flow->key; });
+        auto it =
+            std::find_if(want.flows.begin(), want.flows.end(), [&](const auto& kv) { return kv.first == e.flow->key; });
         BOOST_TEST_REQUIRE((it != want.flows.end()), "expected flow " << e.flow->name << " is in the map");
         add(it->second.cnt, p, e.bytes, e.packets);
-        if (!it->second.seen)   // FLOW_OPEN carried the counters: the agent has them
+        if (!it->second.seen) // FLOW_OPEN carried the counters: the agent has them
             it->second.reported = it->second.cnt;
         it->second.seen = 1;
-        it->second.ifindex = bpf().lo();  // test_run runs on the loopback device
+        it->second.ifindex = bpf().lo(); // test_run runs on the loopback device
         want.stats[PDTT_STAT_EVENTS] += 1;
     } else if (e.where == Where::unattributed) {
         add(want.unattributed, p, e.bytes, e.packets);
@@ -397,8 +365,7 @@ Snapshot expected(const Snapshot& before, const Effect& e, Prog p)
     return want;
 }
 
-void check_state(const Snapshot& want, const Snapshot& got)
-{
+void check_state(const Snapshot& want, const Snapshot& got) {
     BOOST_TEST_REQUIRE(got.flows.size() == want.flows.size(), "the data path adds or removes no flow");
     for (size_t i = 0; i < want.flows.size(); i++) {
         const auto& [wk, w] = want.flows[i];
@@ -418,8 +385,7 @@ void check_state(const Snapshot& want, const Snapshot& got)
     BOOST_TEST(got.stats[PDTT_STAT_FLOW_FULL] == want.stats[PDTT_STAT_FLOW_FULL], "flow-full count");
 }
 
-void check_open_event(const pdtt_event& e, const Known& k, const pdtt_flow& now)
-{
+void check_open_event(const pdtt_event& e, const Known& k, const pdtt_flow& now) {
     const pdtt_flow init = initial_value(k);
     BOOST_TEST(e.type == PDTT_EV_FLOW_OPEN, "record type is FLOW_OPEN");
     BOOST_TEST((e.key == k.key), "record carries the flow key");
@@ -443,13 +409,16 @@ void check_open_event(const pdtt_event& e, const Known& k, const pdtt_flow& now)
 // only after GRO (tc_only); a UDP flow is made differently on receive (rx).
 enum class Progs { all, xdp_only, tc_only, rx };
 
-bool runs(Progs set, Prog p)
-{
+bool runs(Progs set, Prog p) {
     switch (set) {
-    case Progs::all: return true;
-    case Progs::xdp_only: return p == Prog::xdp;
-    case Progs::tc_only: return p != Prog::xdp;
-    case Progs::rx: return is_ingress(p);
+    case Progs::all:
+        return true;
+    case Progs::xdp_only:
+        return p == Prog::xdp;
+    case Progs::tc_only:
+        return p != Prog::xdp;
+    case Progs::rx:
+        return is_ingress(p);
     }
     return false;
 }
@@ -465,11 +434,10 @@ constexpr __u16 kIP = ETH_P_IP, kIP6 = ETH_P_IPV6, kQ = ETH_P_8021Q, kAD = ETH_P
 constexpr __u8 kHop = 0, kRouting = 43, kFragment = 44, kAuth = 51, kDest = 60, kEsp = 50, kIcmp6 = 58;
 using pkt::kEth, pkt::kVlan, pkt::kIp4, pkt::kIp6, pkt::kTcp, pkt::kUdp, pkt::kMoreFragments;
 
-const pkt::Bytes kIpOpts12 = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0};      // NOPs, EOL
-const pkt::Bytes kTcpOpts12 = {1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2};    // NOP NOP timestamps
+const pkt::Bytes kIpOpts12 = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0};   // NOPs, EOL
+const pkt::Bytes kTcpOpts12 = {1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}; // NOP NOP timestamps
 
-pkt::Bytes noise(size_t n, std::uint32_t seed)
-{
+pkt::Bytes noise(size_t n, std::uint32_t seed) {
     pkt::Bytes b(n);
     for (auto& x : b) {
         seed = seed * 1103515245u + 12345u;
@@ -478,16 +446,13 @@ pkt::Bytes noise(size_t n, std::uint32_t seed)
     return b;
 }
 
-const std::vector<Case>& cases()
-{
+const std::vector<Case>& cases() {
     static const std::vector<Case> t = {
         // Counted to a known flow: transport payload only.
         {"IPv4 TCP, known flow: payload counted, headers not", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100); },
-         to_flow(tcp4, 100)},
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100); }, to_flow(tcp4, 100)},
         {"IPv4 TCP pure ACK padded to 60 bytes: 0 bytes, padding not counted", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().pad_to(60); },
-         to_flow(tcp4, 0)},
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().pad_to(60); }, to_flow(tcp4, 0)},
         {"IPv4 with 12 bytes of IP options (IHL 8)", Progs::all,
          [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP, kIpOpts12).tcp().payload(100); },
          to_flow(tcp4, 100)},
@@ -498,12 +463,17 @@ const std::vector<Case>& cases()
          [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP, {}, kMoreFragments).tcp().payload(96); },
          to_flow(tcp4, 96)},
         {"IPv6 TCP, known flow", Progs::all,
-         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100); },
-         to_flow(tcp6, 100)},
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100); }, to_flow(tcp6, 100)},
         {"IPv6 hop-by-hop (8) + destination options (16) + routing (24), then TCP", Progs::all,
          [](Prog p) {
-             return on(tcp6, p).eth({kIP6}).ipv6(kHop).ext6(kDest, 0).ext6(kRouting, 1).ext6(IPPROTO_TCP, 2)
-                 .tcp().payload(100);
+             return on(tcp6, p)
+                 .eth({kIP6})
+                 .ipv6(kHop)
+                 .ext6(kDest, 0)
+                 .ext6(kRouting, 1)
+                 .ext6(IPPROTO_TCP, 2)
+                 .tcp()
+                 .payload(100);
          },
          to_flow(tcp6, 100)},
         {"IPv6 authentication header (24), then TCP", Progs::all,
@@ -511,31 +481,43 @@ const std::vector<Case>& cases()
          to_flow(tcp6, 100)},
         {"IPv6 with 6 extension headers (the most the parser walks), then TCP", Progs::all,
          [](Prog p) {
-             return on(tcp6, p).eth({kIP6}).ipv6(kHop).ext6(kDest, 0).ext6(kRouting, 0).ext6(kDest, 0)
-                 .ah6(kDest, 0).ext6(kDest, 0).ext6(IPPROTO_TCP, 0).tcp().payload(100);
+             return on(tcp6, p)
+                 .eth({kIP6})
+                 .ipv6(kHop)
+                 .ext6(kDest, 0)
+                 .ext6(kRouting, 0)
+                 .ext6(kDest, 0)
+                 .ah6(kDest, 0)
+                 .ext6(kDest, 0)
+                 .ext6(IPPROTO_TCP, 0)
+                 .tcp()
+                 .payload(100);
          },
          to_flow(tcp6, 100)},
         {"IPv6 first fragment (offset 0, M set): counted to the flow", Progs::all,
          [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(kFragment).frag6(IPPROTO_TCP, 0, true).tcp().payload(96); },
          to_flow(tcp6, 96)},
         {"one VLAN tag (802.1Q), IPv4 TCP", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kQ, kIP}).ipv4(IPPROTO_TCP).tcp().payload(100); },
+         [](Prog p) {
+             return on(tcp4, p).eth({kQ, kIP}).ipv4(IPPROTO_TCP).tcp().payload(100);
+         },
          to_flow(tcp4, 100)},
         {"two VLAN tags (802.1ad + 802.1Q), IPv4 TCP", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kAD, kQ, kIP}).ipv4(IPPROTO_TCP).tcp().payload(100); },
+         [](Prog p) {
+             return on(tcp4, p).eth({kAD, kQ, kIP}).ipv4(IPPROTO_TCP).tcp().payload(100);
+         },
          to_flow(tcp4, 100)},
         {"two VLAN tags (802.1ad + 802.1Q), IPv6 TCP", Progs::all,
-         [](Prog p) { return on(tcp6, p).eth({kAD, kQ, kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100); },
+         [](Prog p) {
+             return on(tcp6, p).eth({kAD, kQ, kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100);
+         },
          to_flow(tcp6, 100)},
         {"UDP, known flow: IP payload minus 8", Progs::all,
-         [](Prog p) { return on(udp4, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64); },
-         to_flow(udp4, 64)},
+         [](Prog p) { return on(udp4, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64); }, to_flow(udp4, 64)},
         {"UDP padded to 60 bytes: padding not counted", Progs::all,
-         [](Prog p) { return on(udp4, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(4).pad_to(60); },
-         to_flow(udp4, 4)},
+         [](Prog p) { return on(udp4, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(4).pad_to(60); }, to_flow(udp4, 4)},
         {"UDP over IPv6, known flow", Progs::all,
-         [](Prog p) { return on(udp6, p).eth({kIP6}).ipv6(IPPROTO_UDP).udp().payload(64); },
-         to_flow(udp6, 64)},
+         [](Prog p) { return on(udp6, p).eth({kIP6}).ipv6(IPPROTO_UDP).udp().payload(64); }, to_flow(udp6, 64)},
         {"IPv4 tot_len 0 (BIG TCP super-packet): length from skb->len", Progs::tc_only,
          [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).tot_len(0); },
          to_flow(tcp4, 100)},
@@ -554,11 +536,9 @@ const std::vector<Case>& cases()
          [](Prog p) { return on(tcp4_other_ns, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100); },
          to_unattributed(100)},
         {"UDP on the 4-tuple of a TCP flow, no local socket: unattributed", Progs::rx,
-         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64); },
-         to_unattributed(64)},
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64); }, to_unattributed(64)},
         {"IPv4 non-first fragment: whole IP payload unattributed", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP, {}, 185).payload(200); },
-         to_unattributed(200)},
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP, {}, 185).payload(200); }, to_unattributed(200)},
         {"IPv4 middle fragment (MF, offset 185): whole IP payload unattributed", Progs::all,
          [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP, {}, kMoreFragments | 185).payload(200); },
          to_unattributed(200)},
@@ -571,25 +551,21 @@ const std::vector<Case>& cases()
          },
          to_unattributed(200)},
         {"ICMP echo: whole IP payload unattributed", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_ICMP).icmp_echo().payload(56); },
-         to_unattributed(64)},
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_ICMP).icmp_echo().payload(56); }, to_unattributed(64)},
         {"ICMPv6 echo: whole IP payload unattributed", Progs::all,
-         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(kIcmp6).icmp_echo(128).payload(56); },
-         to_unattributed(64)},
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(kIcmp6).icmp_echo(128).payload(56); }, to_unattributed(64)},
         {"IPv6 ESP (not walked as an extension header): whole payload unattributed", Progs::all,
-         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(kEsp).payload(80); },
-         to_unattributed(80)},
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(kEsp).payload(80); }, to_unattributed(80)},
 
         // Not IP, or not parsed: no counter moves.
         {"three VLAN tags: not parsed", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kAD, kQ, kQ, kIP}).ipv4(IPPROTO_TCP).tcp().payload(100); },
+         [](Prog p) {
+             return on(tcp4, p).eth({kAD, kQ, kQ, kIP}).ipv4(IPPROTO_TCP).tcp().payload(100);
+         },
          nothing()},
-        {"ARP", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kARP}).raw(noise(28, 1)); },
-         nothing()},
+        {"ARP", Progs::all, [](Prog p) { return on(tcp4, p).eth({kARP}).raw(noise(28, 1)); }, nothing()},
         {"64 bytes of noise (ethertype 0xdead)", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({0xdead}).raw(noise(50, 2)); },
-         nothing()},
+         [](Prog p) { return on(tcp4, p).eth({0xdead}).raw(noise(50, 2)); }, nothing()},
         {"IPv4 ethertype followed by noise (version 9)", Progs::all,
          [](Prog p) {
              pkt::Bytes b = noise(80, 3);
@@ -598,26 +574,26 @@ const std::vector<Case>& cases()
          },
          nothing()},
         {"IPv4 ethertype carrying version 6", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).version(6); },
-         nothing()},
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).version(6); }, nothing()},
         {"IPv6 ethertype carrying version 4", Progs::all,
-         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100).version(4); },
-         nothing()},
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100).version(4); }, nothing()},
 
         // Truncated at every header. For tc, test_run itself refuses (EINVAL) a
         // frame whose IP or IPv6 header is shorter than its ethertype needs,
         // so those cuts reach pdtt_egress only behind a VLAN tag.
         {"14-byte frame: IPv4 ethertype and nothing after", Progs::xdp_only,
-         [](Prog p) { return on(tcp4, p).eth({kIP}); },
-         nothing()},
+         [](Prog p) { return on(tcp4, p).eth({kIP}); }, nothing()},
         {"14-byte frame: IPv6 ethertype and nothing after", Progs::xdp_only,
-         [](Prog p) { return on(tcp6, p).eth({kIP6}); },
-         nothing()},
+         [](Prog p) { return on(tcp6, p).eth({kIP6}); }, nothing()},
         {"18-byte frame: VLAN tag, IPv4 ethertype and nothing after", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kQ, kIP}); },
+         [](Prog p) {
+             return on(tcp4, p).eth({kQ, kIP});
+         },
          nothing()},
         {"cut inside the VLAN tag", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kQ, kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).cut(kEth + 2); },
+         [](Prog p) {
+             return on(tcp4, p).eth({kQ, kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).cut(kEth + 2);
+         },
          nothing()},
         {"cut inside the second VLAN tag", Progs::all,
          [](Prog p) {
@@ -625,8 +601,7 @@ const std::vector<Case>& cases()
          },
          nothing()},
         {"cut inside the IPv4 header", Progs::xdp_only,
-         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).cut(kEth + 10); },
-         nothing()},
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).cut(kEth + 10); }, nothing()},
         {"cut inside the IPv4 header after a VLAN tag", Progs::all,
          [](Prog p) {
              return on(tcp4, p).eth({kQ, kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).cut(kEth + kVlan + 10);
@@ -649,8 +624,7 @@ const std::vector<Case>& cases()
          [](Prog p) { return on(udp4, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64).cut(kEth + kIp4 + 4); },
          nothing()},
         {"cut inside the IPv6 header", Progs::xdp_only,
-         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100).cut(kEth + 20); },
-         nothing()},
+         [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100).cut(kEth + 20); }, nothing()},
         {"cut inside the IPv6 header after a VLAN tag", Progs::all,
          [](Prog p) {
              return on(tcp6, p).eth({kQ, kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100).cut(kEth + kVlan + 20);
@@ -669,45 +643,48 @@ const std::vector<Case>& cases()
          nothing()},
         {"cut inside the IPv6 fragment header", Progs::all,
          [](Prog p) {
-             return on(tcp6, p).eth({kIP6}).ipv6(kFragment).frag6(IPPROTO_TCP, 0, true).tcp().payload(100)
+             return on(tcp6, p)
+                 .eth({kIP6})
+                 .ipv6(kFragment)
+                 .frag6(IPPROTO_TCP, 0, true)
+                 .tcp()
+                 .payload(100)
                  .cut(kEth + kIp6 + 4);
          },
          nothing()},
         {"cut inside the TCP header after an IPv6 extension header", Progs::all,
          [](Prog p) {
-             return on(tcp6, p).eth({kIP6}).ipv6(kHop).ext6(IPPROTO_TCP, 0).tcp().payload(100)
+             return on(tcp6, p)
+                 .eth({kIP6})
+                 .ipv6(kHop)
+                 .ext6(IPPROTO_TCP, 0)
+                 .tcp()
+                 .payload(100)
                  .cut(kEth + kIp6 + 8 + 10);
          },
          nothing()},
         {"cut in the second half of a 16-byte IPv6 extension header, ICMPv6 after it", Progs::all,
          [](Prog p) {
-             return on(tcp6, p).eth({kIP6}).ipv6(kDest).ext6(kIcmp6, 1).icmp_echo(128).payload(56)
-                 .cut(kEth + kIp6 + 12);
+             return on(tcp6, p).eth({kIP6}).ipv6(kDest).ext6(kIcmp6, 1).icmp_echo(128).payload(56).cut(kEth + kIp6 +
+                                                                                                       12);
          },
          nothing()},
 
         // Malformed lengths.
         {"IPv4 IHL 4 (shorter than the fixed header)", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).ihl(4); },
-         nothing()},
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).ihl(4); }, nothing()},
         {"IPv4 IHL 4, ICMP (nothing after the IP header would catch it)", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_ICMP).icmp_echo().payload(56).ihl(4); },
-         nothing()},
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_ICMP).icmp_echo().payload(56).ihl(4); }, nothing()},
         {"TCP doff 4 (shorter than the fixed header)", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).doff(4); },
-         nothing()},
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).doff(4); }, nothing()},
         {"TCP doff 15: header longer than the IP payload", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(10).doff(15); },
-         nothing()},
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(10).doff(15); }, nothing()},
         {"IPv4 tot_len 19: smaller than the IP header", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).tot_len(19); },
-         nothing()},
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).tot_len(19); }, nothing()},
         {"IPv4 tot_len 30: smaller than IP + TCP headers", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).tot_len(30); },
-         nothing()},
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).tot_len(30); }, nothing()},
         {"IPv4 tot_len 24: smaller than IP + UDP headers", Progs::all,
-         [](Prog p) { return on(udp4, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64).tot_len(24); },
-         nothing()},
+         [](Prog p) { return on(udp4, p).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64).tot_len(24); }, nothing()},
         {"IPv6 payload_len 10: smaller than the TCP header", Progs::all,
          [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100).payload_len(10); },
          nothing()},
@@ -723,19 +700,27 @@ const std::vector<Case>& cases()
          nothing()},
         {"IPv6 with 7 extension headers (more than the parser walks)", Progs::all,
          [](Prog p) {
-             return on(tcp6, p).eth({kIP6}).ipv6(kHop).ext6(kDest, 0).ext6(kRouting, 0).ext6(kDest, 0)
-                 .ah6(kDest, 0).ext6(kDest, 0).ext6(kDest, 0).ext6(IPPROTO_TCP, 0).tcp().payload(100);
+             return on(tcp6, p)
+                 .eth({kIP6})
+                 .ipv6(kHop)
+                 .ext6(kDest, 0)
+                 .ext6(kRouting, 0)
+                 .ext6(kDest, 0)
+                 .ah6(kDest, 0)
+                 .ext6(kDest, 0)
+                 .ext6(kDest, 0)
+                 .ext6(IPPROTO_TCP, 0)
+                 .tcp()
+                 .payload(100);
          },
          nothing()},
         {"IPv4 tot_len claims more than the frame holds", Progs::all,
-         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).tot_len(1400); },
-         nothing()},
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).tot_len(1400); }, nothing()},
         {"IPv6 payload_len claims more than the frame holds", Progs::all,
          [](Prog p) { return on(tcp6, p).eth({kIP6}).ipv6(IPPROTO_TCP).tcp().payload(100).payload_len(1400); },
          nothing()},
         {"IPv4 tot_len 0 on ingress (no super-packets before GRO; ip_rcv drops it)", Progs::xdp_only,
-         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).tot_len(0); },
-         nothing()},
+         [](Prog p) { return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(100).tot_len(0); }, nothing()},
     };
     return t;
 }
@@ -745,13 +730,9 @@ struct Sample {
     Prog prog;
 };
 
-std::ostream& operator<<(std::ostream& os, const Sample& s)
-{
-    return os << s.prog << ": " << s.c->what;
-}
+std::ostream& operator<<(std::ostream& os, const Sample& s) { return os << s.prog << ": " << s.c->what; }
 
-std::vector<Sample> samples()
-{
+std::vector<Sample> samples() {
     std::vector<Sample> v;
     for (const Case& c : cases()) {
         for (Prog p : {Prog::xdp, Prog::tc_ingress, Prog::tc})
@@ -761,15 +742,13 @@ std::vector<Sample> samples()
     return v;
 }
 
-pkt::Bytes tcp4_frame(Prog p, size_t payload)
-{
+pkt::Bytes tcp4_frame(Prog p, size_t payload) {
     return on(tcp4, p).eth({kIP}).ipv4(IPPROTO_TCP).tcp().payload(payload).build();
 }
 
-}  // namespace
+} // namespace
 
-BOOST_DATA_TEST_CASE_F(Reset, frame_table, bdata::make(samples()), s)
-{
+BOOST_DATA_TEST_CASE_F(Reset, frame_table, bdata::make(samples()), s) {
     const Case& c = *s.c;
     const pkt::Bytes frame = c.frame(s.prog).build();
     BOOST_TEST_REQUIRE(frame.size() >= kEth, "test_run needs at least an Ethernet header");
@@ -792,8 +771,7 @@ BOOST_DATA_TEST_CASE_F(Reset, frame_table, bdata::make(samples()), s)
     }
 }
 
-BOOST_DATA_TEST_CASE_F(Reset, flow_open_once_then_silent, bdata::make({Prog::xdp, Prog::tc}), prog)
-{
+BOOST_DATA_TEST_CASE_F(Reset, flow_open_once_then_silent, bdata::make({Prog::xdp, Prog::tc}), prog) {
     const pkt::Bytes frame = tcp4_frame(prog, 100);
     pdtt_counters want = initial_value(tcp4).cnt;
 
@@ -814,8 +792,7 @@ BOOST_DATA_TEST_CASE_F(Reset, flow_open_once_then_silent, bdata::make({Prog::xdp
     BOOST_TEST(snapshot().stats[PDTT_STAT_EVENTS] == 1u, "still one record counted in stats");
 }
 
-BOOST_FIXTURE_TEST_CASE(both_directions_share_one_entry, Reset)
-{
+BOOST_FIXTURE_TEST_CASE(both_directions_share_one_entry, Reset) {
     BOOST_TEST_REQUIRE(run(Prog::xdp, tcp4_frame(Prog::xdp, 100)).err == 0, "ingress packet ran");
     BOOST_TEST_REQUIRE(run(Prog::tc, tcp4_frame(Prog::tc, 50)).err == 0, "egress packet ran");
 
@@ -829,8 +806,7 @@ BOOST_FIXTURE_TEST_CASE(both_directions_share_one_entry, Reset)
     BOOST_TEST(snapshot().unattributed == pdtt_counters{}, "nothing unattributed: got " << snapshot().unattributed);
 }
 
-BOOST_FIXTURE_TEST_CASE(gso_super_packet_counts_its_segments, Reset)
-{
+BOOST_FIXTURE_TEST_CASE(gso_super_packet_counts_its_segments, Reset) {
     const pkt::Bytes frame = tcp4_frame(Prog::tc, 400);
     __sk_buff ctx{};
     ctx.gso_segs = 4;
@@ -851,8 +827,7 @@ BOOST_FIXTURE_TEST_CASE(gso_super_packet_counts_its_segments, Reset)
 
 namespace {
 
-std::optional<pdtt_flow> find_flow(const pdtt_flow_key& k)
-{
+std::optional<pdtt_flow> find_flow(const pdtt_flow_key& k) {
     pdtt_flow f{};
     if (bpf_map_lookup_elem(bpf().flows_fd(), &k, &f) != 0)
         return std::nullopt;
@@ -864,8 +839,7 @@ std::optional<pdtt_flow> find_flow(const pdtt_flow_key& k)
 struct BoundUdp {
     int fd = -1;
     __u16 port = 0;
-    BoundUdp()
-    {
+    BoundUdp() {
         fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         BOOST_TEST_REQUIRE(fd >= 0);
         sockaddr_in a{};
@@ -881,8 +855,7 @@ struct BoundUdp {
 // Runs p on frame in a child whose uids are all `uid` (capabilities kept),
 // so that a data path taking the current task's uid instead of the
 // socket's is told apart; the exit status says how the run went.
-int run_as(uid_t uid, Prog p, const pkt::Bytes& frame)
-{
+int run_as(uid_t uid, Prog p, const pkt::Bytes& frame) {
     const pid_t pid = ::fork();
     if (pid < 0)
         return -1;
@@ -905,8 +878,7 @@ constexpr uid_t kCurrentUid = 4321;
 
 } // namespace
 
-BOOST_FIXTURE_TEST_CASE(egress_udp_opens_a_flow_owned_by_the_sending_socket, Reset)
-{
+BOOST_FIXTURE_TEST_CASE(egress_udp_opens_a_flow_owned_by_the_sending_socket, Reset) {
     BOOST_TEST_REQUIRE(run_as(kCurrentUid, Prog::tc,
                               on(udp4_unknown, Prog::tc).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(64).build()) == 0,
                        "test_run as uid " << kCurrentUid << " (2: cannot change uid, 3: test_run failed)");
@@ -930,14 +902,13 @@ BOOST_FIXTURE_TEST_CASE(egress_udp_opens_a_flow_owned_by_the_sending_socket, Res
     BOOST_TEST(owner.uid == kTestRunSocketUid, "the port's owner is the socket's uid");
     BOOST_TEST(owner.gen != 0u, "a generation the port's flows follow");
 
-    BOOST_TEST_REQUIRE(run(Prog::tc, on(udp4_unknown, Prog::tc).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(36).build())
-                           .err == 0);
+    BOOST_TEST_REQUIRE(
+        run(Prog::tc, on(udp4_unknown, Prog::tc).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(36).build()).err == 0);
     BOOST_TEST(find_flow(udp4_unknown.key)->cnt == (pdtt_counters{100, 0, 2, 0}));
     BOOST_TEST(bpf().drain().empty(), "no record for the second datagram");
 }
 
-BOOST_FIXTURE_TEST_CASE(ingress_udp_to_a_bound_socket_opens_a_flow, Reset)
-{
+BOOST_FIXTURE_TEST_CASE(ingress_udp_to_a_bound_socket_opens_a_flow, Reset) {
     BoundUdp rx;
     const Known to_rx{"udp4 to a bound socket",
                       make_key(pkt::v4(10, 0, 0, 1), pkt::v4(192, 0, 2, 99), rx.port, 4000, IPPROTO_UDP), false};
@@ -969,8 +940,7 @@ BOOST_FIXTURE_TEST_CASE(ingress_udp_to_a_bound_socket_opens_a_flow, Reset)
     BOOST_TEST(snapshot().unattributed == pdtt_counters{}, "nothing unattributed");
 }
 
-BOOST_AUTO_TEST_CASE(runs_in_a_private_network_namespace)
-{
+BOOST_AUTO_TEST_CASE(runs_in_a_private_network_namespace) {
     // No host service can hold the ports the frames use (5355: resolved).
     struct stat now {};
     BOOST_TEST_REQUIRE(::stat("/proc/self/ns/net", &now) == 0);

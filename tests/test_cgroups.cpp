@@ -29,8 +29,8 @@ namespace {
 struct PathCase {
     const char* what;
     std::string path;
-    std::optional<std::string> job;   // nullopt: not a Slurm path
-    std::optional<std::string> step;  // nullopt: no step
+    std::optional<std::string> job;  // nullopt: not a Slurm path
+    std::optional<std::string> step; // nullopt: no step
 };
 
 std::ostream& operator<<(std::ostream& o, const PathCase& c) { return o << c.what; }
@@ -95,8 +95,8 @@ const PathCase kPaths[] = {
     {"under a systemd user manager",
      "/user.slice/user-1000.slice/user@1000.service/app.slice/slurmstepd.scope/job_1/step_0", std::nullopt,
      std::nullopt},
-    {"v1 layout under a user manager", "/user.slice/user-1000.slice/user@1000.service/slurm/uid_0/job_1",
-     std::nullopt, std::nullopt},
+    {"v1 layout under a user manager", "/user.slice/user-1000.slice/user@1000.service/slurm/uid_0/job_1", std::nullopt,
+     std::nullopt},
     {"outermost job wins", kV2 + "/job_5/step_0/user/task_0/slurmstepd.scope/job_6/step_1", "5", "0"},
     {"dot-dot", kV2 + "/job_1/../job_2/step_0", std::nullopt, std::nullopt},
     {"trailing dot-dot", kV2 + "/job_1/step_0/..", std::nullopt, std::nullopt},
@@ -133,7 +133,7 @@ BOOST_AUTO_TEST_CASE(very_long_paths_parse_in_linear_time) {
     while (deep.size() < (1u << 20))
         deep += "/a";
     auto t0 = std::chrono::steady_clock::now();
-    const std::string path = deep + kV2 + "/job_31/step_2";  // outlives the views
+    const std::string path = deep + kV2 + "/job_31/step_2"; // outlives the views
     std::optional<SlurmJob> j = parse_slurm_path(path);
     BOOST_TEST_REQUIRE(j.has_value());
     BOOST_TEST(j->job == "31");
@@ -206,7 +206,7 @@ BOOST_AUTO_TEST_CASE(mountinfo_gives_a_v1_mount_by_controller) {
     BOOST_TEST(m->mount_point == "/sys/fs/cgroup/systemd");
 
     BOOST_TEST(!parse_cgroup1_mount(kHybrid, "memory"));
-    BOOST_TEST(!parse_cgroup1_mount(kHybrid, "rw"));  // a mount option, not a controller
+    BOOST_TEST(!parse_cgroup1_mount(kHybrid, "rw")); // a mount option, not a controller
     BOOST_TEST(!parse_cgroup1_mount(kHybrid, "xattr"));
     BOOST_TEST(!parse_cgroup1_mount(kHybrid, "name="));
     BOOST_TEST(!parse_cgroup1_mount(kHybrid, ""));
@@ -225,10 +225,10 @@ BOOST_AUTO_TEST_CASE(v1_hierarchy_ids) {
                        "0::/user.slice\n";
     BOOST_TEST(parse_cgroup1_hierarchy_id(cgroups, self, "freezer") == 6);
     BOOST_TEST(parse_cgroup1_hierarchy_id(cgroups, self, "cpu") == 1);
-    BOOST_TEST(parse_cgroup1_hierarchy_id(cgroups, self, "name=systemd") == 9);  // only in /proc/self/cgroup
+    BOOST_TEST(parse_cgroup1_hierarchy_id(cgroups, self, "name=systemd") == 9); // only in /proc/self/cgroup
     BOOST_TEST(parse_cgroup1_hierarchy_id(cgroups, self, "cpuacct") == 2);
-    BOOST_TEST(parse_cgroup1_hierarchy_id(cgroups, self, "net_cls") == 0);  // not on v1
-    BOOST_TEST(parse_cgroup1_hierarchy_id(cgroups, self, "") == 0);         // the v2 line names no controller
+    BOOST_TEST(parse_cgroup1_hierarchy_id(cgroups, self, "net_cls") == 0); // not on v1
+    BOOST_TEST(parse_cgroup1_hierarchy_id(cgroups, self, "") == 0);        // the v2 line names no controller
     BOOST_TEST(parse_cgroup1_hierarchy_id("", "", "freezer") == 0);
 }
 
@@ -288,7 +288,7 @@ struct Tree {
         return ino(rel);
     }
     uint64_t ino(const std::string& rel) const {
-        struct stat st{};
+        struct stat st {};
         BOOST_REQUIRE(::stat((root / rel.substr(1)).c_str(), &st) == 0);
         return st.st_ino;
     }
@@ -331,8 +331,8 @@ BOOST_AUTO_TEST_CASE(walk_resolves_off_the_callers_thread_and_caches) {
     };
     CgroupResolver r(t.mount(), o);
 
-    BOOST_TEST(!r.lookup(id));  // pending: a walk never runs here
-    BOOST_TEST(!r.lookup(id));  // asked once, queued once
+    BOOST_TEST(!r.lookup(id)); // pending: a walk never runs here
+    BOOST_TEST(!r.lookup(id)); // asked once, queued once
     BOOST_TEST(r.stats().pending == 1u);
     std::vector<CgroupInfoPtr> got = answers(r, 1);
     BOOST_TEST_REQUIRE(got.size() == 1u);
@@ -421,7 +421,7 @@ BOOST_AUTO_TEST_CASE(cache_is_bounded_least_recently_used_out) {
     r.lookup(b);
     BOOST_TEST_REQUIRE(answers(r, 2).size() == 2u);
     CgroupInfoPtr held = r.lookup(b);
-    BOOST_TEST_REQUIRE(r.lookup(a));  // a is now the most recent, b the oldest
+    BOOST_TEST_REQUIRE(r.lookup(a)); // a is now the most recent, b the oldest
     r.lookup(c);
     BOOST_TEST_REQUIRE(answers(r, 1).size() == 1u);
     CgroupStats s = r.stats();
@@ -429,8 +429,8 @@ BOOST_AUTO_TEST_CASE(cache_is_bounded_least_recently_used_out) {
     BOOST_TEST(s.evicted == 1u);
     BOOST_TEST(r.lookup(a));
     BOOST_TEST(r.lookup(c));
-    BOOST_TEST(!r.lookup(b));  // evicted: asked again
-    BOOST_TEST(held->path() == "/b");  // a holder keeps its copy
+    BOOST_TEST(!r.lookup(b));         // evicted: asked again
+    BOOST_TEST(held->path() == "/b"); // a holder keeps its copy
 }
 
 BOOST_AUTO_TEST_CASE(pending_ids_are_bounded) {
@@ -444,7 +444,7 @@ BOOST_AUTO_TEST_CASE(pending_ids_are_bounded) {
     BOOST_TEST(r.stats().dropped == 1u);
     BOOST_TEST(r.stats().pending == 1u);
     BOOST_TEST_REQUIRE(answers(r, 1).size() == 1u);
-    BOOST_TEST(!r.lookup(b));  // room again
+    BOOST_TEST(!r.lookup(b)); // room again
     BOOST_TEST_REQUIRE(answers(r, 1).size() == 1u);
     BOOST_TEST(r.lookup(b)->path() == "/b");
 }

@@ -46,7 +46,7 @@ public:
     }
     const std::string& deepest() const { return made_.dirs.back(); }
     uint64_t id() const {
-        struct stat st{};
+        struct stat st {};
         BOOST_REQUIRE(::stat(deepest().c_str(), &st) == 0);
         return st.st_ino;
     }
@@ -110,7 +110,7 @@ std::string proc_cgroup(pid_t pid, const std::string& prefix) {
 }
 
 bool fs_magic(const std::string& path, long magic) {
-    struct statfs s{};
+    struct statfs s {};
     return ::statfs(path.c_str(), &s) == 0 && long(s.f_type) == magic;
 }
 
@@ -148,12 +148,12 @@ BOOST_AUTO_TEST_CASE(cgroup2_ids_resolve_by_handle_to_the_kernels_path) {
 
     CgroupResolver r(*m);
     BOOST_TEST_REQUIRE(r.stats().handles);
-    CgroupInfoPtr i = r.lookup(dirs.id());  // at once: no pending state with handles
+    CgroupInfoPtr i = r.lookup(dirs.id()); // at once: no pending state with handles
     BOOST_TEST_REQUIRE(i);
     BOOST_TEST(i->path() == rel);
     BOOST_TEST(i->job().value_or("") == "4242");
     BOOST_TEST(i->step().value_or("") == "0");
-    BOOST_TEST(r.lookup(1)->path() == "/");  // the root cgroup's id
+    BOOST_TEST(r.lookup(1)->path() == "/"); // the root cgroup's id
     BOOST_TEST(r.stats().walks == 0u);
 }
 
@@ -232,7 +232,7 @@ BOOST_AUTO_TEST_CASE(without_cap_dac_read_search_the_walk_takes_over) {
             CgroupResolver r(*m);
             bad |= r.stats().handles ? 0 : 1;
             bad |= drop_dac_read_search() ? 0 : 2;
-            bad |= r.lookup(id) ? 4 : 0;  // EPERM now: pending for the walk, not an answer
+            bad |= r.lookup(id) ? 4 : 0; // EPERM now: pending for the walk, not an answer
             CgroupInfoPtr i = wait_for(r, id);
             bad |= i && i->path() == rel && i->step().value_or("") == "extern" ? 0 : 8;
             bad |= r.stats().handles ? 16 : 0;
@@ -281,7 +281,8 @@ BOOST_AUTO_TEST_CASE(handle_and_walk_cost_for_information) {
     std::vector<std::unique_ptr<CgroupDirs>> dirs;
     std::vector<uint64_t> ids;
     for (int j = 0; j < 50; ++j) {
-        std::string rel = kTest + "-" + std::to_string(j) + "/slurmstepd.scope/job_" + std::to_string(j + 1) + "/step_0";
+        std::string rel =
+            kTest + "-" + std::to_string(j) + "/slurmstepd.scope/job_" + std::to_string(j + 1) + "/step_0";
         dirs.push_back(std::make_unique<CgroupDirs>(m->mount_point, rel));
         ids.push_back(dirs.back()->id());
     }

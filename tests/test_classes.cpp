@@ -134,9 +134,9 @@ namespace {
 
 struct BadCase {
     const char* what;
-    std::vector<std::string> before;  // accepted first
+    std::vector<std::string> before; // accepted first
     std::string value;
-    std::string says;                 // part of the message
+    std::string says; // part of the message
 };
 
 std::ostream& operator<<(std::ostream& o, const BadCase& c) { return o << c.what; }
@@ -234,7 +234,7 @@ namespace {
 struct Ref {
     bool v4;
     Addr net;
-    unsigned len;  // in the 128-bit space, IPv4 as 96 + len
+    unsigned len; // in the 128-bit space, IPv4 as 96 + len
     ClassId cls;
 };
 
@@ -307,7 +307,7 @@ BOOST_AUTO_TEST_CASE(lookup_matches_a_brute_force_longest_prefix) {
             if (rng() % 2)
                 for (unsigned bit = r.len; bit < 128; ++bit)
                     a[bit / 8] |= uint8_t(0x80u >> (bit % 8));
-            int carry = rng() % 3 - 1;  // -1, 0, +1 on the last byte, wrapping
+            int carry = rng() % 3 - 1; // -1, 0, +1 on the last byte, wrapping
             a[15] = uint8_t(a[15] + carry);
         }
         const Ref* best = nullptr;

@@ -78,8 +78,7 @@ std::string usage_error(const Args& args, const std::string& default_config = kN
     return {};
 }
 
-#define CHECK_HAS(msg, part) \
-    BOOST_TEST((msg).find(part) != std::string::npos, "'" << (part) << "' in: " << (msg))
+#define CHECK_HAS(msg, part) BOOST_TEST((msg).find(part) != std::string::npos, "'" << (part) << "' in: " << (msg))
 
 // A mkdtemp directory, removed with everything in it.
 struct TempDir {
@@ -122,7 +121,7 @@ BOOST_AUTO_TEST_CASE(defaults_with_only_an_interface) {
     BOOST_TEST((c.xdp_mode == pdtt::XdpMode::automatic));
     BOOST_TEST(!c.verbose);
     BOOST_TEST(c.config_file == "");
-    BOOST_TEST(!c.wait_for_interfaces);   // a mistyped name fails at once
+    BOOST_TEST(!c.wait_for_interfaces); // a mistyped name fails at once
 }
 
 BOOST_AUTO_TEST_CASE(wait_for_interfaces_switch) {
@@ -141,9 +140,9 @@ BOOST_AUTO_TEST_CASE(original_tool_invocation) {
 }
 
 BOOST_AUTO_TEST_CASE(every_option_long_form) {
-    const pdtt::Config c = parse({"--interface", "ib0", "--log-prefix=/srv/log/net", "--interval", "2.5",
-                                  "--stdout", "json", "--syslog", "udp://loghost:514", "--syslog=tcp://[::1]:6514",
-                                  "--no-files", "--ingress", "xdp", "--xdp-mode", "native", "--verbose"});
+    const pdtt::Config c = parse({"--interface", "ib0", "--log-prefix=/srv/log/net", "--interval", "2.5", "--stdout",
+                                  "json", "--syslog", "udp://loghost:514", "--syslog=tcp://[::1]:6514", "--no-files",
+                                  "--ingress", "xdp", "--xdp-mode", "native", "--verbose"});
     BOOST_TEST(c.interfaces == std::vector<std::string>{"ib0"});
     BOOST_TEST(c.log_prefix == "/srv/log/net");
     BOOST_TEST(c.interval.count() == 2'500);
@@ -214,20 +213,18 @@ BOOST_AUTO_TEST_CASE(xdp_mode_without_ingress_xdp_is_a_usage_error) {
 
 BOOST_AUTO_TEST_CASE(interval_values_in_milliseconds) {
     const std::pair<std::string, long> cases[] = {
-        {"0.1", 100},     {"86400", 86'400'000}, {"10", 10'000},  {"2.5", 2'500}, {"0.25", 250},
-        {"1.0005", 1'000}, {".5", 500},          {"3.", 3'000},  {"007", 7'000}, {"86400.000", 86'400'000},
+        {"0.1", 100},      {"86400", 86'400'000}, {"10", 10'000}, {"2.5", 2'500}, {"0.25", 250},
+        {"1.0005", 1'000}, {".5", 500},           {"3.", 3'000},  {"007", 7'000}, {"86400.000", 86'400'000},
     };
     for (const auto& [text, ms] : cases) {
-        BOOST_TEST_CONTEXT("-t " << text) {
-            BOOST_TEST(parse({"-i", "e", "-t", text}).interval.count() == ms);
-        }
+        BOOST_TEST_CONTEXT("-t " << text) { BOOST_TEST(parse({"-i", "e", "-t", text}).interval.count() == ms); }
     }
 }
 
 BOOST_AUTO_TEST_CASE(syslog_url_forms_accepted) {
-    for (const std::string url : {"udp://localhost:514", "tcp://10.0.0.1:6514", "udp://[2001:db8::1]:514",
-                                  "tcp://[fe80::1%eth0]:514", "udp://log-1.example.org:65535", "udp://h:1",
-                                  "tcp://[::ffff:192.0.2.1]:601"}) {
+    for (const std::string url :
+         {"udp://localhost:514", "tcp://10.0.0.1:6514", "udp://[2001:db8::1]:514", "tcp://[fe80::1%eth0]:514",
+          "udp://log-1.example.org:65535", "udp://h:1", "tcp://[::ffff:192.0.2.1]:601"}) {
         BOOST_TEST_CONTEXT("--syslog " << url) {
             BOOST_TEST(parse({"-i", "e", "--syslog", url}).syslog == std::vector<std::string>{url});
         }
@@ -239,13 +236,38 @@ BOOST_AUTO_TEST_CASE(help_prints_every_option_and_default) {
     BOOST_TEST(!r.cfg.has_value());
     // Layout aside: runs of white space, line breaks included, as one space.
     const std::string text = std::regex_replace(r.out, std::regex("\\s+"), " ");
-    for (const char* part : {"Usage: pdtt-agent", "--config", "--interface", "--log-prefix", "--interval",
-                             "--stdout", "--syslog", "--no-files", "--ingress", "--xdp-mode", "--verbose", "--help",
-                             "--version", "-c", "-i", "-l", "-t", "-v", "-h", "-V", "/etc/test-default.conf",
-                             "default: /var/log/pdtt", "default: 10)", "default: text", "default: none",
-                             "default: files on", "default: auto", "default: off", "text, json (JSON lines) or none",
+    for (const char* part : {"Usage: pdtt-agent",
+                             "--config",
+                             "--interface",
+                             "--log-prefix",
+                             "--interval",
+                             "--stdout",
+                             "--syslog",
+                             "--no-files",
+                             "--ingress",
+                             "--xdp-mode",
+                             "--verbose",
+                             "--help",
+                             "--version",
+                             "-c",
+                             "-i",
+                             "-l",
+                             "-t",
+                             "-v",
+                             "-h",
+                             "-V",
+                             "/etc/test-default.conf",
+                             "default: /var/log/pdtt",
+                             "default: 10)",
+                             "default: text",
+                             "default: none",
+                             "default: files on",
+                             "default: auto",
+                             "default: off",
+                             "text, json (JSON lines) or none",
                              "auto (native XDP on known NIC drivers, else tc), xdp or tc",
-                             "with --ingress xdp: auto (native, else generic), native or generic", "repeatable"})
+                             "with --ingress xdp: auto (native, else generic), native or generic",
+                             "repeatable"})
         CHECK_HAS(text, part);
     const Result h = run({"-h"}, "/etc/test-default.conf");
     BOOST_TEST(!h.cfg.has_value());
@@ -278,8 +300,8 @@ BOOST_AUTO_TEST_CASE(missing_interface) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_intervals) {
-    for (const std::string v : {"0", "-1", "abc", "1e9", "", "0.09", "0.0999", "86400.5", "86401", "1e2", "inf",
-                                "nan", "5s", " 5", "0x10", ".", "+5", "1.2.3", "99999999999999999999"}) {
+    for (const std::string v : {"0", "-1", "abc", "1e9", "", "0.09", "0.0999", "86400.5", "86401", "1e2", "inf", "nan",
+                                "5s", " 5", "0x10", ".", "+5", "1.2.3", "99999999999999999999"}) {
         BOOST_TEST_CONTEXT("-t '" << v << "'") {
             const std::string msg = usage_error({"-i", "eth0", "-t", v});
             CHECK_HAS(msg, "--interval '" + v + "'");
@@ -346,17 +368,13 @@ BOOST_AUTO_TEST_CASE(stray_argument) {
 
 BOOST_AUTO_TEST_CASE(bad_interface_names) {
     for (const std::string v : {"", "abcdefghijklmnop", "a/b", "a:b", "a b", ".", ".."}) {
-        BOOST_TEST_CONTEXT("-i '" << v << "'") {
-            CHECK_HAS(usage_error({"-i", v}), "--interface '" + v + "'");
-        }
+        BOOST_TEST_CONTEXT("-i '" << v << "'") { CHECK_HAS(usage_error({"-i", v}), "--interface '" + v + "'"); }
     }
     CHECK_HAS(usage_error({"-i", "eth0", "-i", "abcdefghijklmnop"}), "1 to 15 characters");
     CHECK_HAS(usage_error({"-i", "eth0", "-i", "eth0"}), "given twice");
 }
 
-BOOST_AUTO_TEST_CASE(empty_log_prefix) {
-    CHECK_HAS(usage_error({"-i", "eth0", "-l", ""}), "--log-prefix ''");
-}
+BOOST_AUTO_TEST_CASE(empty_log_prefix) { CHECK_HAS(usage_error({"-i", "eth0", "-l", ""}), "--log-prefix ''"); }
 
 BOOST_AUTO_TEST_CASE(bad_syslog_urls) {
     const std::pair<std::string, std::string> cases[] = {
@@ -396,21 +414,20 @@ BOOST_AUTO_TEST_SUITE(config_file)
 
 BOOST_AUTO_TEST_CASE(every_key_from_the_file) {
     TempDir dir;
-    const std::string path = dir.write("pdtt.conf",
-                                       "# a comment\n"
-                                       "; another\n"
-                                       "\n"
-                                       "interface = eth0\n"
-                                       "  interface=ib0  \n"
-                                       "log-prefix = /data/log/pdtt   # where logs go\n"
-                                       "interval = 2.5\n"
-                                       "stdout = json\n"
-                                       "syslog = udp://[2001:db8::1]:514\n"
-                                       "syslog = tcp://loghost:6514 ; second\n"
-                                       "no-files = true\n"
-                                       "ingress = xdp\n"
-                                       "xdp-mode = generic\n"
-                                       "verbose = yes\r\n");
+    const std::string path = dir.write("pdtt.conf", "# a comment\n"
+                                                    "; another\n"
+                                                    "\n"
+                                                    "interface = eth0\n"
+                                                    "  interface=ib0  \n"
+                                                    "log-prefix = /data/log/pdtt   # where logs go\n"
+                                                    "interval = 2.5\n"
+                                                    "stdout = json\n"
+                                                    "syslog = udp://[2001:db8::1]:514\n"
+                                                    "syslog = tcp://loghost:6514 ; second\n"
+                                                    "no-files = true\n"
+                                                    "ingress = xdp\n"
+                                                    "xdp-mode = generic\n"
+                                                    "verbose = yes\r\n");
     const pdtt::Config c = parse({"-c", path});
     BOOST_TEST(c.interfaces == (std::vector<std::string>{"eth0", "ib0"}));
     BOOST_TEST(c.log_prefix == "/data/log/pdtt");
@@ -442,27 +459,26 @@ BOOST_AUTO_TEST_CASE(boolean_spellings) {
 
 BOOST_AUTO_TEST_CASE(command_line_beats_file) {
     TempDir dir;
-    const std::string path = dir.write("pdtt.conf",
-                                       "interface = eth0\n"
-                                       "interface = eth1\n"
-                                       "log-prefix = /from/file\n"
-                                       "interval = 5\n"
-                                       "stdout = json\n"
-                                       "syslog = udp://filehost:514\n"
-                                       "ingress = xdp\n"
-                                       "xdp-mode = native\n");
+    const std::string path = dir.write("pdtt.conf", "interface = eth0\n"
+                                                    "interface = eth1\n"
+                                                    "log-prefix = /from/file\n"
+                                                    "interval = 5\n"
+                                                    "stdout = json\n"
+                                                    "syslog = udp://filehost:514\n"
+                                                    "ingress = xdp\n"
+                                                    "xdp-mode = native\n");
     // Unset on the command line: the file's values.
     const pdtt::Config f = parse({"-c", path});
     BOOST_TEST(f.interfaces == (std::vector<std::string>{"eth0", "eth1"}));
     BOOST_TEST(f.interval.count() == 5'000);
 
     const pdtt::Config c = parse({"-c", path, "-t", "7", "-i", "eth2", "--stdout", "none", "-l", "/from/cli"});
-    BOOST_TEST(c.interfaces == std::vector<std::string>{"eth2"});   // replaced, not merged
+    BOOST_TEST(c.interfaces == std::vector<std::string>{"eth2"}); // replaced, not merged
     BOOST_TEST(c.interval.count() == 7'000);
     BOOST_TEST((c.stdout_mode == pdtt::StdoutMode::none));
     BOOST_TEST(c.log_prefix == "/from/cli");
-    BOOST_TEST(c.syslog == std::vector<std::string>{"udp://filehost:514"});   // from the file
-    BOOST_TEST((c.xdp_mode == pdtt::XdpMode::native));                       // from the file
+    BOOST_TEST(c.syslog == std::vector<std::string>{"udp://filehost:514"}); // from the file
+    BOOST_TEST((c.xdp_mode == pdtt::XdpMode::native));                      // from the file
 
     const pdtt::Config s = parse({"-c", path, "--syslog", "tcp://clihost:601", "--xdp-mode", "auto"});
     BOOST_TEST(s.syslog == std::vector<std::string>{"tcp://clihost:601"});
@@ -525,9 +541,9 @@ BOOST_AUTO_TEST_CASE(unreadable_explicit_file) {
         if (nobody && (setgroups(0, nullptr) != 0 || setgid(nobody->pw_gid) != 0 || setuid(nobody->pw_uid) != 0))
             _exit(10);
         struct stat st {};
-        if (stat(path.c_str(), &st) != 0)   // denied for the file itself, not its directory
+        if (stat(path.c_str(), &st) != 0) // denied for the file itself, not its directory
             _exit(11);
-        int code = 12;   // parsed without an error
+        int code = 12; // parsed without an error
         try {
             run({"-c", path});
         } catch (const pdtt::Error& e) {
@@ -560,18 +576,17 @@ BOOST_AUTO_TEST_CASE(unreadable_explicit_file) {
 
 BOOST_AUTO_TEST_CASE(unknown_key_names_file_line_and_key) {
     TempDir dir;
-    const std::string path = dir.write("pdtt.conf",
-                                       "# pdtt\n"
-                                       "\n"
-                                       "interface = eth0\n"
-                                       "; comment\n"
-                                       "stdout = json\n"
-                                       "\n"
-                                       "intervall = 5\n"
-                                       "verbose = true\n");
+    const std::string path = dir.write("pdtt.conf", "# pdtt\n"
+                                                    "\n"
+                                                    "interface = eth0\n"
+                                                    "; comment\n"
+                                                    "stdout = json\n"
+                                                    "\n"
+                                                    "intervall = 5\n"
+                                                    "verbose = true\n");
     const std::string msg = usage_error({"-c", path});
     BOOST_TEST(msg.starts_with("pdtt-agent: " + path + ":7: unknown key 'intervall'"), msg);
-    CHECK_HAS(msg, "interval,");   // the keys that exist
+    CHECK_HAS(msg, "interval,"); // the keys that exist
     // The same error through the default file.
     CHECK_HAS(usage_error({"-i", "eth0"}, path), path + ":7: unknown key 'intervall'");
 }
@@ -648,10 +663,9 @@ BOOST_AUTO_TEST_CASE(example_documents_every_key) {
     const std::string text = read(kExample);
     BOOST_TEST_REQUIRE(!text.empty());
     for (const char* line : {"# interface = eth0\n", "# log-prefix = /var/log/pdtt\n", "# interval = 10\n",
-                             "# stdout = text\n", "# syslog = udp://", "# no-files = false\n",
-                             "# xdp-mode = auto\n", "# verbose = false\n", "# syslog-facility = local0\n",
-                             "# syslog-app-name = pdtt\n", "# udp-timeout = 60\n",
-                             "# flow-table-size = 262144\n", "# ring-buffer-mib = 4\n"})
+                             "# stdout = text\n", "# syslog = udp://", "# no-files = false\n", "# xdp-mode = auto\n",
+                             "# verbose = false\n", "# syslog-facility = local0\n", "# syslog-app-name = pdtt\n",
+                             "# udp-timeout = 60\n", "# flow-table-size = 262144\n", "# ring-buffer-mib = 4\n"})
         CHECK_HAS(text, line);
 }
 

@@ -74,7 +74,7 @@ BOOST_AUTO_TEST_CASE(syslog_records_unknown_or_repeated_names_are_config_errors)
     std::string m = usage_error({"-i", "eth0", "--syslog-records", "user_report,flow_delta"});
     CHECK_HAS(m, "--syslog-records");
     CHECK_HAS(m, "'flow_delta' is not a record type");
-    CHECK_HAS(m, "job_report");   // the names that exist are listed
+    CHECK_HAS(m, "job_report"); // the names that exist are listed
     CHECK_HAS(usage_error({"-i", "eth0", "--syslog-records", ""}), "'' is not a record type");
     CHECK_HAS(usage_error({"-i", "eth0", "--syslog-records", "user_report,,agent_stats"}), "'' is not");
     CHECK_HAS(usage_error({"-i", "eth0", "--syslog-records", "flow_close,flow_close"}), "given twice");

@@ -73,20 +73,20 @@ BOOST_FIXTURE_TEST_CASE(udp_server_and_connected_client_each_get_their_bytes, La
 
     Sums alice_want, bob_want;
     std::vector<std::unique_ptr<Process>> peers;
-    for (int i = 0; i < 3; i++) {   // three peers to alice over IPv4, two over IPv6
+    for (int i = 0; i < 3; i++) { // three peers to alice over IPv4, two over IPv6
         const std::string to = i < 2 ? link.a_ip4() : link.a_ip6();
-        peers.push_back(std::make_unique<Process>(
-            std::vector<std::string>{PDTT_TRAFFIC_BIN, "send", "--proto", "udp", "--to", to, "--port", "6000",
-                                     "--tx", "120000", "--rx", "60000", "--size", "1000"},
-            peer.name()));
+        peers.push_back(std::make_unique<Process>(std::vector<std::string>{PDTT_TRAFFIC_BIN, "send", "--proto", "udp",
+                                                                           "--to", to, "--port", "6000", "--tx",
+                                                                           "120000", "--rx", "60000", "--size", "1000"},
+                                                  peer.name()));
         alice_want.rx += 120'000;
         alice_want.tx += 60'000;
         alice_want.flows++;
     }
-    peers.push_back(std::make_unique<Process>(
-        std::vector<std::string>{PDTT_TRAFFIC_BIN, "send", "--proto", "udp", "--to", link.a_ip6(), "--port", "6000",
-                                 "--tx", "50000", "--rx", "200000", "--size", "1200"},
-        peer.name()));
+    peers.push_back(std::make_unique<Process>(std::vector<std::string>{PDTT_TRAFFIC_BIN, "send", "--proto", "udp",
+                                                                       "--to", link.a_ip6(), "--port", "6000", "--tx",
+                                                                       "50000", "--rx", "200000", "--size", "1200"},
+                                              peer.name()));
     alice_want.rx += 50'000;
     alice_want.tx += 200'000;
     alice_want.flows++;
@@ -99,9 +99,9 @@ BOOST_FIXTURE_TEST_CASE(udp_server_and_connected_client_each_get_their_bytes, La
     }
 
     // alice's server still holds its socket: her flows end by idle timeout.
-    BOOST_TEST(wait_until([&] { return closes_by_uid(records_so_far(*agent))[alice.uid()].flows == alice_want.flows; },
-                          15s),
-               "alice's idle UDP flows were closed by the timeout");
+    BOOST_TEST(
+        wait_until([&] { return closes_by_uid(records_so_far(*agent))[alice.uid()].flows == alice_want.flows; }, 15s),
+        "alice's idle UDP flows were closed by the timeout");
     auto recs = stop_agent();
     auto closes = closes_by_uid(recs, [](const json::object& r) { return str(r, "proto") == "udp"; });
     for (auto [u, want] : {std::pair{&alice, alice_want}, std::pair{&bob, bob_want}}) {
@@ -166,9 +166,10 @@ BOOST_FIXTURE_TEST_CASE(a_twin_namespace_with_the_same_five_tuple_is_neither_rep
     start_agent({"-t", "1"});
     const std::vector<std::string> same_port{"--sport", "47001", "--hold-ms", "500"};
     auto here = start_transfer(bob, link.b_ip4(), 300'000, 30'000, 1, same_port);
-    auto twin_argv = std::vector<std::string>{PDTT_TRAFFIC_BIN, "send", "--to", twin.b_ip4(), "--port", kPort,
-                                              "--tx", "900000", "--rx", "90000", "--uid",
-                                              std::to_string(alice.uid()), "--sport", "47001", "--hold-ms", "500"};
+    auto twin_argv = std::vector<std::string>{PDTT_TRAFFIC_BIN, "send",  "--to",      twin.b_ip4(),
+                                              "--port",         kPort,   "--tx",      "900000",
+                                              "--rx",           "90000", "--uid",     std::to_string(alice.uid()),
+                                              "--sport",        "47001", "--hold-ms", "500"};
     Process there(twin_argv, host2.name());
     for (Process* p : {here.get(), &there}) {
         auto st = p->wait(30s);
@@ -205,8 +206,9 @@ BOOST_FIXTURE_TEST_CASE(another_namespaces_traffic_over_the_monitored_link_is_un
     transfer(bob, link.b_ip4(), 200'000, 100'000);
     // alice's TCP and UDP in the twin namespace, to the same servers.
     for (std::vector<std::string> extra : {std::vector<std::string>{}, {"--proto", "udp", "--size", "1000"}}) {
-        std::vector<std::string> argv{PDTT_TRAFFIC_BIN, "send", "--to", link.b_ip4(), "--port", kPort, "--tx",
-                                      "300000", "--rx", "150000", "--uid", std::to_string(alice.uid())};
+        std::vector<std::string> argv{PDTT_TRAFFIC_BIN, "send",   "--to",  link.b_ip4(),
+                                      "--port",         kPort,    "--tx",  "300000",
+                                      "--rx",           "150000", "--uid", std::to_string(alice.uid())};
         argv.insert(argv.end(), extra.begin(), extra.end());
         Process p(argv, twin.name());
         auto st = p.wait(30s);
@@ -259,7 +261,8 @@ BOOST_FIXTURE_TEST_CASE(a_full_flow_table_loses_no_byte_and_recovers, Lab) {
     // Exactly what crossed the wire, which is what was moved plus at most
     // what either side resent.
     check_wire(recs);
-    const uint64_t moved_tx = 300 * (20'000 + kTrafficHeader) + 50'000 + kTrafficHeader, moved_rx = 300 * 10'000 + 5'000;
+    const uint64_t moved_tx = 300 * (20'000 + kTrafficHeader) + 50'000 + kTrafficHeader,
+                   moved_rx = 300 * 10'000 + 5'000;
     BOOST_TEST(wire_ok(tx, moved_tx, resent_bytes_max(host)), tx << " vs " << moved_tx);
     BOOST_TEST(wire_ok(rx, moved_rx, resent_bytes_max(peer)), rx << " vs " << moved_rx);
     BOOST_TEST(full > 0u, "flows without a slot are counted in agent_stats");
@@ -281,21 +284,23 @@ BOOST_FIXTURE_TEST_CASE(an_interface_that_goes_away_is_counted_again_when_it_com
     // Down and up: the attachments stay.
     run_ok(ns + "link set " + link.a_name() + " down");
     run_ok(ns + "link set " + link.a_name() + " up");
-    BOOST_REQUIRE(wait_until([&] { return capture(ns + "-br link show dev " + link.a_name()).find(" UP ") !=
-                                          std::string::npos; },
-                             10s));
+    BOOST_REQUIRE(wait_until(
+        [&] { return capture(ns + "-br link show dev " + link.a_name()).find(" UP ") != std::string::npos; }, 10s));
     transfer(bob, link.b_ip4(), 100'000, 20'000);
 
     // Deleted: reported, and the agent keeps running.
     run_ok(ns + "link del " + link.a_name());
     BOOST_TEST_REQUIRE(wait_until([&] { return agent->err().find("was deleted") != std::string::npos; }, 10s),
                        agent->err());
-    BOOST_TEST(wait_until([&] {
-        for (const auto& r : parse_lines(agent->out()))
-            if (str(r, "type") == "agent_stats" && u64(r, "interfaces_missing") == 1)
-                return true;
-        return false;
-    }, 5s), "agent_stats counts the missing interface");
+    BOOST_TEST(wait_until(
+                   [&] {
+                       for (const auto& r : parse_lines(agent->out()))
+                           if (str(r, "type") == "agent_stats" && u64(r, "interfaces_missing") == 1)
+                               return true;
+                       return false;
+                   },
+                   5s),
+               "agent_stats counts the missing interface");
 
     // Re-created under the same name: attached again, counting resumes.
     run_ok(ns + "link add " + link.a_name() + " type veth peer name " + link.b_name() + " netns " + peer.name());
@@ -324,7 +329,7 @@ double ts_seconds(const std::string& ts) {
     std::tm tm{};
     const char* rest = ::strptime(ts.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
     BOOST_REQUIRE_MESSAGE(rest, "not an RFC 3339 time: " << ts);
-    return double(::timegm(&tm)) + std::strtod(rest, nullptr);   // ".123456Z"
+    return double(::timegm(&tm)) + std::strtod(rest, nullptr); // ".123456Z"
 }
 
 // A flow's identity across its records.
@@ -338,9 +343,9 @@ std::string flow_of(const json::object& r) {
 // The four counters of a flow record.
 struct Four {
     uint64_t tx_bytes = 0, rx_bytes = 0, tx_packets = 0, rx_packets = 0;
-    explicit Four(const json::object& r)
-        : tx_bytes(u64(r, "tx_bytes")), rx_bytes(u64(r, "rx_bytes")), tx_packets(u64(r, "tx_packets")),
-          rx_packets(u64(r, "rx_packets")) {}
+    explicit Four(const json::object& r) :
+        tx_bytes(u64(r, "tx_bytes")), rx_bytes(u64(r, "rx_bytes")), tx_packets(u64(r, "tx_packets")),
+        rx_packets(u64(r, "rx_packets")) {}
     Four() = default;
     bool empty() const { return tx_bytes == 0 && rx_bytes == 0 && tx_packets == 0 && rx_packets == 0; }
     Four& operator+=(const Four& o) {
@@ -411,10 +416,10 @@ BOOST_FIXTURE_TEST_CASE(flow_delta_records_come_at_most_once_a_second_and_add_up
             // one, and none for two records in one tick.
             for (size_t i = 1; i < f.delta_ts.size(); i++)
                 BOOST_TEST(f.delta_ts[i] - f.delta_ts[i - 1] >= 0.5, "deltas " << i - 1 << " and " << i << " are "
-                                                                                << f.delta_ts[i] - f.delta_ts[i - 1]
-                                                                                << " s apart");
-            BOOST_TEST(f.delta_ts.size() <= f.duration_ms / 1000 + 1, f.delta_ts.size() << " deltas in "
-                                                                                        << f.duration_ms << " ms");
+                                                                               << f.delta_ts[i] - f.delta_ts[i - 1]
+                                                                               << " s apart");
+            BOOST_TEST(f.delta_ts.size() <= f.duration_ms / 1000 + 1, f.delta_ts.size()
+                                                                          << " deltas in " << f.duration_ms << " ms");
             // The deltas are what moved before the close's totals.
             BOOST_TEST(f.deltas.tx_bytes <= f.close.tx_bytes);
             BOOST_TEST(f.deltas.rx_bytes <= f.close.rx_bytes);

@@ -40,8 +40,8 @@ struct Expect {
 // FIN is received before an inbound flow closes (pdtt-traffic's client
 // closes first), but an outbound flow, closed first and orphaned, may go
 // to TIME_WAIT on the bare ACK of its FIN, before the peer's FIN arrives.
-constexpr uint64_t kAckedExtraOutbound = 2;   // SYN + FIN
-constexpr uint64_t kAckedExtraInbound = 1;    // FIN
+constexpr uint64_t kAckedExtraOutbound = 2; // SYN + FIN
+constexpr uint64_t kAckedExtraInbound = 1;  // FIN
 
 bool acked_ok(const json::object& r) {
     uint64_t extra = str(r, "direction") == "inbound" ? kAckedExtraInbound : kAckedExtraOutbound;
@@ -103,7 +103,7 @@ int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), 
 BOOST_FIXTURE_TEST_CASE(two_users_bytes_match_in_json_files_and_on_the_wire, E2e) {
     start_agent({"-t", "1"});
     std::map<int64_t, Expect> want;
-    std::map<std::pair<int64_t, std::string>, std::pair<uint64_t, uint64_t>> per_flow;   // (uid, remote) -> tx, rx
+    std::map<std::pair<int64_t, std::string>, std::pair<uint64_t, uint64_t>> per_flow; // (uid, remote) -> tx, rx
     auto move = [&](const TestUser& u, const std::string& to, uint64_t tx, uint64_t rx, int n = 1) {
         transfer(u, to, tx, rx, n);
         auto& w = want[u.uid()];
@@ -183,8 +183,8 @@ BOOST_FIXTURE_TEST_CASE(inbound_and_outbound_tcp_each_have_their_direction_and_b
     // alice serves on this host; the peer connects to her. bob connects out.
     const std::string port = "5002";
     auto server = [&](const std::string& addr) {
-        auto p = std::make_unique<Process>(
-            as_user(alice, {PDTT_TRAFFIC_BIN, "serve", "--bind", addr, "--port", port}), host.name());
+        auto p = std::make_unique<Process>(as_user(alice, {PDTT_TRAFFIC_BIN, "serve", "--bind", addr, "--port", port}),
+                                           host.name());
         BOOST_REQUIRE_MESSAGE(p->wait_for_line("ready", 10s), "alice's server: " << p->err());
         return p;
     };
@@ -210,7 +210,7 @@ BOOST_FIXTURE_TEST_CASE(inbound_and_outbound_tcp_each_have_their_direction_and_b
             inbound++;
             BOOST_TEST(str(r, "direction") == "inbound");
             BOOST_TEST(u64(r, "lport") == std::stoul(port));
-            BOOST_TEST(str(r, "comm") == "pdtt-traffic");   // the process that called listen()
+            BOOST_TEST(str(r, "comm") == "pdtt-traffic"); // the process that called listen()
             auto [tx, rx] = alice_want.at(str(r, "remote"));
             BOOST_TEST(sent_ok(u64(r, "tx_bytes"), u64(r, "tcp_bytes_retrans"), tx));
             BOOST_TEST(received_ok(u64(r, "rx_bytes"), rx, peer_resent));
@@ -239,18 +239,22 @@ BOOST_FIXTURE_TEST_CASE(an_outbound_flow_closed_before_the_peers_fin_received_no
     start_agent({"-t", "1"});
     auto c = start_transfer(bob, link.b_ip4(), 300'000, 200'000, 1, {"--hold-ms", "1000"});
     // Frozen once bob has everything, within his 1 s hold before he closes.
-    BOOST_REQUIRE(wait_until([&] { return capture(host.exec("ss -Htni state established")).find(
-                                              "bytes_received:200000") != std::string::npos; },
-                             10s, 1ms));
+    BOOST_REQUIRE(wait_until(
+        [&] {
+            return capture(host.exec("ss -Htni state established")).find("bytes_received:200000") != std::string::npos;
+        },
+        10s, 1ms));
     srv->signal(SIGSTOP);
     auto st = c->wait(30s);
     BOOST_REQUIRE_MESSAGE(st && *st == 0, "transfer failed: " << c->err());
-    BOOST_REQUIRE(wait_until([&] {
-        for (const auto& r : parse_lines(agent->out()))
-            if (str(r, "type") == "flow_close")
-                return true;
-        return false;
-    }, 5s));
+    BOOST_REQUIRE(wait_until(
+        [&] {
+            for (const auto& r : parse_lines(agent->out()))
+                if (str(r, "type") == "flow_close")
+                    return true;
+            return false;
+        },
+        5s));
     srv->signal(SIGCONT);
     auto recs = stop_agent();
     int found = 0;
@@ -325,9 +329,9 @@ BOOST_FIXTURE_TEST_CASE(native_xdp_on_a_veth_attaches_and_counts_exactly, E2e) {
 
 BOOST_FIXTURE_TEST_CASE(exit_status_3_without_privilege, Lab) {
     // bob, with no capabilities, asks for what only root may do.
-    Process p(as_user(bob, {PDTT_AGENT_BIN, "-c", no_config.string(), "-i", link.a_name(), "--no-files",
-                            "--stdout", "none"}),
-              host.name());
+    Process p(
+        as_user(bob, {PDTT_AGENT_BIN, "-c", no_config.string(), "-i", link.a_name(), "--no-files", "--stdout", "none"}),
+        host.name());
     auto st = p.wait(15s);
     BOOST_REQUIRE_MESSAGE(st.has_value(), "the agent did not exit");
     BOOST_TEST(*st == 3, "exit status " << *st << "; stderr: " << p.err());
@@ -339,8 +343,8 @@ BOOST_FIXTURE_TEST_CASE(exit_status_3_without_privilege, Lab) {
 BOOST_FIXTURE_TEST_CASE(exit_status_1_when_another_xdp_program_holds_the_interface, Lab) {
     ForeignXdp other(host, link.a_name());
     // Generic mode is what the agent picks on a veth, and what `other` holds.
-    Process p({PDTT_AGENT_BIN, "-c", no_config.string(), "-i", link.a_name(), "--ingress", "xdp", "--xdp-mode", "generic", "--no-files",
-               "--stdout", "none"},
+    Process p({PDTT_AGENT_BIN, "-c", no_config.string(), "-i", link.a_name(), "--ingress", "xdp", "--xdp-mode",
+               "generic", "--no-files", "--stdout", "none"},
               host.name());
     auto st = p.wait(15s);
     BOOST_REQUIRE_MESSAGE(st.has_value(), "the agent did not exit");
@@ -357,9 +361,9 @@ BOOST_FIXTURE_TEST_CASE(transfer_started_before_the_agent_is_attributed, E2e) {
     // client waits 2 s after connecting, and is frozen within that pause
     // until the agent is ready, however long its start takes.
     auto early = start_transfer(bob, link.b_ip4(), 400'000, 600'000, 1, {"--pause-before-ms", "2000"});
-    BOOST_REQUIRE(wait_until([&] { return capture(host.exec("ss -Htn state established")).find(link.b_ip4()) !=
-                                          std::string::npos; },
-                             5s, 1ms));
+    BOOST_REQUIRE(wait_until(
+        [&] { return capture(host.exec("ss -Htn state established")).find(link.b_ip4()) != std::string::npos; }, 5s,
+        1ms));
     early->signal(SIGSTOP);
     BOOST_REQUIRE_MESSAGE(capture(host.exec("ss -Htni state established")).find("bytes_sent:") == std::string::npos,
                           "the client sent before it was frozen");

@@ -28,7 +28,7 @@ std::map<int64_t, std::pair<uint64_t, uint64_t>> per_uid(const std::vector<json:
 }
 
 uint64_t stat_sum(const std::vector<json::object>& recs, const char* key) {
-    uint64_t last = 0;   // cumulative since load: the last record has it all
+    uint64_t last = 0; // cumulative since load: the last record has it all
     for (const auto& r : recs)
         if (str(r, "type") == "agent_stats")
             last = u64(r, key);
@@ -84,8 +84,8 @@ BOOST_FIXTURE_TEST_CASE(loopback_and_udp_floods_leave_other_users_exact, Lab) {
     Process held({PDTT_CHURN_BIN, "hold", "--to", "127.0.0.1", "--port", "7100", "--ports", "4", "--count", "3000",
                   "--bytes", "64", "--hold", "60", "--uid", std::to_string(alice.uid())},
                  host.name());
-    BOOST_REQUIRE_MESSAGE(held.wait_for_line("held=3000", 60s), "alice's loopback connections: " << held.out()
-                                                                                                 << held.err());
+    BOOST_REQUIRE_MESSAGE(held.wait_for_line("held=3000", 60s),
+                          "alice's loopback connections: " << held.out() << held.err());
     auto sink = udp_sink(peer, link.b_ip4(), 6100);
     auto flood = udp_flows(*this, alice, link.b_ip4(), 6100, 3000, 2);
     uint64_t alice_udp = moved_total(*flood);
@@ -94,7 +94,7 @@ BOOST_FIXTURE_TEST_CASE(loopback_and_udp_floods_leave_other_users_exact, Lab) {
     transfer(bob, link.b_ip4(), 3'000'000, 1'000'000);
     held.signal(SIGTERM);
     held.wait(10s);
-    std::this_thread::sleep_for(1500ms);   // a tick or two: alice's overflow row and bob's close
+    std::this_thread::sleep_for(1500ms); // a tick or two: alice's overflow row and bob's close
     auto recs = stop_agent();
 
     auto users = per_uid(recs);
@@ -102,9 +102,9 @@ BOOST_FIXTURE_TEST_CASE(loopback_and_udp_floods_leave_other_users_exact, Lab) {
     BOOST_TEST(sent_ok(users[bob.uid()].first, retrans_of(recs, bob.uid()), 3'000'000 + kTrafficHeader),
                "bob's tx " << users[bob.uid()].first << " with alice flooding the table");
     BOOST_TEST(received_ok(users[bob.uid()].second, 1'000'000, resent), "bob's rx " << users[bob.uid()].second);
-    BOOST_TEST(users[alice.uid()].first == alice_udp,
-               "alice's tx (flows and overflow) " << users[alice.uid()].first << " of the " << alice_udp
-                                                  << " UDP bytes she sent");
+    BOOST_TEST(users[alice.uid()].first == alice_udp, "alice's tx (flows and overflow) " << users[alice.uid()].first
+                                                                                         << " of the " << alice_udp
+                                                                                         << " UDP bytes she sent");
     BOOST_TEST(users[-1].first + users[-1].second == 0u,
                "unattributed tx " << users[-1].first << ", rx " << users[-1].second);
     BOOST_TEST(stat_sum(recs, "flow_share_full") > 0u, "alice reached her share of the table");
@@ -116,13 +116,12 @@ BOOST_FIXTURE_TEST_CASE(loopback_and_udp_floods_leave_other_users_exact, Lab) {
 // transfer alongside is exact.
 BOOST_FIXTURE_TEST_CASE(connection_flood_against_a_root_listener_stays_with_it, Lab) {
     start_agent({"-t", "1", "--flow-table-size", "1024"});
-    auto flooded = std::make_unique<Process>(std::vector<std::string>{PDTT_CHURN_BIN, "serve", "--bind",
-                                                                      link.a_ip4(), "--port", "7200"},
-                                             host.name());
+    auto flooded = std::make_unique<Process>(
+        std::vector<std::string>{PDTT_CHURN_BIN, "serve", "--bind", link.a_ip4(), "--port", "7200"}, host.name());
     std::this_thread::sleep_for(300ms);
     constexpr uint64_t kFlood = 1500, kBytes = 200;
-    Process held({PDTT_CHURN_BIN, "hold", "--to", link.a_ip4(), "--port", "7200", "--count",
-                  std::to_string(kFlood), "--bytes", std::to_string(kBytes), "--hold", "60"},
+    Process held({PDTT_CHURN_BIN, "hold", "--to", link.a_ip4(), "--port", "7200", "--count", std::to_string(kFlood),
+                  "--bytes", std::to_string(kBytes), "--hold", "60"},
                  peer.name());
     BOOST_REQUIRE_MESSAGE(held.wait_for_line("held=" + std::to_string(kFlood), 60s),
                           "the flood: " << held.out() << held.err());
@@ -166,7 +165,7 @@ BOOST_FIXTURE_TEST_CASE(many_moving_flows_reach_every_interval_with_a_small_ring
     double report_at = 0;
     for (const auto& r : parse_lines(agent->out().substr(0, agent->out().rfind('\n') + 1)))
         if (str(r, "type") == "agent_stats") {
-            std::string ts = str(r, "ts");   // 2026-12-01T19:14:33.852058Z
+            std::string ts = str(r, "ts"); // 2026-12-01T19:14:33.852058Z
             std::tm tm{};
             ::strptime(ts.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
             double wall = static_cast<double>(::timegm(&tm)) + std::stod(ts.substr(19, 7));
@@ -190,7 +189,7 @@ BOOST_FIXTURE_TEST_CASE(many_moving_flows_reach_every_interval_with_a_small_ring
         timing += g->out();
     }
     BOOST_TEST_MESSAGE("senders:\n" << timing);
-    BOOST_REQUIRE(moved == uint64_t{kFlows} * kSize * (kSeconds + 1));   // and one to open each flow
+    BOOST_REQUIRE(moved == uint64_t{kFlows} * kSize * (kSeconds + 1)); // and one to open each flow
     std::this_thread::sleep_for(1s);
     auto recs = stop_agent();
 

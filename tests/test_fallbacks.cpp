@@ -85,10 +85,11 @@ void check_alice(const Fallback& lab, const std::vector<json::object>& recs) {
 
 BOOST_FIXTURE_TEST_CASE(classic_tracepoint_counts_and_detaches, Fallback) {
     Force force("classic-tracepoint");
-    start_agent({"-t", "1", "-v"});   // -v: the agent names each tracepoint it attached
+    start_agent({"-t", "1", "-v"}); // -v: the agent names each tracepoint it attached
     const std::string err = agent->err();
     const std::string attached_lines = lines_with(err, "attached");
-    BOOST_TEST(has(err, "attached tracepoint/sock/inet_sock_set_state"), "classic tracepoint attached: " << attached_lines);
+    BOOST_TEST(has(err, "attached tracepoint/sock/inet_sock_set_state"),
+               "classic tracepoint attached: " << attached_lines);
     BOOST_TEST(!has(err, "attached tp_btf/"), "no tp_btf program attached: " << attached_lines);
     BOOST_TEST(!has(err, "cannot mount tracefs"), "tracefs mounted where absent");
     transfer(alice, link.b_ip4(), kTx, kRx);

@@ -102,10 +102,10 @@ BOOST_FIXTURE_TEST_CASE(open_delta_close_accounts_each_byte_once, Fixture) {
     BOOST_TEST(*cap->opens[0].id.comm == "rsync");
     BOOST_TEST_REQUIRE(cap->deltas.size() == 2u);
     BOOST_TEST(cap->deltas[0].cnt.tx_bytes == 1000u);
-    BOOST_TEST(cap->deltas[1].cnt.tx_bytes == 2000u);   // differences, not cumulative
+    BOOST_TEST(cap->deltas[1].cnt.tx_bytes == 2000u); // differences, not cumulative
     BOOST_TEST(cap->deltas[1].cnt.rx_bytes == 200u);
     BOOST_TEST_REQUIRE(cap->closes.size() == 1u);
-    BOOST_TEST(cap->closes[0].cnt.tx_bytes == 3500u);   // totals at close
+    BOOST_TEST(cap->closes[0].cnt.tx_bytes == 3500u); // totals at close
     BOOST_TEST(cap->closes[0].tcp_bytes_acked == 3501u);
     BOOST_TEST(cap->closes[0].duration_ms == 2500u);
     BOOST_TEST(agg.active() == 0u);
@@ -125,7 +125,7 @@ BOOST_FIXTURE_TEST_CASE(interval_bytes_sum_to_flow_total_across_reports, Fixture
     agg.report(Timestamp{}, 10.0);
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 2500, 0));
     agg.report(Timestamp{}, 10.0);
-    agg.report(Timestamp{}, 10.0);   // idle interval: no report
+    agg.report(Timestamp{}, 10.0); // idle interval: no report
     BOOST_TEST_REQUIRE(cap->reports.size() == 2u);
     BOOST_TEST(cap->reports[0].tx_bytes == 1000u);
     BOOST_TEST(cap->reports[1].tx_bytes == 1500u);
@@ -143,8 +143,8 @@ BOOST_FIXTURE_TEST_CASE(lost_open_record_is_recovered_from_the_delta, Fixture) {
 BOOST_FIXTURE_TEST_CASE(duplicate_and_stale_records_never_double_count, Fixture) {
     agg.on_event(ev(PDTT_EV_FLOW_OPEN, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 0, 0));
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1000, 0));
-    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1000, 0));   // duplicate
-    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 800, 0));    // stale
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1000, 0)); // duplicate
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 800, 0));  // stale
     agg.on_event(ev(PDTT_EV_FLOW_CLOSE, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1200, 0));
     // A delta record that raced with the close: already in the close's totals.
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 1100, 0));
@@ -250,9 +250,9 @@ BOOST_FIXTURE_TEST_CASE(overflow_bytes_are_the_owners_in_one_star_row, Fixture) 
 
 BOOST_FIXTURE_TEST_CASE(users_and_pairs_are_kept_apart, Fixture) {
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 100, 10));
-    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40001, "10.0.0.2", 22, 1001, 200, 20));   // same pair
-    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40002, "10.0.0.3", 22, 1001, 400, 40));   // other pair
-    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40003, "10.0.0.2", 22, 2002, 800, 80));   // other user
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40001, "10.0.0.2", 22, 1001, 200, 20)); // same pair
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40002, "10.0.0.3", 22, 1001, 400, 40)); // other pair
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40003, "10.0.0.2", 22, 2002, 800, 80)); // other user
     agg.add_unattributed({7, 9, 1, 1});
     agg.report(Timestamp{}, 5.0);
     BOOST_TEST_REQUIRE(cap->reports.size() == 3u);
@@ -268,7 +268,7 @@ BOOST_FIXTURE_TEST_CASE(users_and_pairs_are_kept_apart, Fixture) {
     BOOST_TEST(alice.connections[0].tx_bytes == 300u);
     BOOST_TEST(alice.connections[0].rx_bytes == 30u);
     BOOST_TEST(alice.connections[1].remote == "10.0.0.3");
-    BOOST_TEST(by_uid.at(2002).user == "uid-2002");   // no passwd entry
+    BOOST_TEST(by_uid.at(2002).user == "uid-2002"); // no passwd entry
     BOOST_TEST(by_uid.at(2002).tx_bytes == 800u);
     BOOST_TEST(by_uid.at(kUnattributedUid).user == "unattributed");
     BOOST_TEST(by_uid.at(kUnattributedUid).rx_bytes == 9u);

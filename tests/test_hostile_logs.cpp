@@ -41,8 +41,8 @@ BOOST_FIXTURE_TEST_CASE(planted_log_names_are_refused_and_the_agent_keeps_going,
     };
     const fs::path bobs = dir / "bobs-file";
     as_bob("echo bob > " + bobs.string() + " && chmod 0644 " + bobs.string());
-    as_bob("mkfifo -m 0666 " + log_of(alice).string());                   // would block an open() for good
-    as_bob("echo mine > " + log_of(bob).string() + " && chmod 0666 " + log_of(bob).string());   // his own
+    as_bob("mkfifo -m 0666 " + log_of(alice).string()); // would block an open() for good
+    as_bob("echo mine > " + log_of(bob).string() + " && chmod 0666 " + log_of(bob).string()); // his own
     as_bob("mkdir " + log_of(carol).string());
     as_bob("ln -s " + bobs.string() + " " + log_of(dave).string());
     as_bob("ln " + bobs.string() + " " + log_of(erin).string());
@@ -72,8 +72,10 @@ BOOST_FIXTURE_TEST_CASE(planted_log_names_are_refused_and_the_agent_keeps_going,
 
     // One line per planted name, naming it and what it is.
     const std::pair<const TestUser*, std::string> kinds[] = {
-        {&alice, "it is a FIFO"}, {&bob, "it is owned by uid " + std::to_string(bob.uid())},
-        {&carol, "it is a directory"}, {&dave, "it is a symbolic link"},
+        {&alice, "it is a FIFO"},
+        {&bob, "it is owned by uid " + std::to_string(bob.uid())},
+        {&carol, "it is a directory"},
+        {&dave, "it is a symbolic link"},
         {&erin, "it is owned by uid " + std::to_string(bob.uid())}};
     for (const auto& [u, why] : kinds) {
         const std::string line = "log file " + log_of(*u).string() + " refused: " + why;

@@ -41,8 +41,8 @@ struct TunLab {
         pipe = std::make_unique<Process>(
             std::vector<std::string>{PDTT_TUNPIPE_BIN, host.name(), kTunHost, peer.name(), kTunPeer});
         BOOST_REQUIRE_MESSAGE(pipe->wait_for_line("ready", 10s), "pdtt-tunpipe did not start: " << pipe->err());
-        for (auto [ns, dev, ip, other] : {std::tuple{&host, kTunHost, kHostIp, kPeerIp},
-                                          std::tuple{&peer, kTunPeer, kPeerIp, kHostIp}}) {
+        for (auto [ns, dev, ip, other] :
+             {std::tuple{&host, kTunHost, kHostIp, kPeerIp}, std::tuple{&peer, kTunPeer, kPeerIp, kHostIp}}) {
             run_ok("ip -n " + ns->name() + " addr add " + ip + " peer " + other + " dev " + dev);
             run_ok("ip -n " + ns->name() + " link set " + dev + " up");
         }
@@ -54,14 +54,14 @@ struct TunLab {
     }
     ~TunLab() {
         agent.reset();
-        pipe.reset();   // the tun devices go with their fds
+        pipe.reset(); // the tun devices go with their fds
         std::error_code ec;
         fs::remove_all(dir, ec);
     }
 
     std::vector<std::string> agent_argv(std::vector<std::string> extra) const {
-        std::vector<std::string> argv{PDTT_AGENT_BIN, "-c", no_config.string(), "--stdout", "json", "--no-files",
-                                      "-i", kTunHost};
+        std::vector<std::string> argv{PDTT_AGENT_BIN, "-c",    no_config.string(), "--stdout", "json", "--no-files",
+                                      "-i",           kTunHost};
         argv.insert(argv.end(), extra.begin(), extra.end());
         return argv;
     }
@@ -138,7 +138,11 @@ BOOST_FIXTURE_TEST_CASE(tc_programs_parse_a_tun_skb_from_its_network_header, Tun
     // A VLAN tag means nothing where there is no Ethernet header: proof
     // that this was not parse_frame (which counts it on lo, see test_bpf_prog).
     const pkt::Bytes tagged = pkt::Frame(kRemote, kLocal, 5001, 40000)
-                                  .eth({ETH_P_8021Q, ETH_P_IP}).ipv4(IPPROTO_TCP).tcp().payload(300).build();
+                                  .eth({ETH_P_8021Q, ETH_P_IP})
+                                  .ipv4(IPPROTO_TCP)
+                                  .tcp()
+                                  .payload(300)
+                                  .build();
     before = l.unattributed();
     BOOST_REQUIRE(l.run(l.skel->progs.pdtt_ingress, tagged, &ctx) == 0);
     BOOST_TEST(l.unattributed().rx_bytes == before.rx_bytes, "a tagged frame on a tun skb is not IP");
@@ -166,22 +170,21 @@ BOOST_FIXTURE_TEST_CASE(tun_link_counts_tcp_and_udp_exactly_through_tc, TunLab) 
 
     Process tcp_server({PDTT_TRAFFIC_BIN, "serve", "--bind", kPeerIp, "--port", kPort}, peer.name());
     BOOST_REQUIRE_MESSAGE(tcp_server.wait_for_line("ready", 10s), "server did not start: " << tcp_server.err());
-    Process udp_server({PDTT_TRAFFIC_BIN, "serve", "--proto", "udp", "--bind", kPeerIp, "--port", "6000"},
-                       peer.name());
+    Process udp_server({PDTT_TRAFFIC_BIN, "serve", "--proto", "udp", "--bind", kPeerIp, "--port", "6000"}, peer.name());
     BOOST_REQUIRE_MESSAGE(udp_server.wait_for_line("ready", 10s), "server did not start: " << udp_server.err());
-    for (std::vector<std::string> argv : {
-             std::vector<std::string>{"--port", kPort, "--tx", "700000", "--rx", "1300000"},
-             std::vector<std::string>{"--proto", "udp", "--port", "6000", "--tx", "120000", "--rx", "90000",
-                                      "--size", "1200"}}) {
+    for (std::vector<std::string> argv :
+         {std::vector<std::string>{"--port", kPort, "--tx", "700000", "--rx", "1300000"},
+          std::vector<std::string>{"--proto", "udp", "--port", "6000", "--tx", "120000", "--rx", "90000", "--size",
+                                   "1200"}}) {
         argv.insert(argv.begin(), {PDTT_TRAFFIC_BIN, "send", "--to", kPeerIp, "--uid", std::to_string(alice.uid())});
         Process c(argv, host.name());
         auto st = c.wait(60s);
         BOOST_REQUIRE_MESSAGE(st && *st == 0, "transfer failed: " << c.err());
     }
     tcp_settled(host);
-    BOOST_TEST(wait_until([&] { return closes_by_proto(parse_lines(agent->out()), alice.uid())["udp"].flows == 1; },
-                          15s),
-               "the UDP flow closed by idle timeout");
+    BOOST_TEST(
+        wait_until([&] { return closes_by_proto(parse_lines(agent->out()), alice.uid())["udp"].flows == 1; }, 15s),
+        "the UDP flow closed by idle timeout");
     agent->signal(SIGTERM);
     auto st = agent->wait(2s);
     BOOST_REQUIRE_MESSAGE(st && *st == 0, "agent exit after SIGTERM: " << agent->err());

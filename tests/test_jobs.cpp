@@ -26,7 +26,7 @@ constexpr const char* kJobCgroup = "slurmstepd.scope/job_4242/step_0/user/task_0
 struct SlurmCgroup {
     fs::path top;    // pdtt-test-PID
     fs::path task;   // the task_0 directory
-    std::string rel;  // task's path below the hierarchy root
+    std::string rel; // task's path below the hierarchy root
     SlurmCgroup() {
         auto m = pdtt::find_cgroup2_mount();
         BOOST_TEST_REQUIRE(m.has_value(), "no cgroup2 mount");
@@ -59,8 +59,9 @@ struct Jobs : Lab {
     // The agent sees the cgroup mounts only when entered with nsenter
     // (ip netns exec mounts a sysfs of its own over /sys).
     void start_agent_nsenter(std::vector<std::string> extra) {
-        std::vector<std::string> argv{"nsenter", enter_host(), PDTT_AGENT_BIN, "-c", no_config.string(),
-                                      "--stdout", "json", "-l", (dir / "pdtt").string(), "-i", link.a_name()};
+        std::vector<std::string> argv{
+            "nsenter", enter_host(), PDTT_AGENT_BIN,          "-c", no_config.string(), "--stdout",
+            "json",    "-l",         (dir / "pdtt").string(), "-i", link.a_name()};
         argv.insert(argv.end(), extra.begin(), extra.end());
         agent = std::make_unique<Process>(argv);
         BOOST_REQUIRE_MESSAGE(agent_ready(*agent), "agent did not start: " << agent->err());
@@ -68,9 +69,8 @@ struct Jobs : Lab {
 
     // pdtt-traffic as user u, moved into `cgroup_dir` (if any) before it moves a byte.
     void transfer_in(const fs::path& cgroup_dir, const TestUser& u, const std::string& to, uint64_t tx, uint64_t rx) {
-        std::string cmd = std::string("exec ") + PDTT_TRAFFIC_BIN + " send --to " + to + " --port " + kPort +
-                          " --tx " + std::to_string(tx) + " --rx " + std::to_string(rx) + " --uid " +
-                          std::to_string(u.uid());
+        std::string cmd = std::string("exec ") + PDTT_TRAFFIC_BIN + " send --to " + to + " --port " + kPort + " --tx " +
+                          std::to_string(tx) + " --rx " + std::to_string(rx) + " --uid " + std::to_string(u.uid());
         if (!cgroup_dir.empty())
             cmd = "echo $$ > " + (cgroup_dir / "cgroup.procs").string() + " && " + cmd;
         Process p({"nsenter", enter_host(), "sh", "-c", cmd});
@@ -94,8 +94,8 @@ BOOST_FIXTURE_TEST_CASE(a_jobs_flows_carry_job_and_step_and_job_report_sums_them
 
     uint64_t flow_tx = 0, flow_rx = 0, job_tx = 0, job_rx = 0;
     int alice_closes = 0, bob_closes = 0;
-    std::map<std::pair<int64_t, std::string>, std::pair<uint64_t, uint64_t>> by_remote;   // (uid, remote)
-    std::map<std::pair<int64_t, std::string>, std::pair<uint64_t, uint64_t>> by_class;    // (uid, class)
+    std::map<std::pair<int64_t, std::string>, std::pair<uint64_t, uint64_t>> by_remote; // (uid, remote)
+    std::map<std::pair<int64_t, std::string>, std::pair<uint64_t, uint64_t>> by_class;  // (uid, class)
     for (const auto& r : recs) {
         std::string type = str(r, "type");
         if (type == "flow_close") {

@@ -46,7 +46,7 @@ std::string str(const std::optional<std::string_view>& v) { return v ? std::stri
 
 CgroupResolver::Options walk_only() {
     CgroupResolver::Options o;
-    o.use_handles = false;   // a temporary directory is no cgroup2 file system
+    o.use_handles = false; // a temporary directory is no cgroup2 file system
     return o;
 }
 
@@ -57,7 +57,7 @@ struct Tree {
     ~Tree() { fs::remove_all(root); }
     uint64_t make(const std::string& rel) {
         fs::create_directories(root / rel.substr(1));
-        struct stat st{};
+        struct stat st {};
         BOOST_REQUIRE(::stat((root / rel.substr(1)).c_str(), &st) == 0);
         return st.st_ino;
     }
@@ -223,9 +223,9 @@ BOOST_FIXTURE_TEST_CASE(job_report_per_job_step_and_user_sums_the_jobs_flows, Fi
 
 BOOST_FIXTURE_TEST_CASE(a_new_job_changes_the_owner_a_new_cgroup_of_the_job_is_only_noted, Fixture) {
     agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, "10.0.0.2", 1001, task0, 0, 0));
-    agg.on_event(ev(PDTT_EV_FLOW_OWNER, 1, "10.0.0.2", 1001, task1, 100, 10));   // same job: noted
+    agg.on_event(ev(PDTT_EV_FLOW_OWNER, 1, "10.0.0.2", 1001, task1, 100, 10)); // same job: noted
     BOOST_TEST(cap->owners.empty());
-    agg.on_event(ev(PDTT_EV_FLOW_OWNER, 1, "10.0.0.2", 1001, other_job, 300, 30));  // job 77 now
+    agg.on_event(ev(PDTT_EV_FLOW_OWNER, 1, "10.0.0.2", 1001, other_job, 300, 30)); // job 77 now
     BOOST_TEST_REQUIRE(cap->owners.size() == 1u);
     const FlowRecord& r = cap->owners[0];
     BOOST_TEST(r.from_uid == 1001);
@@ -235,7 +235,7 @@ BOOST_FIXTURE_TEST_CASE(a_new_job_changes_the_owner_a_new_cgroup_of_the_job_is_o
     auto o = to_json(r);
     BOOST_TEST(o.at("from_job").as_string() == "4242");
     BOOST_TEST(o.at("job").as_string() == "77");
-    agg.on_event(ev(PDTT_EV_FLOW_OWNER, 1, "10.0.0.2", 1001, session, 500, 50));   // out of any job
+    agg.on_event(ev(PDTT_EV_FLOW_OWNER, 1, "10.0.0.2", 1001, session, 500, 50)); // out of any job
     BOOST_TEST_REQUIRE(cap->owners.size() == 2u);
     BOOST_TEST(str(cap->owners[1].from_job) == "77");
     BOOST_TEST(to_json(cap->owners[1]).at("job").is_null());
@@ -290,7 +290,7 @@ BOOST_AUTO_TEST_CASE(filtered_sink_passes_only_the_chosen_record_types) {
 }
 
 BOOST_FIXTURE_TEST_CASE(a_cgroup_learnt_after_open_is_no_owner_change, Fixture) {
-    agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, "10.0.0.2", 1001, 0, 0, 0));   // opened in softirq: no cgroup
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, "10.0.0.2", 1001, 0, 0, 0)); // opened in softirq: no cgroup
     agg.on_event(ev(PDTT_EV_FLOW_OWNER, 1, "10.0.0.2", 1001, task0, 0, 0));
     BOOST_TEST(cap->owners.empty());
     agg.on_event(ev(PDTT_EV_FLOW_CLOSE, 1, "10.0.0.2", 1001, task0, 900, 90));

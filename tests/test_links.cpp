@@ -37,8 +37,8 @@ BOOST_AUTO_TEST_CASE(a_vlan_names_its_parent_and_nothing_else_does) {
     FakeSysfs s;
     s.dev("eth0", 2, 2);
     s.dev("eth0.100", 5, 2, "vlan");
-    s.dev("eth0.100.7", 6, 5, "vlan");   // QinQ: a VLAN on a VLAN
-    s.dev("veth0", 7, 8);                // a veth's iflink is its peer: not a parent
+    s.dev("eth0.100.7", 6, 5, "vlan"); // QinQ: a VLAN on a VLAN
+    s.dev("veth0", 7, 8);              // a veth's iflink is its peer: not a parent
     s.dev("br0", 9, 9, "bridge");
     BOOST_TEST(pdtt::vlan_parent("eth0.100", s.root.string()) == "eth0");
     BOOST_TEST(pdtt::vlan_parent("eth0.100.7", s.root.string()) == "eth0.100");

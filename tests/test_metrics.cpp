@@ -144,7 +144,7 @@ BOOST_FIXTURE_TEST_CASE(each_users_series_add_up_to_the_users_reports, Pipeline)
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, 40001, 1001, 5000, 300));
     report(1);
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, 40001, 1001, 9000, 600));
-    agg.on_event(ev(PDTT_EV_FLOW_OWNER, 1, 40001, 1002, 9500, 700));   // 500 tx, 100 rx more were alice's
+    agg.on_event(ev(PDTT_EV_FLOW_OWNER, 1, 40001, 1002, 9500, 700)); // 500 tx, 100 rx more were alice's
     // Same user in another cgroup: the bytes so far stay counted.
     agg.on_event(ev(PDTT_EV_FLOW_OWNER, 1, 40001, 1002, 12000, 900));
     // Flow 2 on another interface, closed with bytes no delta had brought.
@@ -187,10 +187,10 @@ BOOST_FIXTURE_TEST_CASE(open_flows_count_before_the_report, Pipeline) {
 // A flow the agent forgot (its close was lost) leaves no state behind, and
 // a live flow's deltas are not counted twice at its close.
 BOOST_FIXTURE_TEST_CASE(forgotten_flows_are_dropped_live_ones_kept, Pipeline) {
-    agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, 40001, 1001, 100, 0));   // lost later
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, 40001, 1001, 100, 0)); // lost later
     report(1);
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, 2, 40002, 1001, 200, 0));
-    report(1);   // one flow is tracked: flow 1, the quieter, goes
+    report(1); // one flow is tracked: flow 1, the quieter, goes
     agg.on_event(ev(PDTT_EV_FLOW_CLOSE, 2, 40002, 1001, 250, 0));
     report(0);
     BOOST_TEST(sample(metrics->exposition(), "pdtt_transmit_bytes_total" + user_labels("alice", 1001, "veth0")) ==
@@ -215,8 +215,8 @@ BOOST_AUTO_TEST_CASE(label_values_are_escaped) {
     r.id.iface = "eth0";
     r.cnt = {1, 2, 3, 4};
     m->flow_delta(r);
-    BOOST_TEST(sample(m->exposition(), "pdtt_transmit_bytes_total{user=\"we\\\"ird\\\\\\nname\",uid=\"5\",iface=\"eth0\"}") ==
-               1u);
+    BOOST_TEST(sample(m->exposition(),
+                      "pdtt_transmit_bytes_total{user=\"we\\\"ird\\\\\\nname\",uid=\"5\",iface=\"eth0\"}") == 1u);
 }
 
 // Every line is a comment or NAME{LABELS} VALUE; each metric has HELP and
@@ -366,8 +366,8 @@ BOOST_AUTO_TEST_CASE(with_a_token_only_its_bearer_is_answered) {
 }
 
 BOOST_AUTO_TEST_CASE(a_token_file_others_may_read_is_refused) {
-    TempFile token("s3cret\n", fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                                   fs::perms::others_read);
+    TempFile token("s3cret\n",
+                   fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
     asio::io_context io;
     try {
         make_metrics_sink({"127.0.0.1:0", token.path.string(), "0.1"}, io);
@@ -430,7 +430,7 @@ BOOST_AUTO_TEST_CASE(a_slow_request_is_dropped_and_stalls_nothing) {
     BOOST_TEST(status(get(srv.port(), "/metrics")) == 200, "another client is answered meanwhile");
     std::string reply;
     boost::system::error_code ec;
-    asio::read(slow, asio::dynamic_buffer(reply), ec);   // until the server closes it
+    asio::read(slow, asio::dynamic_buffer(reply), ec); // until the server closes it
     auto took = std::chrono::steady_clock::now() - t0;
     BOOST_TEST(reply.empty());
     BOOST_TEST((took >= std::chrono::seconds(kMetricsTimeoutSeconds - 1)));
@@ -450,7 +450,7 @@ BOOST_AUTO_TEST_CASE(open_connections_are_bounded) {
         idle.emplace_back(io);
         idle.back().connect({asio::ip::make_address("127.0.0.1"), srv.port()});
     }
-    std::this_thread::sleep_for(200ms);   // all accepted
+    std::this_thread::sleep_for(200ms); // all accepted
     auto t0 = std::chrono::steady_clock::now();
     BOOST_TEST(get(srv.port(), "/metrics").empty(), "a connection over the bound was answered");
     BOOST_TEST((std::chrono::steady_clock::now() - t0 < 2s));

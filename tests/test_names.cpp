@@ -40,8 +40,7 @@ struct Reset {
     }
 };
 
-template <class F>
-std::chrono::milliseconds timed(F&& f) {
+template <class F> std::chrono::milliseconds timed(F&& f) {
     auto t0 = Steady::now();
     f();
     return std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - t0);
@@ -54,10 +53,10 @@ BOOST_FIXTURE_TEST_CASE(a_lookup_runs_on_a_worker_and_a_first_sight_waits_for_it
     UserNames names(600s, &slow_passwd);
     std::string n;
     auto took = timed([&] { n = names.name(1001); });
-    BOOST_TEST(n == "user1001");   // waited, rather than "uid-1001"
+    BOOST_TEST(n == "user1001"); // waited, rather than "uid-1001"
     BOOST_TEST(took >= 150ms);
     BOOST_TEST((looked_up_on.load() != std::this_thread::get_id()));
-    took = timed([&] { n = names.name(1001); });   // cached: at once, no second lookup
+    took = timed([&] { n = names.name(1001); }); // cached: at once, no second lookup
     BOOST_TEST(n == "user1001");
     BOOST_TEST(took < 50ms);
     BOOST_TEST(calls == 1);
@@ -71,24 +70,24 @@ BOOST_FIXTURE_TEST_CASE(a_stuck_lookup_costs_the_bound_once_and_its_late_answer_
     BOOST_TEST(n == "uid-1002");
     BOOST_TEST(took >= 180ms);
     BOOST_TEST(took < 600ms);
-    std::this_thread::sleep_for(800ms);   // the lookup answers late
+    std::this_thread::sleep_for(800ms); // the lookup answers late
     took = timed([&] { n = names.name(1002); });
-    BOOST_TEST(n == "user1002");   // the placeholder was not cached
+    BOOST_TEST(n == "user1002"); // the placeholder was not cached
     BOOST_TEST(took < 50ms);
     BOOST_TEST(calls == 1);
 }
 
 BOOST_FIXTURE_TEST_CASE(an_expired_name_is_served_at_once_while_it_is_looked_up_again, Reset) {
-    UserNames names(0s, &slow_passwd);   // every entry expired at once
+    UserNames names(0s, &slow_passwd); // every entry expired at once
     BOOST_TEST(names.name(1003) == "user1003");
     delay_ms = 500;
-    known = false;   // the next answer: no such user
+    known = false; // the next answer: no such user
     std::string n;
     auto took = timed([&] { n = names.name(1003); });
-    BOOST_TEST(n == "user1003");   // the old name, without waiting
+    BOOST_TEST(n == "user1003"); // the old name, without waiting
     BOOST_TEST(took < 50ms);
     std::this_thread::sleep_for(700ms);
-    BOOST_TEST(names.name(1003) == "uid-1003");   // then the refreshed answer
+    BOOST_TEST(names.name(1003) == "uid-1003"); // then the refreshed answer
 }
 
 BOOST_FIXTURE_TEST_CASE(unattributed_and_out_of_range_uids_need_no_lookup, Reset) {

@@ -20,10 +20,10 @@ struct Global {
 BOOST_TEST_GLOBAL_FIXTURE(Global);
 
 // What pdtt-handover's protocol moves besides the payload asked for.
-constexpr uint64_t kBanner = 64;     // root -> client, before the hand-over
-constexpr uint64_t kHello = 32;      // client -> root, before the hand-over
-constexpr uint64_t kGreeting = 16;   // user -> client, the user's first write
-constexpr uint64_t kConfirm = 8;     // a peer's confirmation of a part (two-writers)
+constexpr uint64_t kBanner = 64;   // root -> client, before the hand-over
+constexpr uint64_t kHello = 32;    // client -> root, before the hand-over
+constexpr uint64_t kGreeting = 16; // user -> client, the user's first write
+constexpr uint64_t kConfirm = 8;   // a peer's confirmation of a part (two-writers)
 constexpr const char* kDaemonPort = "5002";
 constexpr const char* kSinkPort = "5003";
 
@@ -53,8 +53,8 @@ struct Moved {
 
 // One flow's records in the order the agent wrote them.
 struct FlowBook {
-    json::object open;                  // its first record
-    std::vector<json::object> owners;   // flow_owner
+    json::object open;                // its first record
+    std::vector<json::object> owners; // flow_owner
     std::optional<json::object> close;
 
     int64_t lport() const { return opt_i64(open, "lport"); }
@@ -94,9 +94,9 @@ std::string show(const std::vector<int64_t>& chain) {
 }
 
 struct Books {
-    std::vector<FlowBook> flows;        // by first appearance
-    std::map<int64_t, Moved> shares;    // flow_owner by from_uid + flow_close by uid
-    std::map<int64_t, Moved> reports;   // user_report by uid, over the run
+    std::vector<FlowBook> flows;      // by first appearance
+    std::map<int64_t, Moved> shares;  // flow_owner by from_uid + flow_close by uid
+    std::map<int64_t, Moved> reports; // user_report by uid, over the run
     int flow_records = 0, without_flow_id = 0;
 
     std::vector<const FlowBook*> where(const std::function<bool(const FlowBook&)>& pred) const {
@@ -113,8 +113,8 @@ struct Books {
 std::string flow_key(const json::object& r) {
     if (const json::value* id = r.if_contains("flow_id"))
         return "id " + json::serialize(*id);
-    return opt_str(r, "proto") + " " + opt_str(r, "local") + " " + std::to_string(opt_i64(r, "lport")) +
-           " " + opt_str(r, "remote") + " " + std::to_string(opt_i64(r, "rport"));
+    return opt_str(r, "proto") + " " + opt_str(r, "local") + " " + std::to_string(opt_i64(r, "lport")) + " " +
+           opt_str(r, "remote") + " " + std::to_string(opt_i64(r, "rport"));
 }
 
 Books read_books(const std::vector<json::object>& recs) {
@@ -184,7 +184,7 @@ void check_books_balance(const Books& b) {
     for (const auto& [u, m] : b.shares)
         uids.insert(u);
     for (const auto& [u, m] : b.reports)
-        if (u != kUnattributed)   // ARP, ND and handshakes: no flow, so no flow record
+        if (u != kUnattributed) // ARP, ND and handshakes: no flow, so no flow record
             uids.insert(u);
     for (int64_t u : uids) {
         BOOST_TEST_CONTEXT("uid " << u << ": flow_owner + flow_close vs user_report") {
@@ -255,11 +255,11 @@ void ssh_round_trip(SshLab& lab, const std::string& tool, bool v6) {
             // alice's sshd moves the data: each wrote and read the socket.
             auto chain = f.chain();
             BOOST_TEST(!f.owners.empty(), "no flow_owner record: root's sshd kept the flow");
-            BOOST_TEST((chain == lab.owners_of_a_login()), "owners " << show(chain) << ", not "
-                                                                     << show(lab.owners_of_a_login()));
+            BOOST_TEST((chain == lab.owners_of_a_login()),
+                       "owners " << show(chain) << ", not " << show(lab.owners_of_a_login()));
             for (std::size_t k = 0; k < f.owners.size(); k++) {
-                BOOST_TEST(opt_i64(f.owners[k], "from_uid") == chain[k], "flow_owner " << k << " hands on "
-                                                                                      << json::serialize(f.owners[k]));
+                BOOST_TEST(opt_i64(f.owners[k], "from_uid") == chain[k],
+                           "flow_owner " << k << " hands on " << json::serialize(f.owners[k]));
                 BOOST_TEST(opt_i64(f.owners[k], "uid") != opt_i64(f.owners[k], "from_uid"));
             }
             if (!f.owners.empty()) {
@@ -287,7 +287,7 @@ void ssh_round_trip(SshLab& lab, const std::string& tool, bool v6) {
 
 // ---- daemons that hand a connection to a user's process ----
 
-constexpr uint64_t kDaemonRx = 3'000'000, kDaemonTx = 2'000'000;   // as the daemon's user sees them
+constexpr uint64_t kDaemonRx = 3'000'000, kDaemonTx = 2'000'000; // as the daemon's user sees them
 
 // The daemon in the agent's namespace as root, its client in the peer: root
 // moves kBanner out and kHello in, then alice's process everything else.
@@ -296,12 +296,11 @@ void daemon_hand_over(Lab& lab, const std::string& mode, bool v6) {
     const std::string addr = v6 ? lab.link.a_ip6() : lab.link.a_ip4();
     lab.start_agent({"-t", "1"});
     Process daemon({PDTT_HANDOVER_BIN, mode, "--bind", addr, "--port", kDaemonPort, "--uid",
-                    std::to_string(alice.uid()), "--rx", std::to_string(kDaemonRx), "--tx",
-                    std::to_string(kDaemonTx)},
+                    std::to_string(alice.uid()), "--rx", std::to_string(kDaemonRx), "--tx", std::to_string(kDaemonTx)},
                    lab.host.name());
     BOOST_REQUIRE_MESSAGE(daemon.wait_for_line("ready", 10s), "daemon did not start: " << daemon.err());
-    Process client({PDTT_HANDOVER_BIN, "client", "--to", addr, "--port", kDaemonPort, "--tx",
-                    std::to_string(kDaemonRx), "--rx", std::to_string(kDaemonTx)},
+    Process client({PDTT_HANDOVER_BIN, "client", "--to", addr, "--port", kDaemonPort, "--tx", std::to_string(kDaemonRx),
+                    "--rx", std::to_string(kDaemonTx)},
                    lab.peer.name());
     auto cst = client.wait(30s);
     BOOST_REQUIRE_MESSAGE(cst && *cst == 0, "client: " << client.err() << "; daemon: " << daemon.err());
@@ -358,16 +357,17 @@ void daemon_hand_over(Lab& lab, const std::string& mode, bool v6) {
 
 // ---- one socket, two writers ----
 
-constexpr uint64_t kFirst = 1'500'000, kSecond = 2'500'000;   // TCP: alice's part, then bob's
+constexpr uint64_t kFirst = 1'500'000, kSecond = 2'500'000; // TCP: alice's part, then bob's
 
 struct Writers {
-    std::optional<int64_t> a, b;   // pids
+    std::optional<int64_t> a, b; // pids
 };
 
 Writers two_writers(Lab& lab, const TestUser& a, const TestUser& b, const std::string& to, const char* port,
                     std::vector<std::string> extra) {
-    std::vector<std::string> argv{PDTT_HANDOVER_BIN, "two-writers", "--to",  to, "--port", port, "--uid",
-                                  std::to_string(a.uid()), "--uid-b", std::to_string(b.uid())};
+    std::vector<std::string> argv{
+        PDTT_HANDOVER_BIN, "two-writers",          "--to", to, "--port", port, "--uid", std::to_string(a.uid()),
+        "--uid-b",         std::to_string(b.uid())};
     argv.insert(argv.end(), extra.begin(), extra.end());
     Process p(argv, lab.host.name());
     auto st = p.wait(30s);
@@ -404,9 +404,7 @@ BOOST_FIXTURE_TEST_CASE(fork_setuid_child_owns_what_it_moves_ipv6, Lab) {
     daemon_hand_over(*this, "fork-setuid", true);
 }
 
-BOOST_FIXTURE_TEST_CASE(seteuid_child_is_owned_by_its_effective_uid, Lab) {
-    daemon_hand_over(*this, "seteuid", false);
-}
+BOOST_FIXTURE_TEST_CASE(seteuid_child_is_owned_by_its_effective_uid, Lab) { daemon_hand_over(*this, "seteuid", false); }
 
 BOOST_FIXTURE_TEST_CASE(socket_passed_over_scm_rights_belongs_to_the_receiver, Lab) {
     daemon_hand_over(*this, "scm-rights", true);
@@ -462,9 +460,9 @@ BOOST_FIXTURE_TEST_CASE(udp_socket_written_by_two_users_splits_within_one_datagr
     constexpr uint64_t kSize = 1000, kA = 200 * kSize, kB = 300 * kSize;
     auto srv = serve(link.b_ip4(), {"--proto", "udp"});
     start_agent({"-t", "1", "--udp-timeout", "2"});
-    Writers w = two_writers(*this, alice, bob, link.b_ip4(), kPort,
-                            {"--proto", "udp", "--size", std::to_string(kSize), "--tx", std::to_string(kA), "--tx-b",
-                             std::to_string(kB)});
+    Writers w = two_writers(
+        *this, alice, bob, link.b_ip4(), kPort,
+        {"--proto", "udp", "--size", std::to_string(kSize), "--tx", std::to_string(kA), "--tx-b", std::to_string(kB)});
     BOOST_REQUIRE(w.a && w.b);
     auto to_srv = [](const FlowBook& f) { return f.proto() == "udp" && f.rport() == std::stoi(kPort); };
     BOOST_TEST(wait_for_closes(*agent, 1, to_srv), "the UDP flow closed");

@@ -21,7 +21,7 @@ constexpr const char* kToken = "lab-token-7f3a9c";
 struct PrometheusLab : Lab {
     fs::path token_file = dir / "token";
     fs::path prom_dir = dir / "prometheus";
-    std::unique_ptr<Process> prometheus;   // destroyed (killed) before the Lab removes its files
+    std::unique_ptr<Process> prometheus; // destroyed (killed) before the Lab removes its files
 
     PrometheusLab() {
         std::ofstream(token_file) << kToken << "\n";
@@ -31,9 +31,7 @@ struct PrometheusLab : Lab {
     ~PrometheusLab() { prometheus.reset(); }
 
     std::string metrics_addr() const { return link.a_ip4() + ":" + kMetricsPort; }
-    std::string metrics_url(const std::string& path = "/metrics") const {
-        return "http://" + metrics_addr() + path;
-    }
+    std::string metrics_url(const std::string& path = "/metrics") const { return "http://" + metrics_addr() + path; }
 
     void start_prometheus() {
         fs::path cfg = prom_dir / "prometheus.yml";
@@ -50,20 +48,20 @@ struct PrometheusLab : Lab {
                               "    static_configs:\n"
                               "      - targets: ['"
                            << metrics_addr() << "']\n";
-        prometheus = std::make_unique<Process>(
-            std::vector<std::string>{"prometheus", "--config.file=" + cfg.string(),
-                                     "--storage.tsdb.path=" + (prom_dir / "data").string(),
-                                     "--web.listen-address=" + std::string(kPrometheusAddr)},
-            host.name());
-        bool ready = wait_until([&] { return curl_status("http://" + std::string(kPrometheusAddr) + "/-/ready") == 200; },
-                                30s, 100ms);
+        prometheus =
+            std::make_unique<Process>(std::vector<std::string>{"prometheus", "--config.file=" + cfg.string(),
+                                                               "--storage.tsdb.path=" + (prom_dir / "data").string(),
+                                                               "--web.listen-address=" + std::string(kPrometheusAddr)},
+                                      host.name());
+        bool ready = wait_until(
+            [&] { return curl_status("http://" + std::string(kPrometheusAddr) + "/-/ready") == 200; }, 30s, 100ms);
         BOOST_REQUIRE_MESSAGE(ready, "prometheus did not start: " << prometheus->err());
     }
 
     // HTTP status of a GET from the host namespace (0: no answer).
     int curl_status(const std::string& url, const std::string& extra = "") const {
-        std::string out = capture(host.exec("sh -c \"curl -s -o /dev/null -m 10 -w '%{http_code}' " + extra + " '" + url +
-                                           "' || true\""));
+        std::string out = capture(
+            host.exec("sh -c \"curl -s -o /dev/null -m 10 -w '%{http_code}' " + extra + " '" + url + "' || true\""));
         return out.empty() ? 0 : std::atoi(out.c_str());
     }
     std::string curl(const std::string& url, const std::string& extra = "") const {
@@ -113,14 +111,16 @@ BOOST_FIXTURE_TEST_CASE(prometheus_counts_what_the_log_files_say, PrometheusLab)
     // to have everything, and for Prometheus to have scraped it.
     std::map<std::string, uint64_t> tx, rx;
     FileSums a, b;
-    bool same = wait_until([&] {
-        a = read_user_file(user_file(alice));
-        b = read_user_file(user_file(bob));
-        tx = query_by_user("pdtt_transmit_bytes_total");
-        rx = query_by_user("pdtt_receive_bytes_total");
-        return a.tx > 0 && b.tx > 0 && tx[alice.name()] == a.tx && rx[alice.name()] == a.rx &&
-               tx[bob.name()] == b.tx && rx[bob.name()] == b.rx;
-    }, 20s, 500ms);
+    bool same = wait_until(
+        [&] {
+            a = read_user_file(user_file(alice));
+            b = read_user_file(user_file(bob));
+            tx = query_by_user("pdtt_transmit_bytes_total");
+            rx = query_by_user("pdtt_receive_bytes_total");
+            return a.tx > 0 && b.tx > 0 && tx[alice.name()] == a.tx && rx[alice.name()] == a.rx &&
+                   tx[bob.name()] == b.tx && rx[bob.name()] == b.rx;
+        },
+        20s, 500ms);
     BOOST_TEST(same, "alice: file " << a.tx << "/" << a.rx << ", prometheus " << tx[alice.name()] << "/"
                                     << rx[alice.name()] << "; bob: file " << b.tx << "/" << b.rx << ", prometheus "
                                     << tx[bob.name()] << "/" << rx[bob.name()]);

@@ -58,7 +58,7 @@ public:
         std::snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path_.c_str());
         BOOST_REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0);
         ::setenv("NOTIFY_SOCKET", path_.c_str(), 1);
-        ::setenv("WATCHDOG_USEC", "400000", 1);   // a ping every 200 ms
+        ::setenv("WATCHDOG_USEC", "400000", 1); // a ping every 200 ms
     }
     ~NotifySocket() {
         ::unsetenv("NOTIFY_SOCKET");
@@ -158,13 +158,16 @@ BOOST_FIXTURE_TEST_CASE(a_late_interface_is_waited_for_and_counted, Lab) {
     run_ok("ip -n " + peer.name() + " addr add " + link.b_ip4() + "/24 dev " + link.b_name());
     run_ok(ns + "link set " + link.a_name() + " up");
     run_ok("ip -n " + peer.name() + " link set " + link.b_name() + " up");
-    BOOST_TEST_REQUIRE(wait_until([&] { return agent->err().find("appeared; counting starts") != std::string::npos; },
-                                  10s),
-                       agent->err());
-    BOOST_TEST(wait_until([&] {
-        const auto& m = notify.messages();
-        return std::find(m.begin(), m.end(), "STATUS=counting") != m.end();
-    }, 5s), "STATUS= says nothing is awaited any more");
+    BOOST_TEST_REQUIRE(
+        wait_until([&] { return agent->err().find("appeared; counting starts") != std::string::npos; }, 10s),
+        agent->err());
+    BOOST_TEST(wait_until(
+                   [&] {
+                       const auto& m = notify.messages();
+                       return std::find(m.begin(), m.end(), "STATUS=counting") != m.end();
+                   },
+                   5s),
+               "STATUS= says nothing is awaited any more");
     transfer(bob, link.b_ip4(), 200'000, 30'000);
     // WATCHDOG_USEC=400 ms: a ping every 200 ms from the loop.
     BOOST_TEST(wait_until([&] { return notify.count("WATCHDOG=1") >= 5; }, 5s), notify.count("WATCHDOG=1"));

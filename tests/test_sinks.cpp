@@ -71,8 +71,7 @@ UserReport spec_report() {
     r.tx_packets = 600;
     r.rx_packets = 900;
     r.flows = 2;
-    r.connections = {{"192.168.1.100", "93.184.216.34", 524288, 1048576},
-                     {"192.168.1.100", "8.8.8.8", 262144, 131072}};
+    r.connections = {{"192.168.1.100", "93.184.216.34", 524288, 1048576}, {"192.168.1.100", "8.8.8.8", 262144, 131072}};
     return r;
 }
 
@@ -172,7 +171,8 @@ BOOST_AUTO_TEST_CASE(username_reduced_to_safe_characters) {
     BOOST_TEST(sanitize_username("alice") == "alice");
     BOOST_TEST(sanitize_username("a.b_c-D9") == "a.b_c-D9");
     BOOST_TEST(sanitize_username("../../etc/passwd") == ".._.._etc_passwd");
-    BOOST_TEST(sanitize_username("b\xc3\xa9" "a t") == "b__a_t");
+    BOOST_TEST(sanitize_username("b\xc3\xa9"
+                                 "a t") == "b__a_t");
     BOOST_TEST(sanitize_username("") == "_");
     BOOST_TEST(sanitize_username(".") == "_");
     BOOST_TEST(sanitize_username("..") == "__");
@@ -182,12 +182,14 @@ BOOST_AUTO_TEST_CASE(username_reduced_to_safe_characters) {
 BOOST_AUTO_TEST_CASE(utf8_repair) {
     BOOST_TEST(valid_utf8("plain") == "plain");
     BOOST_TEST(valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80") == "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
-    BOOST_TEST(valid_utf8("a\xff\xfe" "b") == "a\xef\xbf\xbd\xef\xbf\xbd" "b");
-    BOOST_TEST(valid_utf8("\x80") == "\xef\xbf\xbd");                 // lone continuation
-    BOOST_TEST(valid_utf8("x\xe2\x82") == "x\xef\xbf\xbd");           // truncated sequence
-    BOOST_TEST(valid_utf8("\xc0\xaf") == "\xef\xbf\xbd\xef\xbf\xbd"); // overlong '/'
+    BOOST_TEST(valid_utf8("a\xff\xfe"
+                          "b") == "a\xef\xbf\xbd\xef\xbf\xbd"
+                                  "b");
+    BOOST_TEST(valid_utf8("\x80") == "\xef\xbf\xbd");                                 // lone continuation
+    BOOST_TEST(valid_utf8("x\xe2\x82") == "x\xef\xbf\xbd");                           // truncated sequence
+    BOOST_TEST(valid_utf8("\xc0\xaf") == "\xef\xbf\xbd\xef\xbf\xbd");                 // overlong '/'
     BOOST_TEST(valid_utf8("\xed\xa0\x80") == "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); // surrogate
-    BOOST_TEST(valid_utf8("\xf4\x90\x80\x80").find("\xf4") == std::string::npos);    // > U+10FFFF
+    BOOST_TEST(valid_utf8("\xf4\x90\x80\x80").find("\xf4") == std::string::npos);     // > U+10FFFF
     BOOST_TEST(valid_utf8(std::string("a\0b", 3)) == std::string("a\0b", 3));
 }
 
@@ -286,7 +288,7 @@ BOOST_AUTO_TEST_CASE(reopen_after_rotation_creates_new_file) {
     auto sink = make_file_sink((dir.path / "p").string());
     sink->user_report(spec_report());
     fs::rename(dir.path / "p-alice.log", dir.path / "p-alice.log.1");
-    sink->user_report(spec_report());  // still the old fd: goes to the rotated file
+    sink->user_report(spec_report()); // still the old fd: goes to the rotated file
     sink->reopen();
     sink->user_report(spec_report());
     BOOST_TEST(slurp(dir.path / "p-alice.log.1") == std::string(kSpecReport) + kSpecReport);
@@ -338,7 +340,7 @@ BOOST_AUTO_TEST_CASE(planted_names_are_refused_and_others_still_written) {
     TempDir dir;
     fs::path target = dir.path / "target";
     std::ofstream(target) << "keep";
-    BOOST_REQUIRE(mkfifo((dir.path / "p-fifo.log").c_str(), 0666) == 0);   // no reader: must not block
+    BOOST_REQUIRE(mkfifo((dir.path / "p-fifo.log").c_str(), 0666) == 0); // no reader: must not block
     fs::create_directory(dir.path / "p-dir.log");
     fs::create_symlink(target, dir.path / "p-link.log");
     fs::create_hard_link(target, dir.path / "p-hard.log");
@@ -347,7 +349,7 @@ BOOST_AUTO_TEST_CASE(planted_names_are_refused_and_others_still_written) {
         UserReport r = spec_report();
         r.user = user;
         sink->user_report(r);
-        sink->user_report(r);   // retried, and counted again
+        sink->user_report(r); // retried, and counted again
     }
     sink->user_report(spec_report());
     BOOST_TEST(sink->errors() == 8u);
@@ -386,9 +388,7 @@ BOOST_AUTO_TEST_CASE(directory_is_held_by_descriptor) {
 BOOST_AUTO_TEST_CASE(open_files_are_bounded) {
     UtcZone utc;
     TempDir dir;
-    auto open_fds = [] {
-        return std::distance(fs::directory_iterator("/proc/self/fd"), fs::directory_iterator{});
-    };
+    auto open_fds = [] { return std::distance(fs::directory_iterator("/proc/self/fd"), fs::directory_iterator{}); };
     auto sink = make_file_sink((dir.path / "p").string(), 2);
     auto before = open_fds();
     for (int round = 0; round < 2; ++round)
@@ -469,14 +469,18 @@ BOOST_AUTO_TEST_CASE(every_record_type_has_its_keys_in_order) {
     BOOST_REQUIRE(lines.size() == 5u);
 
     using K = std::vector<std::string>;
-    K id = {"ts", "flow_id", "iface", "user", "uid", "pid", "comm", "cgroup", "job", "step", "proto", "family",
-            "local", "lport", "remote", "rport", "direction"};
+    K id = {"ts",   "flow_id", "iface",  "user",  "uid",   "pid",    "comm",  "cgroup",   "job",
+            "step", "proto",   "family", "local", "lport", "remote", "rport", "direction"};
     K cnt = {"tx_bytes", "rx_bytes", "tx_packets", "rx_packets"};
-    auto cat = [](K a, const K& b) { a.insert(a.end(), b.begin(), b.end()); return a; };
+    auto cat = [](K a, const K& b) {
+        a.insert(a.end(), b.begin(), b.end());
+        return a;
+    };
     std::vector<K> expected = {
         cat({"v", "type"}, id),
         cat(cat({"v", "type"}, id), cnt),
-        cat(cat(cat({"v", "type"}, id), cnt), {"tcp_bytes_acked", "tcp_bytes_received", "tcp_bytes_retrans", "duration_ms"}),
+        cat(cat(cat({"v", "type"}, id), cnt),
+            {"tcp_bytes_acked", "tcp_bytes_received", "tcp_bytes_retrans", "duration_ms"}),
         cat(cat({"v", "type", "ts", "user", "uid", "interval_s"}, cnt), {"flows", "connections"}),
         {"v", "type", "ts", "interval_s", "events", "ring_drops", "flow_table_full", "aux_table_full",
          "flow_share_full", "owner_deferred", "deltas_incomplete", "flows_active", "flow_table_size", "sink_errors",
@@ -554,7 +558,7 @@ BOOST_AUTO_TEST_CASE(hostile_strings_stay_valid_json) {
     sink->user_report(u);
     sink->flush();
     auto lines = lines_of(cap.text());
-    BOOST_REQUIRE(lines.size() == 2u);  // no raw newline inside a line
+    BOOST_REQUIRE(lines.size() == 2u); // no raw newline inside a line
     json::object o = json::parse(lines[0]).as_object();
     BOOST_TEST(o.at("comm").as_string() == "a\"b\\c\x01\n\xef\xbf\xbd\xef\xbf\xbd");
     BOOST_TEST(o.at("user").as_string() == "\xef\xbf\xbdu]");
@@ -575,7 +579,7 @@ BOOST_AUTO_TEST_CASE(write_error_is_counted) {
     uint64_t after_first = sink->errors();
     sink->flow_open(flow(FlowEvent::open));
     sink->flush();
-    BOOST_TEST(sink->errors() > after_first);  // retried, failed again
+    BOOST_TEST(sink->errors() > after_first); // retried, failed again
     std::fclose(full);
 }
 
@@ -586,7 +590,7 @@ BOOST_AUTO_TEST_CASE(pipe_gets_each_line_at_once) {
     auto sink = make_json_sink(w);
     sink->flow_open(flow(FlowEvent::open));
     char buf[4096];
-    ssize_t n = read(fds[0], buf, sizeof buf);  // blocks forever if not flushed
+    ssize_t n = read(fds[0], buf, sizeof buf); // blocks forever if not flushed
     BOOST_REQUIRE(n > 0);
     BOOST_TEST(buf[n - 1] == '\n');
     BOOST_TEST(json::parse(std::string(buf, n - 1)).at("type").as_string() == "flow_open");
@@ -604,9 +608,9 @@ BOOST_AUTO_TEST_CASE(one_row_per_user_and_a_health_line) {
     auto sink = make_text_sink(cap.f);
     sink->flow_open(flow(FlowEvent::open));
     sink->flow_close(flow(FlowEvent::close));
-    BOOST_TEST(cap.text().empty());  // no per-flow lines
+    BOOST_TEST(cap.text().empty()); // no per-flow lines
 
-    UserReport alice = spec_report();  // 768 KiB tx, 1.1 MiB rx
+    UserReport alice = spec_report(); // 768 KiB tx, 1.1 MiB rx
     UserReport bob;
     bob.ts = at();
     bob.user = "bob";
@@ -623,7 +627,7 @@ BOOST_AUTO_TEST_CASE(one_row_per_user_and_a_health_line) {
     st.flow_table_full = 6;
     st.sink_errors = 7;
     sink->agent_stats(st);
-    BOOST_TEST(cap.text().empty());  // printed only at interval_end
+    BOOST_TEST(cap.text().empty()); // printed only at interval_end
     sink->interval_end();
 
     auto lines = lines_of(cap.text());
@@ -636,7 +640,7 @@ BOOST_AUTO_TEST_CASE(one_row_per_user_and_a_health_line) {
     BOOST_TEST(lines[3] == "bob                  1.5 MiB       512 B     1.5 MiB       7");
     BOOST_TEST(lines[4] == "health: events 1234, ring drops 5, flow table full 6, sink errors 7");
 
-    sink->interval_end();  // nothing new: prints nothing
+    sink->interval_end(); // nothing new: prints nothing
     BOOST_TEST(lines_of(cap.text()).size() == 5u);
 }
 

@@ -50,7 +50,7 @@ pdtt_flow_key key(const char* laddr, uint16_t lport, const char* raddr, uint16_t
 }
 
 uint32_t netns_inode() {
-    struct stat st{};
+    struct stat st {};
     BOOST_REQUIRE(::stat("/proc/self/ns/net", &st) == 0);
     return static_cast<uint32_t>(st.st_ino);
 }

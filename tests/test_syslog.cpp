@@ -50,8 +50,8 @@ class NetnsEtcFile {
 public:
     static constexpr const char* kRoot = "/etc/netns";
 
-    NetnsEtcFile(const Netns& ns, const std::string& file, const std::string& text)
-        : dir_(fs::path(kRoot) / ns.name()), path_(dir_ / file) {
+    NetnsEtcFile(const Netns& ns, const std::string& file, const std::string& text) :
+        dir_(fs::path(kRoot) / ns.name()), path_(dir_ / file) {
         fs::create_directories(dir_);
         write(text);
     }
@@ -60,7 +60,7 @@ public:
     NetnsEtcFile& operator=(const NetnsEtcFile&) = delete;
 
     void write(const std::string& text) const {
-        std::ofstream f(path_, std::ios::trunc);   // the same inode: the mount stays
+        std::ofstream f(path_, std::ios::trunc); // the same inode: the mount stays
         f << text;
         f.close();
         if (!f)
@@ -70,7 +70,7 @@ public:
     static void remove(const fs::path& dir) {
         std::error_code ec;
         fs::remove_all(dir, ec);
-        fs::remove(kRoot, ec);   // only when empty
+        fs::remove(kRoot, ec); // only when empty
     }
     // What a crashed run left: the directories of namespaces that are gone.
     static void remove_stale() {
@@ -97,8 +97,8 @@ BOOST_TEST_GLOBAL_FIXTURE(Global);
 // raw socket sees them: connection attempts, refused ones too.
 class SynWatch {
 public:
-    explicit SynWatch(uint16_t port)
-        : port_(port), fd_(::socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP)) {
+    explicit SynWatch(uint16_t port) :
+        port_(port), fd_(::socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP)) {
         if (!fd_)
             throw std::runtime_error(std::string("raw socket: ") + std::strerror(errno));
     }
@@ -110,7 +110,7 @@ public:
             if (static_cast<std::size_t>(n) < ihl + 14)
                 continue;
             const unsigned char* tcp = pkt + ihl;
-            bool syn = (tcp[13] & 0x02) && !(tcp[13] & 0x10);   // SYN without ACK
+            bool syn = (tcp[13] & 0x02) && !(tcp[13] & 0x10); // SYN without ACK
             if (syn && (tcp[2] << 8 | tcp[3]) == port_)
                 at.push_back(Steady::now());
         }
@@ -132,7 +132,8 @@ void make_certificates(const fs::path& dir) {
     const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     std::ofstream(dir / "san.ext") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
     for (const std::string& cmd : {
-             "openssl req -x509" + ec + " -keyout " + d + "/ca.key -out " + d + "/ca.pem -days 2 -subj /CN=pdtt-test-ca",
+             "openssl req -x509" + ec + " -keyout " + d + "/ca.key -out " + d +
+                 "/ca.pem -days 2 -subj /CN=pdtt-test-ca",
              "openssl req -x509" + ec + " -keyout " + d + "/other-ca.key -out " + d +
                  "/other-ca.pem -days 2 -subj /CN=pdtt-other-ca",
              "openssl req" + ec + " -keyout " + d + "/server.key -out " + d + "/server.csr -subj /CN=localhost",
@@ -157,27 +158,27 @@ struct Rsyslog {
     int udp_port, tcp_port;
     std::unique_ptr<Process> proc;
 
-    Rsyslog(const Netns& ns, const fs::path& dir, const std::string& conf, int udp_port, int tcp_port)
-        : ns(ns), dir(dir), udp_port(udp_port), tcp_port(tcp_port) {
+    Rsyslog(const Netns& ns, const fs::path& dir, const std::string& conf, int udp_port, int tcp_port) :
+        ns(ns), dir(dir), udp_port(udp_port), tcp_port(tcp_port) {
         fs::create_directories(dir / "work");
-        std::ofstream(dir / "rsyslog.conf") << "global(workDirectory=\"" << (dir / "work").string() << "\")\n"
-                                            << conf;
+        std::ofstream(dir / "rsyslog.conf") << "global(workDirectory=\"" << (dir / "work").string() << "\")\n" << conf;
         start();
     }
     ~Rsyslog() { proc.reset(); }
 
     void start() {
-        proc = std::make_unique<Process>(
-            std::vector<std::string>{"/usr/sbin/rsyslogd", "-n", "-f", (dir / "rsyslog.conf").string(), "-i",
-                                     (dir / "rsyslogd.pid").string()},
-            ns.name());
-        bool up = wait_until([&] {
-            return !proc->running() || (capture(ns.exec("ss -Hltn")).find(":" + std::to_string(tcp_port) + " ") !=
-                                            std::string::npos &&
-                                        (udp_port == 0 ||
-                                         capture(ns.exec("ss -Hlun")).find(":" + std::to_string(udp_port) + " ") !=
-                                             std::string::npos));
-        }, 10s);
+        proc = std::make_unique<Process>(std::vector<std::string>{"/usr/sbin/rsyslogd", "-n", "-f",
+                                                                  (dir / "rsyslog.conf").string(), "-i",
+                                                                  (dir / "rsyslogd.pid").string()},
+                                         ns.name());
+        bool up = wait_until(
+            [&] {
+                return !proc->running() ||
+                       (capture(ns.exec("ss -Hltn")).find(":" + std::to_string(tcp_port) + " ") != std::string::npos &&
+                        (udp_port == 0 ||
+                         capture(ns.exec("ss -Hlun")).find(":" + std::to_string(udp_port) + " ") != std::string::npos));
+            },
+            10s);
         BOOST_REQUIRE_MESSAGE(up && proc->running(), "rsyslogd did not start: " << proc->err() << proc->out());
     }
 
@@ -196,8 +197,7 @@ struct TestRsyslog : Rsyslog {
     // With tls, a TLS receiver only (rsyslog-gnutls), on all of lo at port
     // kTlsPort, showing the certificate dir/server.pem.
     static constexpr bool kTls = true;
-    TestRsyslog(const Netns& ns, const fs::path& dir, bool)
-        : Rsyslog(ns, dir, conf(dir, true), 0, kTlsPort) {}
+    TestRsyslog(const Netns& ns, const fs::path& dir, bool) : Rsyslog(ns, dir, conf(dir, true), 0, kTlsPort) {}
 
     static std::string conf(const fs::path& dir, bool tls = false) {
         std::ostringstream c;
@@ -224,12 +224,15 @@ template(name="pdtt" type="list") {
 }
 ruleset(name="pdtt") {
   action(type="mmpstrucdata")
-  action(type="omfile" file=")" << (dir / "received.log").string() << R"(" template="pdtt")
+  action(type="omfile" file=")"
+          << (dir / "received.log").string() << R"(" template="pdtt")
 }
-input(type="imudp" address="127.0.0.1" port=")" << kUdpPort << R"(" ruleset="pdtt")
-input(type="imtcp" address="127.0.0.1" port=")" << kTcpPort << R"(" ruleset="pdtt")
+input(type="imudp" address="127.0.0.1" port=")"
+          << kUdpPort << R"(" ruleset="pdtt")
+input(type="imtcp" address="127.0.0.1" port=")"
+          << kTcpPort << R"(" ruleset="pdtt")
 )";
-        if (tls) {   // the plain inputs above were for another receiver
+        if (tls) { // the plain inputs above were for another receiver
             std::string t = c.str();
             t = t.substr(0, t.find("input(type=\"imudp\""));
             return t + "input(type=\"imtcp\" port=\"" + std::to_string(kTlsPort) + "\" ruleset=\"pdtt\")\n";
@@ -241,7 +244,7 @@ input(type="imtcp" address="127.0.0.1" port=")" << kTcpPort << R"(" ruleset="pdt
         std::vector<Received> out;
         std::ifstream f(dir / "received.log");
         std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-        std::istringstream in(all.substr(0, all.rfind('\n') + 1));   // a line still being written waits
+        std::istringstream in(all.substr(0, all.rfind('\n') + 1)); // a line still being written waits
         for (std::string line; std::getline(in, line);) {
             std::istringstream ls(line);
             Received r;
@@ -300,14 +303,14 @@ BOOST_AUTO_TEST_SUITE(rsyslog)
 
 BOOST_FIXTURE_TEST_CASE(records_arrive_over_udp_and_tcp_and_match_json_and_files, SyslogLab) {
     start_agent({"--syslog", "udp://127.0.0.1:" + std::to_string(kUdpPort), "--syslog",
-                 "tcp://127.0.0.1:" + std::to_string(kTcpPort), "--syslog-facility", "local3",
-                 "--syslog-app-name", "pdtt-test"});
+                 "tcp://127.0.0.1:" + std::to_string(kTcpPort), "--syslog-facility", "local3", "--syslog-app-name",
+                 "pdtt-test"});
     transfer(alice, link.b_ip4(), 3'000'000, 1'000'000);
     transfer(alice, link.b_ip6(), 500'000, 200'000);
     transfer(bob, link.b_ip4(), 700'000, 2'000'000);
     auto json_recs = stop_agent();
 
-    std::vector<json::object> want;   // what syslog carries
+    std::vector<json::object> want; // what syslog carries
     for (const auto& r : json_recs) {
         std::string type = str(r, "type");
         if (type == "flow_close" || type == "user_report" || type == "agent_stats")
@@ -370,21 +373,25 @@ BOOST_FIXTURE_TEST_CASE(tcp_receiver_outage_queues_reconnects_and_never_stalls_t
     BOOST_TEST_REQUIRE(wait_until([&] { return count_of(agent->err(), "connected again") == 1; }, 40s), agent->err());
 
     // What the queue held arrives once the agent is connected again.
-    bool caught_up = wait_until([&] {
-        return syslog_sums(rsyslog->received(), "imtcp", alice.name()).tx == read_user_file(user_file(alice)).tx;
-    }, 20s);
+    bool caught_up = wait_until(
+        [&] {
+            return syslog_sums(rsyslog->received(), "imtcp", alice.name()).tx == read_user_file(user_file(alice)).tx;
+        },
+        20s);
     BOOST_TEST(caught_up);
     auto json_recs = stop_agent();
     std::string last_stats;
     for (const auto& r : json_recs)
         if (str(r, "type") == "agent_stats")
             last_stats = str(r, "ts");
-    wait_until([&] {
-        for (const auto& r : rsyslog->received())
-            if (r.msgid == "agent_stats" && r.sd.at("ts") == last_stats)
-                return true;
-        return false;
-    }, 5s);
+    wait_until(
+        [&] {
+            for (const auto& r : rsyslog->received())
+                if (r.msgid == "agent_stats" && r.sd.at("ts") == last_stats)
+                    return true;
+            return false;
+        },
+        5s);
     auto got = rsyslog->received();
 
     FileSums file = read_user_file(user_file(alice)), sys = syslog_sums(got, "imtcp", alice.name());
@@ -429,11 +436,14 @@ BOOST_AUTO_TEST_CASE(rsyslog_reads_escaped_and_repaired_values_as_sent) {
     BOOST_REQUIRE(::mkdtemp(tmpl));
     struct Remove {
         fs::path p;
-        ~Remove() { std::error_code ec; fs::remove_all(p, ec); }
+        ~Remove() {
+            std::error_code ec;
+            fs::remove_all(p, ec);
+        }
     } remove{tmpl};
     TestRsyslog rs(ns, remove.p);
     {
-        EnterNetns in(ns);   // this thread's sockets live next to rsyslog
+        EnterNetns in(ns); // this thread's sockets live next to rsyslog
         asio::io_context io;
         auto udp_sink = make_syslog_sink({"udp://127.0.0.1:" + std::to_string(kUdpPort), 16, "pdtt"}, io);
         auto tcp_sink = make_syslog_sink({"tcp://localhost:" + std::to_string(kTcpPort), 16, "pdtt"}, io);
@@ -442,7 +452,8 @@ BOOST_AUTO_TEST_CASE(rsyslog_reads_escaped_and_repaired_values_as_sent) {
         r.id.comm = "bad\xFF\xC0utf8";
         udp_sink->flow_close(r);
         tcp_sink->flow_close(r);
-        pump(io, [&] { return rs.received().size() >= 2; }, 5s);
+        pump(
+            io, [&] { return rs.received().size() >= 2; }, 5s);
     }
     auto got = rs.received();
     BOOST_TEST_REQUIRE(got.size() == 2u);
@@ -539,8 +550,8 @@ BOOST_AUTO_TEST_SUITE(tls)
 BOOST_FIXTURE_TEST_CASE(records_arrive_over_tls_and_match_json_and_files, SyslogLab) {
     make_certificates(dir / "tls");
     TestRsyslog receiver(host, dir / "tls", TestRsyslog::kTls);
-    start_agent({"--syslog", "tls://localhost:" + std::to_string(kTlsPort), "--syslog-ca",
-                 (dir / "tls" / "ca.pem").string()});
+    start_agent(
+        {"--syslog", "tls://localhost:" + std::to_string(kTlsPort), "--syslog-ca", (dir / "tls" / "ca.pem").string()});
     transfer(alice, link.b_ip4(), 1'000'000, 300'000);
     transfer(bob, link.b_ip6(), 200'000, 700'000);
     auto json_recs = stop_agent();
@@ -573,7 +584,10 @@ BOOST_AUTO_TEST_CASE(a_wrong_ca_or_a_wrong_name_is_refused_counted_and_nothing_i
     BOOST_REQUIRE(::mkdtemp(tmpl));
     struct Remove {
         fs::path p;
-        ~Remove() { std::error_code ec; fs::remove_all(p, ec); }
+        ~Remove() {
+            std::error_code ec;
+            fs::remove_all(p, ec);
+        }
     } remove{tmpl};
     make_certificates(remove.p);
     TestRsyslog rs(ns, remove.p, TestRsyslog::kTls);
@@ -596,8 +610,10 @@ BOOST_AUTO_TEST_CASE(a_wrong_ca_or_a_wrong_name_is_refused_counted_and_nothing_i
             o.ca_file = c.ca;
             auto sink = make_syslog_sink(o, io);
             sink->agent_stats(sample_stats(1));
-            BOOST_TEST(pump(io, [&] { return sink->errors() >= 2; }, 5s), "errors " << sink->errors());
-            BOOST_TEST(err.count("refused: ") == 1u, err.text());   // said once, however often it retries
+            BOOST_TEST(pump(
+                           io, [&] { return sink->errors() >= 2; }, 5s),
+                       "errors " << sink->errors());
+            BOOST_TEST(err.count("refused: ") == 1u, err.text()); // said once, however often it retries
             BOOST_TEST(err.text().find("certificate verify failed") != std::string::npos, err.text());
         }
     }
@@ -613,7 +629,8 @@ BOOST_AUTO_TEST_CASE(a_wrong_ca_or_a_wrong_name_is_refused_counted_and_nothing_i
         o.ca_file = (remove.p / "ca.pem").string();
         auto sink = make_syslog_sink(o, io);
         sink->agent_stats(sample_stats(7));
-        BOOST_TEST(pump(io, [&] { return rs.received().size() == 1; }, 5s));
+        BOOST_TEST(pump(
+            io, [&] { return rs.received().size() == 1; }, 5s));
         BOOST_TEST(sink->errors() == 0u);
     }
     auto got = rs.received();
@@ -623,8 +640,8 @@ BOOST_AUTO_TEST_CASE(a_wrong_ca_or_a_wrong_name_is_refused_counted_and_nothing_i
 
 BOOST_AUTO_TEST_CASE(a_tls_file_that_cannot_be_read_is_a_usage_error) {
     Netns ns;
-    Process agent({PDTT_AGENT_BIN, "-i", "lo", "--no-files", "--stdout", "none", "--syslog",
-                   "tls://127.0.0.1:6514", "--syslog-ca", "/nonexistent/ca.pem"},
+    Process agent({PDTT_AGENT_BIN, "-i", "lo", "--no-files", "--stdout", "none", "--syslog", "tls://127.0.0.1:6514",
+                   "--syslog-ca", "/nonexistent/ca.pem"},
                   ns.name());
     auto st = agent.wait(10s);
     BOOST_REQUIRE(st.has_value());
@@ -656,9 +673,10 @@ BOOST_AUTO_TEST_CASE(a_syslog_host_that_does_not_resolve_yet_is_retried_not_fata
     Process agent({PDTT_AGENT_BIN, "-i", "lo", "--no-files", "--stdout", "none", "-t", "1", "--syslog",
                    "tcp://" + name + ":" + std::to_string(rx->port())},
                   ns.name());
-    BOOST_TEST_REQUIRE(wait_until([&] { return agent.err().find("does not resolve yet") != std::string::npos ||
-                                               !agent.running(); }, 15s),
-                       agent.err());
+    BOOST_TEST_REQUIRE(
+        wait_until([&] { return agent.err().find("does not resolve yet") != std::string::npos || !agent.running(); },
+                   15s),
+        agent.err());
     BOOST_TEST_REQUIRE(agent.running(), agent.err());
     BOOST_TEST(agent.err().find("warning: syslog host '" + name + "' does not resolve yet") != std::string::npos,
                agent.err());
@@ -680,20 +698,19 @@ BOOST_AUTO_TEST_CASE(a_name_lookup_in_flight_does_not_hold_up_exit) {
     Netns ns;
     NetnsEtcFile resolv(ns, "resolv.conf", "nameserver 127.0.0.1\noptions timeout:4 attempts:1\n");
     NetnsEtcFile hosts(ns, "hosts", "127.0.0.1 localhost\n");
-    for (const char* rule : {"add table inet pdtt_dns",
-                             "add chain inet pdtt_dns in '{ type filter hook input priority 0; }'",
-                             "add rule inet pdtt_dns in udp dport 53 drop",
-                             "add rule inet pdtt_dns in tcp dport 53 drop"})
+    for (const char* rule :
+         {"add table inet pdtt_dns", "add chain inet pdtt_dns in '{ type filter hook input priority 0; }'",
+          "add rule inet pdtt_dns in udp dport 53 drop", "add rule inet pdtt_dns in tcp dport 53 drop"})
         BOOST_REQUIRE_MESSAGE(std::system(ns.exec(std::string("nft ") + rule).c_str()) == 0, rule);
     auto started = Steady::now();
-    Process agent({PDTT_AGENT_BIN, "-i", "lo", "--no-files", "--stdout", "none", "--syslog",
-                   "tcp://pdtt-silent-dns.test:514"},
-                  ns.name());
+    Process agent(
+        {PDTT_AGENT_BIN, "-i", "lo", "--no-files", "--stdout", "none", "--syslog", "tcp://pdtt-silent-dns.test:514"},
+        ns.name());
     // Queries are dropped where they arrive, unanswered: the start-up lookup
     // times out (EAI_AGAIN), and the sink's own lookup starts at once.
-    BOOST_TEST_REQUIRE(wait_until([&] { return agent.err().find("monitoring") != std::string::npos ||
-                                               !agent.running(); }, 30s),
-                       agent.err());
+    BOOST_TEST_REQUIRE(
+        wait_until([&] { return agent.err().find("monitoring") != std::string::npos || !agent.running(); }, 30s),
+        agent.err());
     BOOST_TEST_REQUIRE(agent.running(), agent.err());
     BOOST_TEST_REQUIRE((Steady::now() - started >= 3s), "the lookup did not hang: " << agent.err());
     auto t0 = Steady::now();
@@ -714,30 +731,44 @@ BOOST_FIXTURE_TEST_CASE(sigint_exits_within_2_s_with_two_stalled_receivers_and_a
         EnterNetns in(host);
         for (int i = 0; i < 2; ++i) {
             rxs.push_back(std::make_unique<TcpReceiver>(io));
-            int small = 2048;   // a window that fills at once
+            int small = 2048; // a window that fills at once
             ::setsockopt(rxs.back()->acceptor.native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
             rxs.back()->listen();
         }
     }
     fs::path fifo = dir / "stdout.fifo";
     BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-    Fd hold(::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));   // a reader that never reads
+    Fd hold(::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)); // a reader that never reads
     BOOST_REQUIRE(hold);
     ::fcntl(hold.get(), F_SETPIPE_SZ, 4096);
-    std::vector<std::string> argv{"sh", "-c", "exec \"$@\" >" + fifo.string(), "sh", PDTT_AGENT_BIN, "-c",
-                                  no_config.string(), "--stdout", "json", "-l", (dir / "pdtt").string(), "-i",
-                                  link.a_name(), "-t", "0.1"};
+    std::vector<std::string> argv{"sh",
+                                  "-c",
+                                  "exec \"$@\" >" + fifo.string(),
+                                  "sh",
+                                  PDTT_AGENT_BIN,
+                                  "-c",
+                                  no_config.string(),
+                                  "--stdout",
+                                  "json",
+                                  "-l",
+                                  (dir / "pdtt").string(),
+                                  "-i",
+                                  link.a_name(),
+                                  "-t",
+                                  "0.1"};
     for (const auto& rx : rxs)
         argv.insert(argv.end(), {"--syslog", rx->url()});
     Process stalled(argv, host.name());
     for (const auto& rx : rxs)
         BOOST_TEST_REQUIRE(rx->accept(10s), stalled.err());
-    transfer(alice, link.b_ip4(), 2'000'000, 500'000, 20);   // records for every sink
+    transfer(alice, link.b_ip4(), 2'000'000, 500'000, 20); // records for every sink
     // The pipe is full, and the receivers' windows are.
-    BOOST_TEST(wait_until([&] {
-        int queued = 0;
-        return ::ioctl(hold.get(), FIONREAD, &queued) == 0 && queued >= 2048;   // no room for another record
-    }, 10s));
+    BOOST_TEST(wait_until(
+        [&] {
+            int queued = 0;
+            return ::ioctl(hold.get(), FIONREAD, &queued) == 0 && queued >= 2048; // no room for another record
+        },
+        10s));
     std::this_thread::sleep_for(3s);
     BOOST_TEST_MESSAGE("agent's send queues: " << capture(host.exec("ss -Htn state established")));
     BOOST_TEST_REQUIRE(stalled.running(), stalled.err());
@@ -759,13 +790,19 @@ BOOST_AUTO_TEST_SUITE(tcp)
 
 BOOST_AUTO_TEST_CASE(backoff_doubles_while_the_receiver_is_absent) {
     Netns ns;
-    EnterNetns in(ns);   // the sink's attempts and the watch alone on this loopback
+    EnterNetns in(ns); // the sink's attempts and the watch alone on this loopback
     SynWatch syns(kTcpPort);
     asio::io_context io;
     auto sink = make_syslog_sink({"tcp://127.0.0.1:" + std::to_string(kTcpPort), 16, "pdtt"}, io);
     std::vector<Steady::time_point> at;
-    pump(io, [&] { syns.read(at); return at.size() >= 6; }, 25s);
-    BOOST_TEST_REQUIRE(at.size() == 6u);   // the first attempt and five retries, all refused
+    pump(
+        io,
+        [&] {
+            syns.read(at);
+            return at.size() >= 6;
+        },
+        25s);
+    BOOST_TEST_REQUIRE(at.size() == 6u); // the first attempt and five retries, all refused
     check_backoff(at);
 }
 

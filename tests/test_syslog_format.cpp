@@ -45,7 +45,7 @@ BOOST_FIXTURE_TEST_CASE(every_record_parses_by_the_grammar, UtcZone) {
 }
 
 BOOST_AUTO_TEST_CASE(timestamp_has_microseconds_and_the_local_offset) {
-    set_tz("XYZ-8");   // POSIX: eight hours east of UTC
+    set_tz("XYZ-8"); // POSIX: eight hours east of UTC
     BOOST_TEST(rfc5424::timestamp(at(42)) == "2024-01-15T18:30:00.000042+08:00");
     set_tz("ABC+3:30");
     BOOST_TEST(rfc5424::timestamp(at(999999)) == "2024-01-15T07:00:00.999999-03:30");
@@ -95,23 +95,32 @@ BOOST_AUTO_TEST_CASE(quote_backslash_and_bracket_are_escaped_and_nothing_else) {
 
 BOOST_AUTO_TEST_CASE(values_are_utf8_invalid_input_repaired) {
     FlowRecord r = sample_flow();
-    r.id.user = "caf\xC3\xA9-\xE2\x82\xAC";     // café-€, valid: kept
-    r.id.comm = "ab\xFF\xC0" "c\xE2\x82";        // invalid bytes, a truncated sequence
+    r.id.user = "caf\xC3\xA9-\xE2\x82\xAC"; // café-€, valid: kept
+    r.id.comm = "ab\xFF\xC0"
+                "c\xE2\x82"; // invalid bytes, a truncated sequence
     std::string m = rfc5424::format_flow_close(kHeader, r);
     auto sd = must_parse(m).sd();
     BOOST_TEST(sd.at("user") == "caf\xC3\xA9-\xE2\x82\xAC");
-    BOOST_TEST(sd.at("comm") == "ab\xEF\xBF\xBD\xEF\xBF\xBD" "c\xEF\xBF\xBD");
-    BOOST_TEST(valid_utf8(m) == m);   // MSG too
+    BOOST_TEST(sd.at("comm") == "ab\xEF\xBF\xBD\xEF\xBF\xBD"
+                                "c\xEF\xBF\xBD");
+    BOOST_TEST(valid_utf8(m) == m); // MSG too
     BOOST_TEST(rfc5424::escape_param_value("\xC3\xA9\"\xFF") == "\xC3\xA9\\\"\xEF\xBF\xBD");
 }
 
 BOOST_AUTO_TEST_CASE(header_fields_are_printable_ascii_or_nil) {
-    rfc5424::Header h{16, "my host\xC3\xA9", std::string(60, 'a'), "", };
-    Parsed p = must_parse(rfc5424::format_message(h, at(), "agent_stats", {{"k", "v"}}, "a\nb\x01" "c"));
+    rfc5424::Header h{
+        16,
+        "my host\xC3\xA9",
+        std::string(60, 'a'),
+        "",
+    };
+    Parsed p = must_parse(rfc5424::format_message(h, at(), "agent_stats", {{"k", "v"}},
+                                                  "a\nb\x01"
+                                                  "c"));
     BOOST_TEST(p.hostname == "my_host__");
     BOOST_TEST(p.app == std::string(48, 'a'));
     BOOST_TEST(p.procid == "-");
-    BOOST_TEST(p.msg == "a#012b#001c");   // MSG: no control characters
+    BOOST_TEST(p.msg == "a#012b#001c"); // MSG: no control characters
 }
 
 // A receiver writes one line per message: no value may start another line
@@ -119,7 +128,7 @@ BOOST_AUTO_TEST_CASE(header_fields_are_printable_ascii_or_nil) {
 BOOST_AUTO_TEST_CASE(control_characters_in_values_and_msg_are_escaped_as_hash_octal) {
     BOOST_TEST(rfc5424::escape_control("a\nb\rc\td") == "a#012b#015c#011d");
     BOOST_TEST(rfc5424::escape_control(std::string("\0\x1b[31m\x7f", 7)) == "#000#033[31m#177");
-    BOOST_TEST(rfc5424::escape_control("caf\xC3\xA9 #1") == "caf\xC3\xA9 #1");   // UTF-8 and '#' stay
+    BOOST_TEST(rfc5424::escape_control("caf\xC3\xA9 #1") == "caf\xC3\xA9 #1"); // UTF-8 and '#' stay
     FlowRecord r = sample_flow();
     r.id.user = "eve\n<14>1 - forged - - - - injected";
     r.id.comm = "a\tb\r";
@@ -140,13 +149,13 @@ BOOST_AUTO_TEST_CASE(a_big_user_report_is_split_not_truncated) {
             std::map<std::string, std::string> all;
             for (std::size_t i = 0; i < msgs.size(); ++i) {
                 BOOST_TEST(msgs[i].size() <= max);
-                if (i + 1 < msgs.size())   // full but for less than one connection and the part fields
+                if (i + 1 < msgs.size()) // full but for less than one connection and the part fields
                     BOOST_TEST(msgs[i].size() > max - 150, msgs[i].size());
                 auto sd = must_parse(msgs[i]).sd();
                 BOOST_TEST(sd.at("user") == "alice");
                 BOOST_TEST(sd.at("part") == std::to_string(i + 1));
                 BOOST_TEST(sd.at("parts") == std::to_string(msgs.size()));
-                BOOST_TEST(sd.count("tx_bytes") == (i == 0 ? 1u : 0u));   // totals once
+                BOOST_TEST(sd.count("tx_bytes") == (i == 0 ? 1u : 0u)); // totals once
                 for (auto& [k, v] : sd)
                     if (k.find('_') != std::string::npos && std::isdigit(static_cast<unsigned char>(k.back())))
                         BOOST_TEST(all.emplace(k, v).second, k << " twice");

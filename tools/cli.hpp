@@ -21,117 +21,107 @@
 namespace pdtt::tool {
 
 struct Error : std::runtime_error {
-	using std::runtime_error::runtime_error;
+    using std::runtime_error::runtime_error;
 };
 
 // A bad command line: a tool may exit 2 for it instead of 1.
 struct UsageError : Error {
-	using Error::Error;
+    using Error::Error;
 };
 
-inline std::string errno_text(std::string_view what)
-{
-	return std::string(what) + ": " + std::strerror(errno);
-}
+inline std::string errno_text(std::string_view what) { return std::string(what) + ": " + std::strerror(errno); }
 
 // ---- command line ----
 
 struct Args {
-	std::string mode;
-	std::map<std::string, std::string> opt;
+    std::string mode;
+    std::map<std::string, std::string> opt;
 
-	bool has(const std::string &k) const { return opt.count(k) != 0; }
-	std::string str(const std::string &k, const std::string &def = {}) const
-	{
-		auto it = opt.find(k);
-		return it == opt.end() ? def : it->second;
-	}
-	std::uint64_t num(const std::string &k, std::uint64_t def) const
-	{
-		auto it = opt.find(k);
-		if (it == opt.end())
-			return def;
-		const std::string &s = it->second;
-		std::uint64_t v = 0;
-		auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-		if (ec != std::errc() || p != s.data() + s.size() || s.empty())
-			throw UsageError("--" + k + ": not a non-negative integer: '" + s + "'");
-		return v;
-	}
-	std::string need(const std::string &k) const
-	{
-		if (!has(k))
-			throw UsageError(mode + ": --" + k + " is required");
-		return str(k);
-	}
+    bool has(const std::string& k) const { return opt.count(k) != 0; }
+    std::string str(const std::string& k, const std::string& def = {}) const {
+        auto it = opt.find(k);
+        return it == opt.end() ? def : it->second;
+    }
+    std::uint64_t num(const std::string& k, std::uint64_t def) const {
+        auto it = opt.find(k);
+        if (it == opt.end())
+            return def;
+        const std::string& s = it->second;
+        std::uint64_t v = 0;
+        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec != std::errc() || p != s.data() + s.size() || s.empty())
+            throw UsageError("--" + k + ": not a non-negative integer: '" + s + "'");
+        return v;
+    }
+    std::string need(const std::string& k) const {
+        if (!has(k))
+            throw UsageError(mode + ": --" + k + " is required");
+        return str(k);
+    }
 };
 
 // A mode and the options it takes, without their "--".
 struct Mode {
-	std::string name;
-	std::vector<std::string> options;
+    std::string name;
+    std::vector<std::string> options;
 };
 
 // "serve or send", "serve, run or hold": the modes as errors name them.
-inline std::string mode_list(const std::vector<Mode> &modes)
-{
-	std::string s;
-	for (std::size_t i = 0; i < modes.size(); i++)
-		s += (i == 0 ? "" : i + 1 == modes.size() ? " or " : ", ") + modes[i].name;
-	return s;
+inline std::string mode_list(const std::vector<Mode>& modes) {
+    std::string s;
+    for (std::size_t i = 0; i < modes.size(); i++)
+        s += (i == 0 ? "" : i + 1 == modes.size() ? " or " : ", ") + modes[i].name;
+    return s;
 }
 
 // MODE --option VALUE (or --option=VALUE) ...; throws UsageError.
-inline Args parse_args(int argc, char **argv, const std::vector<Mode> &modes)
-{
-	Args a;
-	if (argc < 2)
-		throw UsageError("missing mode (" + mode_list(modes) + ")");
-	a.mode = argv[1];
-	auto k = std::find_if(modes.begin(), modes.end(), [&](const Mode &m) { return m.name == a.mode; });
-	if (k == modes.end())
-		throw UsageError("unknown mode '" + a.mode + "' (" + mode_list(modes) + ")");
-	for (int i = 2; i < argc; i++) {
-		std::string s = argv[i];
-		if (s.rfind("--", 0) != 0)
-			throw UsageError("unexpected argument '" + s + "'");
-		s = s.substr(2);
-		std::string val;
-		if (auto eq = s.find('='); eq != std::string::npos) {
-			val = s.substr(eq + 1);
-			s = s.substr(0, eq);
-		} else {
-			if (i + 1 >= argc)
-				throw UsageError("--" + s + " needs a value");
-			val = argv[++i];
-		}
-		if (std::find(k->options.begin(), k->options.end(), s) == k->options.end())
-			throw UsageError(a.mode + ": unknown option --" + s);
-		a.opt[s] = val;
-	}
-	return a;
+inline Args parse_args(int argc, char** argv, const std::vector<Mode>& modes) {
+    Args a;
+    if (argc < 2)
+        throw UsageError("missing mode (" + mode_list(modes) + ")");
+    a.mode = argv[1];
+    auto k = std::find_if(modes.begin(), modes.end(), [&](const Mode& m) { return m.name == a.mode; });
+    if (k == modes.end())
+        throw UsageError("unknown mode '" + a.mode + "' (" + mode_list(modes) + ")");
+    for (int i = 2; i < argc; i++) {
+        std::string s = argv[i];
+        if (s.rfind("--", 0) != 0)
+            throw UsageError("unexpected argument '" + s + "'");
+        s = s.substr(2);
+        std::string val;
+        if (auto eq = s.find('='); eq != std::string::npos) {
+            val = s.substr(eq + 1);
+            s = s.substr(0, eq);
+        } else {
+            if (i + 1 >= argc)
+                throw UsageError("--" + s + " needs a value");
+            val = argv[++i];
+        }
+        if (std::find(k->options.begin(), k->options.end(), s) == k->options.end())
+            throw UsageError(a.mode + ": unknown option --" + s);
+        a.opt[s] = val;
+    }
+    return a;
 }
 
 // ---- privileges ----
 
 // Becomes uid for good, with its passwd group (gid = uid without an entry)
 // and no supplementary groups; each step is checked, a failure an Error.
-inline void drop_to(uid_t uid)
-{
-	gid_t gid = static_cast<gid_t>(uid);
-	if (passwd *pw = getpwuid(uid))
-		gid = pw->pw_gid;
-	if (setgroups(0, nullptr) != 0 || setgid(gid) != 0 || setuid(uid) != 0)
-		throw Error(errno_text("cannot drop to uid " + std::to_string(uid)));
-	if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid)
-		throw Error("uid drop did not take effect");
+inline void drop_to(uid_t uid) {
+    gid_t gid = static_cast<gid_t>(uid);
+    if (passwd* pw = getpwuid(uid))
+        gid = pw->pw_gid;
+    if (setgroups(0, nullptr) != 0 || setgid(gid) != 0 || setuid(uid) != 0)
+        throw Error(errno_text("cannot drop to uid " + std::to_string(uid)));
+    if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid)
+        throw Error("uid drop did not take effect");
 }
 
 // drop_to(--uid) when the command line has one.
-inline void drop_to_uid_option(const Args &a)
-{
-	if (a.has("uid"))
-		drop_to(static_cast<uid_t>(a.num("uid", 0)));
+inline void drop_to_uid_option(const Args& a) {
+    if (a.has("uid"))
+        drop_to(static_cast<uid_t>(a.num("uid", 0)));
 }
 
 } // namespace pdtt::tool

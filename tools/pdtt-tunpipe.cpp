@@ -68,8 +68,8 @@ int main(int argc, char** argv) {
             if (n < 0 && errno != EAGAIN && errno != EINTR)
                 die("read");
             // A full queue on the other side drops the packet, as a wire would.
-            if (n > 0 && ::write(fds[1 - i], buf, static_cast<size_t>(n)) < 0 && errno != ENOBUFS &&
-                errno != EAGAIN && errno != EIO)
+            if (n > 0 && ::write(fds[1 - i], buf, static_cast<size_t>(n)) < 0 && errno != ENOBUFS && errno != EAGAIN &&
+                errno != EIO)
                 die("write");
         }
     }

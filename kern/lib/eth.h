@@ -15,32 +15,34 @@
 #define MAX_VLAN	2
 /* uapi if_arp.h: the device types whose frames parse_frame reads */
 #define ARPHRD_ETHER	1
-#define ARPHRD_LOOPBACK	772
+#define ARPHRD_LOOPBACK 772
 /* Linear bytes tc wants before parsing: IPoIB's 24, two VLAN tags, IPv6, TCP
  * with options. */
 #define SKB_PULL_LEN	128
-#define MAX_L2_LEN	64	/* more in front of the network header: not ours */
+#define MAX_L2_LEN	64 /* more in front of the network header: not ours */
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
 /* One load of a ctx field, at its own offset: clang would otherwise keep
  * ctx + offset in a register across the pull, which the verifier refuses. */
-#define SKB_LOAD(skb, field) ({							\
-	__u64 __v;								\
-	asm volatile("%0 = *(u32 *)(%1 + %2)"					\
-		     : "=r"(__v) : "r"(skb), "i"(__builtin_offsetof(struct __sk_buff, field))); \
-	__v;									\
-})
+#define SKB_LOAD(skb, field)                                                                       \
+	({                                                                                         \
+		__u64 __v;                                                                         \
+		asm volatile("%0 = *(u32 *)(%1 + %2)"                                              \
+			     : "=r"(__v)                                                           \
+			     : "r"(skb), "i"(__builtin_offsetof(struct __sk_buff, field)));        \
+		__v;                                                                               \
+	})
 
 /* The network header and what follows; proto is an ethertype. */
-static __always_inline int parse_l3(void *l3, void *end, __be16 proto, __u64 l3_len,
-				    int super_ok, struct pkt *p)
+static __always_inline int parse_l3(void *l3, void *end, __be16 proto, __u64 l3_len, int super_ok,
+				    struct pkt *p)
 {
 	if (proto == bpf_htons(ETH_P_IP))
 		return parse_ipv4(l3, end, l3_len, super_ok, p);
 	if (proto == bpf_htons(ETH_P_IPV6))
 		return parse_ipv6(l3, end, l3_len, super_ok, p);
-	return PKT_IGNORE;	/* ARP and everything that is not IP */
+	return PKT_IGNORE; /* ARP and everything that is not IP */
 }
 
 /*
@@ -49,8 +51,8 @@ static __always_inline int parse_l3(void *l3, void *end, __be16 proto, __u64 l3_
  * on egress a GSO super-packet may carry IP length 0 (BIG TCP); at XDP,
  * before GRO, that is only ever malformed.
  */
-static __always_inline int parse_frame(void *data, void *end, __u64 frame_len,
-				       int super_ok, struct pkt *p)
+static __always_inline int parse_frame(void *data, void *end, __u64 frame_len, int super_ok,
+				       struct pkt *p)
 {
 	struct ethhdr *eth = data;
 	void *cur = eth + 1;
@@ -91,7 +93,7 @@ static __always_inline int parse_skb(struct __sk_buff *skb, struct pkt *p)
 	long off;
 
 	if ((long)(SKB_LOAD(skb, data_end) - SKB_LOAD(skb, data)) < want)
-		bpf_skb_pull_data(skb, want);	/* on failure the checks below refuse */
+		bpf_skb_pull_data(skb, want); /* on failure the checks below refuse */
 	data = (void *)(long)SKB_LOAD(skb, data);
 	end = (void *)(long)SKB_LOAD(skb, data_end);
 	type = kskb->dev->type;

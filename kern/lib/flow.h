@@ -23,7 +23,7 @@ static __always_inline void emit_open(const struct pdtt_flow_key *k, struct pdtt
 	if (!e)
 		return;
 	fill_event(e, PDTT_EV_FLOW_OPEN, k, f);
-	f->reported = e->cnt;	/* the agent counts these: a lost close must not again */
+	f->reported = e->cnt; /* the agent counts these: a lost close must not again */
 	ring_submit(e);
 }
 

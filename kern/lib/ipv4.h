@@ -24,8 +24,8 @@ static __always_inline void map_v4(__u8 *dst, __be32 addr)
 }
 
 /* l3_len: the frame's bytes from this header on; see parse_frame. */
-static __always_inline int parse_ipv4(void *l3, void *end, __u64 l3_len,
-				      int super_ok, struct pkt *p)
+static __always_inline int parse_ipv4(void *l3, void *end, __u64 l3_len, int super_ok,
+				      struct pkt *p)
 {
 	struct iphdr *iph = l3;
 	__u32 ihl, tot;
@@ -44,7 +44,7 @@ static __always_inline int parse_ipv4(void *l3, void *end, __u64 l3_len,
 	map_v4(p->saddr, iph->saddr);
 	map_v4(p->daddr, iph->daddr);
 	frag = bpf_ntohs(iph->frag_off);
-	if (frag & IP_OFFSET) {		/* later fragment: all payload */
+	if (frag & IP_OFFSET) { /* later fragment: all payload */
 		p->proto = iph->protocol;
 		p->payload = tot - ihl;
 		return PKT_IP;

@@ -10,18 +10,17 @@
 #include "pkt.h"
 #include "l4.h"
 
-#define MAX_V6_EXT	6
+#define MAX_V6_EXT 6
 
 static __always_inline int is_v6_ext(__u8 nexthdr)
 {
-	return nexthdr == NEXTHDR_HOP || nexthdr == NEXTHDR_ROUTING ||
-	       nexthdr == NEXTHDR_DEST || nexthdr == NEXTHDR_FRAGMENT ||
-	       nexthdr == NEXTHDR_AUTH;
+	return nexthdr == NEXTHDR_HOP || nexthdr == NEXTHDR_ROUTING || nexthdr == NEXTHDR_DEST ||
+	       nexthdr == NEXTHDR_FRAGMENT || nexthdr == NEXTHDR_AUTH;
 }
 
 /* l3_len: the frame's bytes from this header on; see parse_frame. */
-static __always_inline int parse_ipv6(void *l3, void *end, __u64 l3_len,
-				      int super_ok, struct pkt *p)
+static __always_inline int parse_ipv6(void *l3, void *end, __u64 l3_len, int super_ok,
+				      struct pkt *p)
 {
 	struct ipv6hdr *ip6 = l3;
 	void *cur;
@@ -55,7 +54,7 @@ static __always_inline int parse_ipv6(void *l3, void *end, __u64 l3_len,
 			hlen = 8;
 			if (hlen > plen)
 				return PKT_IGNORE;
-			if (off) {	/* later fragment: all payload */
+			if (off) { /* later fragment: all payload */
 				p->proto = h[0];
 				p->payload = plen - hlen;
 				return PKT_IP;
@@ -72,7 +71,7 @@ static __always_inline int parse_ipv6(void *l3, void *end, __u64 l3_len,
 		cur += hlen;
 	}
 	if (is_v6_ext(nexthdr))
-		return PKT_IGNORE;	/* more extension headers than we walk */
+		return PKT_IGNORE; /* more extension headers than we walk */
 	return parse_l4(cur, end, nexthdr, plen, p);
 }
 

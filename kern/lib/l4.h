@@ -9,8 +9,8 @@
 #include "pkt.h"
 
 /* L4 header at l4 (ip_payload bytes after it, headers included). */
-static __always_inline int parse_l4(void *l4, void *end, __u8 proto,
-				    __u64 ip_payload, struct pkt *p)
+static __always_inline int parse_l4(void *l4, void *end, __u8 proto, __u64 ip_payload,
+				    struct pkt *p)
 {
 	p->proto = proto;
 	if (proto == IPPROTO_TCP) {
@@ -36,7 +36,7 @@ static __always_inline int parse_l4(void *l4, void *end, __u8 proto,
 		p->payload = ip_payload - sizeof(*uh);
 		p->has_ports = 1;
 	} else {
-		p->payload = ip_payload;	/* ICMP and others: no ports */
+		p->payload = ip_payload; /* ICMP and others: no ports */
 	}
 	return PKT_IP;
 }

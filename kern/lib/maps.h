@@ -8,9 +8,9 @@
 #include "pdtt.h"
 
 /* Tunables the agent sets between open and load. */
-const volatile __u32 target_netns = 0;	/* 0: any namespace */
+const volatile __u32 target_netns = 0; /* 0: any namespace */
 const volatile __u64 ring_wakeup_bytes = 1 << 20;
-const volatile __u32 max_slots_per_uid = 0;	/* 0: no bound */
+const volatile __u32 max_slots_per_uid = 0; /* 0: no bound */
 
 /* Counters shared by every CPU. */
 __u64 next_flow_id = 0;
@@ -21,7 +21,7 @@ __u32 owner_epoch = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, PDTT_DEFAULT_RING_MIB << 20);	/* the agent sets the size */
+	__uint(max_entries, PDTT_DEFAULT_RING_MIB << 20); /* the agent sets the size */
 } events SEC(".maps");
 
 struct {
@@ -59,7 +59,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
-	__type(key, __u64);		/* struct sock * */
+	__type(key, __u64); /* struct sock * */
 	__type(value, struct owner);
 } connecting SEC(".maps");
 
@@ -88,7 +88,7 @@ struct io_owner {
 	__u64 cgroup;
 	__u32 uid;
 	__u32 pid;
-	__u32 epoch;		/* owner_epoch when cached */
+	__u32 epoch; /* owner_epoch when cached */
 	char comm[PDTT_COMM_LEN];
 };
 
@@ -104,7 +104,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, PDTT_MONITORED_MAX);
-	__type(key, __u32);		/* ifindex */
+	__type(key, __u32); /* ifindex */
 	__type(value, __u32);
 } monitored SEC(".maps");
 
@@ -113,7 +113,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, PDTT_OVERFLOW_UIDS);
-	__type(key, __u32);		/* uid */
+	__type(key, __u32); /* uid */
 	__type(value, struct pdtt_counters);
 } overflow SEC(".maps");
 

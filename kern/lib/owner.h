@@ -50,7 +50,7 @@ static __always_inline int flow_set_owner(struct pdtt_flow *f, const struct pdtt
 	__builtin_memcpy(f->comm, comm, sizeof(f->comm));
 	if (e) {
 		fill_event(e, PDTT_EV_FLOW_OWNER, k, f);
-		f->reported = e->cnt;	/* the agent counts these for the old owner */
+		f->reported = e->cnt; /* the agent counts these for the old owner */
 		ring_submit(e);
 	}
 	return 1;
@@ -83,7 +83,7 @@ static __always_inline int tcp_owner_moved(struct sock *sk, __u32 uid, __u32 pid
 
 		if (ns)
 			ns->uid = uid;
-		return 1;	/* or a flow that never crossed a monitored interface */
+		return 1; /* or a flow that never crossed a monitored interface */
 	}
 	bpf_get_current_comm(comm, sizeof(comm));
 	return flow_set_owner(f, &k, uid, pid, cgroup, comm);
@@ -93,8 +93,7 @@ static __always_inline int udp_owner_moved(struct sock *sk, __u32 netns, __u32 u
 					   __u64 cgroup)
 {
 	struct pdtt_port_key ok = {
-		.netns = netns,
-		.port = sk->__sk_common.skc_num,	/* host order */
+		.netns = netns, .port = sk->__sk_common.skc_num, /* host order */
 	};
 	struct pdtt_owner o = {
 		.uid = uid,
@@ -125,7 +124,7 @@ static __always_inline void io_hook(struct sock *sk)
 	int done;
 
 	if (family != AF_INET && family != AF_INET6)
-		return;		/* Unix sockets fire these tracepoints too */
+		return; /* Unix sockets fire these tracepoints too */
 	proto = sk->sk_protocol;
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return;
@@ -134,7 +133,7 @@ static __always_inline void io_hook(struct sock *sk)
 		return;
 	task = bpf_get_current_task_btf();
 	if (task->flags & PF_KTHREAD)
-		return;		/* kTLS, NFS, NBD workers: acting for the socket's owner */
+		return; /* kTLS, NFS, NBD workers: acting for the socket's owner */
 	/* Effective: Samba and ProFTPD switch only that. But a setuid-root
 	 * program handed a user's socket acts for its real user. */
 	uid = task->cred->euid.val;
@@ -145,7 +144,8 @@ static __always_inline void io_hook(struct sock *sk)
 	last = bpf_sk_storage_get(&io_owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!last)
 		return;
-	if (last->pid == pid && last->uid == uid && last->cgroup == cgroup && last->epoch == owner_epoch)
+	if (last->pid == pid && last->uid == uid && last->cgroup == cgroup &&
+	    last->epoch == owner_epoch)
 		return;
 	if (proto == IPPROTO_TCP)
 		done = tcp_owner_moved(sk, uid, pid, cgroup);

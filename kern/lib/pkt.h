@@ -11,8 +11,8 @@ struct pkt {
 	__u16 sport;
 	__u16 dport;
 	__u8 proto;
-	__u8 has_ports;		/* first (or only) fragment with an L4 header */
-	__u64 payload;		/* transport payload bytes */
+	__u8 has_ports; /* first (or only) fragment with an L4 header */
+	__u64 payload;	/* transport payload bytes */
 };
 
 enum { PKT_IGNORE = 0, PKT_IP = 1 };

@@ -21,8 +21,9 @@ static __always_inline void stat_inc(__u32 idx)
 /* Wake the agent only when the ring fills up; it also drains on a timer. */
 static __always_inline void ring_submit(struct pdtt_event *e)
 {
-	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= ring_wakeup_bytes ?
-		BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= ring_wakeup_bytes
+			      ? BPF_RB_FORCE_WAKEUP
+			      : BPF_RB_NO_WAKEUP;
 
 	bpf_ringbuf_submit(e, flags);
 	stat_inc(PDTT_STAT_EVENTS);
@@ -38,8 +39,7 @@ static __always_inline struct pdtt_event *ring_reserve(void)
 }
 
 static __always_inline void fill_event(struct pdtt_event *e, __u8 type,
-				       const struct pdtt_flow_key *k,
-				       const struct pdtt_flow *f)
+				       const struct pdtt_flow_key *k, const struct pdtt_flow *f)
 {
 	e->type = type;
 	e->ts_ns = bpf_ktime_get_ns();

@@ -71,7 +71,7 @@ static __always_inline void slot_give(__u32 uid)
 {
 	__u64 *n;
 
-	if (!max_slots_per_uid || uid == PDTT_SLOT_NONE)	/* seeded: held no share */
+	if (!max_slots_per_uid || uid == PDTT_SLOT_NONE) /* seeded: held no share */
 		return;
 	n = bpf_map_lookup_elem(&uid_slots, &uid);
 	if (n && *n)
@@ -87,7 +87,7 @@ static __always_inline void slot_give(__u32 uid)
 static __always_inline struct pdtt_flow *flow_insert(const struct pdtt_flow_key *k,
 						     struct pdtt_flow *f, __u64 retry_ns)
 {
-	struct pdtt_noslot ns = { .uid = f->uid };
+	struct pdtt_noslot ns = {.uid = f->uid};
 	long err;
 
 	if (slot_take(f->uid)) {
@@ -96,7 +96,7 @@ static __always_inline struct pdtt_flow *flow_insert(const struct pdtt_flow_key 
 		if (!err)
 			return bpf_map_lookup_elem(&flows, k);
 		slot_give(f->uid);
-		if (err == -EEXIST)	/* another CPU won */
+		if (err == -EEXIST) /* another CPU won */
 			return bpf_map_lookup_elem(&flows, k);
 		stat_inc(PDTT_STAT_FLOW_FULL);
 	} else {

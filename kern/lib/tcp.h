@@ -23,7 +23,7 @@ static __always_inline void flow_end(const struct pdtt_flow_key *k, struct pdtt_
 {
 	struct pdtt_event *e;
 
-	if (f->seen) {	/* a flow that never crossed a monitored interface stays silent */
+	if (f->seen) { /* a flow that never crossed a monitored interface stays silent */
 		e = ring_reserve();
 		if (e) {
 			fill_event(e, PDTT_EV_FLOW_CLOSE, k, f);
@@ -60,7 +60,7 @@ static __always_inline void flow_established(struct sock *sk, int oldstate)
 	if (connected) {
 		f.direction = PDTT_DIR_OUTBOUND;
 	} else {
-		struct pdtt_port_key lk = { .netns = k.netns, .port = k.lport };
+		struct pdtt_port_key lk = {.netns = k.netns, .port = k.lport};
 
 		f.direction = PDTT_DIR_INBOUND;
 		o = bpf_map_lookup_elem(&listeners, &lk);

@@ -16,17 +16,17 @@
 #include "slots.h"
 #include "sock.h"
 
-#define UDP_NOSLOT_RETRY_NS 1000000000ull	/* a refused UDP flow asks again after 1 s */
+#define UDP_NOSLOT_RETRY_NS 1000000000ull /* a refused UDP flow asks again after 1 s */
 
 static __always_inline struct pdtt_port_key udp_owner_key(const struct pdtt_flow_key *k)
 {
-	struct pdtt_port_key ok = { .netns = k->netns, .port = k->lport };
+	struct pdtt_port_key ok = {.netns = k->netns, .port = k->lport};
 
 	return ok;
 }
 
 static __always_inline struct pdtt_flow *udp_flow_create(const struct pdtt_flow_key *k,
-							  const struct pdtt_owner *o, __u8 direction)
+							 const struct pdtt_owner *o, __u8 direction)
 {
 	struct pdtt_flow f = {};
 
@@ -62,7 +62,7 @@ static __always_inline struct pdtt_flow *udp_rx_flow(void *ctx, const struct pdt
 /* A local sender. Before its first sock_send_length (which runs after the
  * datagram left) its port's owner is its socket's uid. */
 static __always_inline struct pdtt_flow *udp_tx_flow(struct __sk_buff *skb,
-						      const struct pdtt_flow_key *k)
+						     const struct pdtt_flow_key *k)
 {
 	struct pdtt_port_key ok = udp_owner_key(k);
 	struct pdtt_owner *o = bpf_map_lookup_elem(&udp_owners, &ok);
