@@ -10,7 +10,7 @@ fi
 
 packages=(
     # build
-    build-essential cmake pkg-config clang llvm
+    build-essential cmake pkg-config clang llvm clang-format clang-tidy git
     libbpf-dev libelf-dev zlib1g-dev bpftool
     libsystemd-dev    # sd_notify: Type=notify and the watchdog
     libboost1.81-dev libboost-program-options1.81-dev
