@@ -3,7 +3,9 @@
 #pragma once
 
 #include <grp.h>
+#include <netdb.h>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -42,21 +44,26 @@ struct Args {
         auto it = opt.find(k);
         return it == opt.end() ? def : it->second;
     }
-    std::uint64_t num(const std::string& k, std::uint64_t def) const {
-        auto it = opt.find(k);
-        if (it == opt.end())
-            return def;
-        const std::string& s = it->second;
+    // A non-negative integer given as option k.
+    static std::uint64_t to_num(const std::string& k, const std::string& s) {
         std::uint64_t v = 0;
         auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
         if (ec != std::errc() || p != s.data() + s.size() || s.empty())
             throw UsageError("--" + k + ": not a non-negative integer: '" + s + "'");
         return v;
     }
+    std::uint64_t num(const std::string& k, std::uint64_t def) const {
+        auto it = opt.find(k);
+        return it == opt.end() ? def : to_num(k, it->second);
+    }
     std::string need(const std::string& k) const {
         if (!has(k))
             throw UsageError(mode + ": --" + k + " is required");
         return str(k);
+    }
+    std::uint64_t need_num(const std::string& k) const {
+        need(k);
+        return num(k, 0);
     }
 };
 
@@ -122,6 +129,47 @@ inline void drop_to(uid_t uid) {
 inline void drop_to_uid_option(const Args& a) {
     if (a.has("uid"))
         drop_to(static_cast<uid_t>(a.num("uid", 0)));
+}
+
+// ---- wire ----
+
+// The sizes the tools announce to each other, big-endian.
+inline void put_be64(unsigned char* p, std::uint64_t v) {
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = static_cast<unsigned char>(v & 0xff);
+}
+
+inline std::uint64_t get_be64(const unsigned char* p) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+// ---- sockets ----
+
+struct Addr {
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    int family() const { return ss.ss_family; }
+};
+
+// Numeric IPv4 or IPv6 literal (with %scope for link-local), never DNS.
+inline Addr resolve(const std::string& host, std::uint64_t port) {
+    if (port > 65535)
+        throw UsageError("port out of range: " + std::to_string(port));
+    addrinfo hints{};
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    hints.ai_family = AF_UNSPEC;
+    addrinfo* res = nullptr;
+    std::string svc = std::to_string(port);
+    if (int rc = getaddrinfo(host.c_str(), svc.c_str(), &hints, &res); rc != 0)
+        throw UsageError("not an IPv4 or IPv6 address literal: '" + host + "' (" + gai_strerror(rc) + ")");
+    Addr a;
+    std::memcpy(&a.ss, res->ai_addr, res->ai_addrlen);
+    a.len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return a;
 }
 
 } // namespace pdtt::tool

@@ -41,6 +41,9 @@
 // euid=EUID" before it moves a byte. Errors are one line on stderr; the exit
 // status is 0 only if every byte was moved, 2 on a bad command line.
 
+#include "cli.hpp"
+#include "fd.hpp"
+
 #include <arpa/inet.h>
 #include <grp.h>
 #include <linux/sockios.h>
@@ -74,90 +77,13 @@ constexpr std::size_t kBanner = 64;
 constexpr std::size_t kHello = 32;
 constexpr std::size_t kGreeting = 16;
 constexpr std::size_t kConfirm = 8;
-constexpr std::size_t kBuf = 256 * 1024;
+constexpr std::size_t kBuf = std::size_t{256} * 1024;
 constexpr std::size_t kMaxDatagram = 65507;
 
-struct Error : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-// A bad command line: exit status 2 instead of 1.
-struct UsageError : Error {
-    using Error::Error;
-};
-
-std::string errno_text(std::string_view what) { return std::string(what) + ": " + std::strerror(errno); }
-
-// Owns one file descriptor.
-class Fd {
-public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    Fd& operator=(Fd&& o) noexcept {
-        if (this != &o) {
-            reset();
-            fd_ = std::exchange(o.fd_, -1);
-        }
-        return *this;
-    }
-    ~Fd() { reset(); }
-    int get() const { return fd_; }
-    void reset() {
-        if (fd_ >= 0)
-            ::close(fd_);
-        fd_ = -1;
-    }
-
-private:
-    int fd_ = -1;
-};
-
-void put_be64(unsigned char* p, std::uint64_t v) {
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = static_cast<unsigned char>(v & 0xff);
-}
-
-std::uint64_t get_be64(const unsigned char* p) {
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
+using namespace pdtt::tool;
+using pdtt::Fd;
 
 // ---- command line ----
-
-struct Args {
-    std::string mode;
-    std::map<std::string, std::string> opt;
-
-    bool has(const std::string& k) const { return opt.count(k) != 0; }
-    std::string str(const std::string& k, const std::string& def = {}) const {
-        auto it = opt.find(k);
-        return it == opt.end() ? def : it->second;
-    }
-    static std::uint64_t to_num(const std::string& k, const std::string& s) {
-        std::uint64_t v = 0;
-        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-        if (ec != std::errc() || p != s.data() + s.size() || s.empty())
-            throw UsageError("--" + k + ": not a non-negative integer: '" + s + "'");
-        return v;
-    }
-    std::uint64_t num(const std::string& k, std::uint64_t def) const {
-        auto it = opt.find(k);
-        return it == opt.end() ? def : to_num(k, it->second);
-    }
-    std::uint64_t need_num(const std::string& k) const {
-        if (!has(k))
-            throw UsageError(mode + ": --" + k + " is required");
-        return num(k, 0);
-    }
-    std::string need(const std::string& k) const {
-        if (!has(k))
-            throw UsageError(mode + ": --" + k + " is required");
-        return str(k);
-    }
-};
 
 const char* kUsage = "usage: pdtt-handover fork-setuid|seteuid|scm-rights --bind ADDR --port P --uid U\n"
                      "                     --rx N --tx M [--count C] [--timeout-ms MS]\n"
@@ -166,69 +92,17 @@ const char* kUsage = "usage: pdtt-handover fork-setuid|seteuid|scm-rights --bind
                      "                     --tx-b N2 [--proto tcp|udp] [--size S] [--timeout-ms MS]\n"
                      "       pdtt-handover sink --bind ADDR --port P --parts N1,N2,... [--timeout-ms MS]\n";
 
-Args parse_args(int argc, char** argv) {
-    static const std::vector<std::string> daemon = {"bind", "port", "uid", "rx", "tx", "count", "timeout-ms"};
-    static const std::map<std::string, std::vector<std::string>> known = {
-        {"fork-setuid", daemon},
-        {"seteuid", daemon},
-        {"scm-rights", daemon},
-        {"client", {"to", "port", "tx", "rx", "timeout-ms"}},
-        {"two-writers", {"to", "port", "uid", "uid-b", "tx", "tx-b", "proto", "size", "timeout-ms"}},
-        {"sink", {"bind", "port", "parts", "timeout-ms"}},
-    };
-    Args a;
-    if (argc < 2)
-        throw UsageError("missing mode");
-    a.mode = argv[1];
-    auto k = known.find(a.mode);
-    if (k == known.end())
-        throw UsageError("unknown mode '" + a.mode + "'");
-    for (int i = 2; i < argc; i++) {
-        std::string s = argv[i];
-        if (s.rfind("--", 0) != 0)
-            throw UsageError("unexpected argument '" + s + "'");
-        s = s.substr(2);
-        std::string val;
-        if (auto eq = s.find('='); eq != std::string::npos) {
-            val = s.substr(eq + 1);
-            s = s.substr(0, eq);
-        } else {
-            if (i + 1 >= argc)
-                throw UsageError("--" + s + " needs a value");
-            val = argv[++i];
-        }
-        if (std::find(k->second.begin(), k->second.end(), s) == k->second.end())
-            throw UsageError(a.mode + ": unknown option --" + s);
-        a.opt[s] = val;
-    }
-    return a;
-}
-
-// ---- sockets ----
-
-struct Addr {
-    sockaddr_storage ss{};
-    socklen_t len = 0;
-    int family() const { return ss.ss_family; }
+const std::vector<std::string> kDaemonOptions = {"bind", "port", "uid", "rx", "tx", "count", "timeout-ms"};
+const std::vector<Mode> kModes = {
+    {"fork-setuid", kDaemonOptions},
+    {"seteuid", kDaemonOptions},
+    {"scm-rights", kDaemonOptions},
+    {"client", {"to", "port", "tx", "rx", "timeout-ms"}},
+    {"two-writers", {"to", "port", "uid", "uid-b", "tx", "tx-b", "proto", "size", "timeout-ms"}},
+    {"sink", {"bind", "port", "parts", "timeout-ms"}},
 };
 
-// Numeric IPv4 or IPv6 literal, never DNS.
-Addr resolve(const std::string& host, std::uint64_t port) {
-    if (port == 0 || port > 65535)
-        throw UsageError("--port: 1..65535");
-    addrinfo hints{};
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    hints.ai_family = AF_UNSPEC;
-    addrinfo* res = nullptr;
-    std::string svc = std::to_string(port);
-    if (int rc = getaddrinfo(host.c_str(), svc.c_str(), &hints, &res); rc != 0)
-        throw UsageError("not an IPv4 or IPv6 address literal: '" + host + "' (" + gai_strerror(rc) + ")");
-    Addr a;
-    std::memcpy(&a.ss, res->ai_addr, res->ai_addrlen);
-    a.len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return a;
-}
+// ---- sockets ----
 
 std::uint64_t g_timeout_ms = 30000;
 
@@ -349,14 +223,6 @@ gid_t gid_of(uid_t uid) {
     return static_cast<gid_t>(uid);
 }
 
-// For good, as a forking daemon's child does.
-void become(uid_t uid) {
-    if (setgroups(0, nullptr) != 0 || setgid(gid_of(uid)) != 0 || setuid(uid) != 0)
-        throw Error(errno_text("cannot become uid " + std::to_string(uid)));
-    if (getuid() != uid || geteuid() != uid)
-        throw Error("setuid did not take effect");
-}
-
 // Effective ids only: the real uid stays root and could switch back.
 void become_effective(uid_t uid) {
     if (setgroups(0, nullptr) != 0 || setegid(gid_of(uid)) != 0 || seteuid(uid) != 0)
@@ -475,7 +341,7 @@ int daemon_main(const Args& a) {
         worker = spawn("worker", [&] {
             mine.reset();
             lfd.reset();
-            become(uid);
+            drop_to(uid);
             for (;;) {
                 Fd conn = recv_fd(theirs.get());
                 if (conn.get() < 0)
@@ -498,7 +364,7 @@ int daemon_main(const Args& a) {
         pid_t child = spawn("child", [&] {
             lfd.reset();
             if (a.mode == "fork-setuid")
-                become(uid);
+                drop_to(uid);
             else
                 become_effective(uid);
             serve_as_user(conn.get(), rx, tx);
@@ -585,7 +451,7 @@ int two_writers_main(const Args& a) {
     Fd chan_a(sv[0]), chan_b(sv[1]);
     pid_t b = spawn("writer B", [&] {
         chan_a.reset();
-        become(uid_b);
+        drop_to(uid_b);
         Fd fd = recv_fd(chan_b.get());
         if (fd.get() < 0)
             throw Error("writer A handed nothing over");
@@ -601,7 +467,7 @@ int two_writers_main(const Args& a) {
     });
     pid_t pa = spawn("writer A", [&] {
         chan_b.reset();
-        become(uid_a);
+        drop_to(uid_a);
         Fd fd = connect_to(to, udp ? SOCK_DGRAM : SOCK_STREAM);
         say_owner();
         if (udp) {
@@ -650,7 +516,7 @@ int main(int argc, char** argv) {
     }
     signal(SIGPIPE, SIG_IGN);
     try {
-        Args a = parse_args(argc, argv);
+        Args a = parse_args(argc, argv, kModes);
         g_timeout_ms = a.num("timeout-ms", g_timeout_ms);
         if (a.mode == "client")
             return client_main(a);

@@ -70,18 +70,6 @@ constexpr std::size_t kHeader = 16;
 constexpr std::size_t kBuf = std::size_t{256} * 1024;
 constexpr std::size_t kMaxDatagram = 65507;
 
-void put_be64(unsigned char* p, std::uint64_t v) {
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = static_cast<unsigned char>(v & 0xff);
-}
-
-std::uint64_t get_be64(const unsigned char* p) {
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 // ---- command line ----
 
 const char* kUsage = "usage: pdtt-traffic serve --bind ADDR --port P [--proto tcp|udp] [--count N]\n"
@@ -99,30 +87,6 @@ const std::vector<Mode> kModes = {
 };
 
 // ---- sockets ----
-
-struct Addr {
-    sockaddr_storage ss{};
-    socklen_t len = 0;
-    int family() const { return ss.ss_family; }
-};
-
-// Numeric IPv4 or IPv6 literal (with %scope for link-local), never DNS.
-Addr resolve(const std::string& host, std::uint64_t port) {
-    if (port > 65535)
-        throw UsageError("port out of range: " + std::to_string(port));
-    addrinfo hints{};
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    hints.ai_family = AF_UNSPEC;
-    addrinfo* res = nullptr;
-    std::string svc = std::to_string(port);
-    if (int rc = getaddrinfo(host.c_str(), svc.c_str(), &hints, &res); rc != 0)
-        throw UsageError("not an IPv4 or IPv6 address literal: '" + host + "' (" + gai_strerror(rc) + ")");
-    Addr a;
-    std::memcpy(&a.ss, res->ai_addr, res->ai_addrlen);
-    a.len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return a;
-}
 
 void set_timeouts(int fd, std::uint64_t ms) {
     if (ms == 0)
