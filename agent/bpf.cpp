@@ -447,7 +447,7 @@ std::vector<std::pair<uint32_t, Counters>> Bpf::take_overflow() {
     for (uint32_t uid : uids) {
         pdtt_counters c{};
         if (bpf_map_lookup_and_delete_elem(fd, &uid, &c) == 0)
-            out.push_back({uid, Counters{c.tx_bytes, c.rx_bytes, c.tx_packets, c.rx_packets}});
+            out.emplace_back(uid, Counters{c.tx_bytes, c.rx_bytes, c.tx_packets, c.rx_packets});
     }
     return out;
 }

@@ -157,9 +157,15 @@ void TrafficClasses::add(std::string_view value, std::string_view where) {
             len -= 96;
             width = 32;
         }
-        if (p.lo & host_mask(width, len))
-            fail(text + " has host bits set: the network is " + format_net(p.v4, p.lo & ~host_mask(width, len), len) +
-                 " (a single host is " + addr + ")");
+        if (p.lo & host_mask(width, len)) {
+            std::string msg = text;
+            msg += " has host bits set: the network is ";
+            msg += format_net(p.v4, p.lo & ~host_mask(width, len), len);
+            msg += " (a single host is ";
+            msg += addr;
+            msg += ")";
+            fail(msg);
+        }
         p.len = uint8_t(len);
 
         for (const Prefix& q : mine)

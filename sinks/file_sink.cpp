@@ -63,7 +63,7 @@ std::string refusal(const struct stat& st) {
 
 class FileSink : public Sink {
 public:
-    FileSink(std::string prefix, std::size_t max_open) : max_open_(max_open ? max_open : 1), adm_(adm_gid()) {
+    FileSink(const std::string& prefix, std::size_t max_open) : max_open_(max_open ? max_open : 1), adm_(adm_gid()) {
         auto slash = prefix.rfind('/');
         dir_ = slash == std::string::npos ? "." : slash == 0 ? "/" : prefix.substr(0, slash);
         base_ = slash == std::string::npos ? prefix : prefix.substr(slash + 1);

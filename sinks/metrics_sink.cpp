@@ -385,7 +385,10 @@ public:
     ~PrometheusSink() override {
         error_code ignored;
         acceptor_.close(ignored);
-        retry_.cancel();
+        try {
+            retry_.cancel(); // throws only if the timer's service fails: nothing to do about it here
+        } catch (const boost::system::system_error&) {
+        }
     }
 
     void flow_open(const FlowRecord& r) override { shared_->metrics.flow_open(r); }

@@ -20,9 +20,9 @@ struct MetricsOptions {
 };
 
 // What one connection may cost the agent.
-inline constexpr std::size_t kMetricsMaxRequest = 8 * 1024; // request line and headers
-inline constexpr int kMetricsTimeoutSeconds = 5;            // to read the request and write the reply
-inline constexpr std::size_t kMetricsMaxConnections = 16;   // more are closed as they come
+inline constexpr std::size_t kMetricsMaxRequest = std::size_t{8} * 1024; // request line and headers
+inline constexpr int kMetricsTimeoutSeconds = 5;                         // to read the request and write the reply
+inline constexpr std::size_t kMetricsMaxConnections = 16;                // more are closed as they come
 
 class MetricsSink : public Sink {
 public:

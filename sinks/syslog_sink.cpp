@@ -438,7 +438,7 @@ private:
         bufs_.clear();
         std::size_t skip = sent_;
         for (auto it = queue_.begin(); it != queue_.end() && bufs_.size() < kMaxBuffersPerWrite; ++it) {
-            bufs_.push_back(asio::buffer(*it) + skip);
+            bufs_.emplace_back(asio::buffer(*it) + skip);
             skip = 0;
         }
         conn_->stream().async_write_some(bufs_, [this, g = generation_](const error_code& ec, std::size_t n) {
