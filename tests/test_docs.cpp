@@ -346,6 +346,27 @@ BOOST_AUTO_TEST_CASE(every_metric_and_label_is_in_the_records_reference) {
         BOOST_TEST(has_row(prom, l), "label " << l << " has a row under Prometheus metrics");
 }
 
+// A relative link in the Markdown documents names a file of the tree.
+BOOST_AUTO_TEST_CASE(every_relative_link_of_the_documents_resolves) {
+    std::vector<fs::path> docs{kSource / "README.md", kSource / "CHANGELOG.md"};
+    for (const auto& e : fs::directory_iterator(kSource / "docs"))
+        if (e.path().extension() == ".md")
+            docs.push_back(e.path());
+    const std::regex link(R"(\]\(([^)#\s]+)(#[^)]*)?\))");
+    int links = 0;
+    for (const fs::path& doc : docs) {
+        const std::string text = slurp(doc);
+        for (auto it = std::sregex_iterator(text.begin(), text.end(), link); it != std::sregex_iterator(); ++it) {
+            const std::string target = (*it)[1];
+            if (target.find("://") != std::string::npos)
+                continue;
+            links++;
+            BOOST_TEST(fs::exists(doc.parent_path() / target), doc.filename() << " links " << target);
+        }
+    }
+    BOOST_TEST(links > 5, links << " relative links checked");
+}
+
 // Users of the repository have nothing outside it: no file may send them there.
 BOOST_AUTO_TEST_CASE(no_tracked_file_points_outside_the_repository) {
     if (!fs::exists(kSource / ".git") || !have("git")) {
