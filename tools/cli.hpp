@@ -4,8 +4,10 @@
 
 #include <grp.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -170,6 +172,75 @@ inline Addr resolve(const std::string& host, std::uint64_t port) {
     a.len = res->ai_addrlen;
     freeaddrinfo(res);
     return a;
+}
+
+// ---- socket I/O (blocking; timeouts turn a stall into an Error) ----
+
+inline constexpr std::size_t kIoBuf = std::size_t{256} * 1024;
+
+// Receive and send timeouts of ms milliseconds; 0 leaves them unset.
+inline void set_timeouts(int fd, std::uint64_t ms) {
+    if (ms == 0)
+        return;
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(ms / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+inline void write_all(int fd, const void* buf, std::size_t n, const char* what = "send") {
+    auto p = static_cast<const char*>(buf);
+    while (n > 0) {
+        ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            throw Error(std::string(what) + ": " + (errno == EAGAIN ? std::string("timed out") : std::strerror(errno)));
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+}
+
+// Sends n bytes of c.
+inline void send_filled(int fd, std::uint64_t n, char c, const char* what = "send") {
+    const std::vector<char> buf(static_cast<std::size_t>(std::min<std::uint64_t>(n, kIoBuf)), c);
+    while (n > 0) {
+        auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n, buf.size()));
+        write_all(fd, buf.data(), chunk, what);
+        n -= chunk;
+    }
+}
+
+// Reads exactly n bytes (into a scratch buffer when dst is null).
+inline void read_exact(int fd, void* dst, std::uint64_t n, const char* what) {
+    static thread_local std::vector<char> scratch(kIoBuf);
+    std::uint64_t got = 0;
+    while (got < n) {
+        char* into = dst ? static_cast<char*>(dst) + got : scratch.data();
+        auto want = static_cast<std::size_t>(dst ? n - got : std::min<std::uint64_t>(n - got, scratch.size()));
+        ssize_t r = ::recv(fd, into, want, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            throw Error(std::string(what) + ": " + (errno == EAGAIN ? std::string("timed out") : std::strerror(errno)) +
+                        " after " + std::to_string(got) + " of " + std::to_string(n) + " bytes");
+        }
+        if (r == 0)
+            throw Error(std::string(what) + ": peer closed after " + std::to_string(got) + " of " + std::to_string(n) +
+                        " bytes");
+        got += static_cast<std::uint64_t>(r);
+    }
+}
+
+inline unsigned bound_port(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+        throw Error(errno_text("getsockname"));
+    return ss.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port)
+                                   : ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
 }
 
 } // namespace pdtt::tool

@@ -77,7 +77,6 @@ constexpr std::size_t kBanner = 64;
 constexpr std::size_t kHello = 32;
 constexpr std::size_t kGreeting = 16;
 constexpr std::size_t kConfirm = 8;
-constexpr std::size_t kBuf = std::size_t{256} * 1024;
 constexpr std::size_t kMaxDatagram = 65507;
 
 using namespace pdtt::tool;
@@ -106,58 +105,6 @@ const std::vector<Mode> kModes = {
 
 std::uint64_t g_timeout_ms = 30000;
 
-void set_timeouts(int fd) {
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(g_timeout_ms / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((g_timeout_ms % 1000) * 1000);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-void write_all(int fd, const void* buf, std::size_t n, const char* what) {
-    auto p = static_cast<const char*>(buf);
-    while (n > 0) {
-        ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            throw Error(std::string(what) + ": " + (errno == EAGAIN ? std::string("timed out") : std::strerror(errno)));
-        }
-        p += w;
-        n -= static_cast<std::size_t>(w);
-    }
-}
-
-void send_filler(int fd, std::uint64_t n, char c, const char* what) {
-    std::vector<char> buf(static_cast<std::size_t>(std::min<std::uint64_t>(n, kBuf)), c);
-    while (n > 0) {
-        std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n, buf.size()));
-        write_all(fd, buf.data(), chunk, what);
-        n -= chunk;
-    }
-}
-
-// Reads exactly n bytes (into a scratch buffer when dst is null).
-void read_exact(int fd, void* dst, std::uint64_t n, const char* what) {
-    static std::vector<char> scratch(kBuf);
-    std::uint64_t got = 0;
-    while (got < n) {
-        char* into = dst ? static_cast<char*>(dst) + got : scratch.data();
-        std::size_t want = static_cast<std::size_t>(dst ? n - got : std::min<std::uint64_t>(n - got, kBuf));
-        ssize_t r = ::recv(fd, into, want, 0);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            throw Error(std::string(what) + ": " + (errno == EAGAIN ? std::string("timed out") : std::strerror(errno)) +
-                        " after " + std::to_string(got) + " of " + std::to_string(n) + " bytes");
-        }
-        if (r == 0)
-            throw Error(std::string(what) + ": peer closed after " + std::to_string(got) + " of " + std::to_string(n) +
-                        " bytes");
-        got += static_cast<std::uint64_t>(r);
-    }
-}
-
 // Blocks until the peer closes; anything it still sends is an error.
 void wait_eof(int fd) {
     char c;
@@ -166,15 +113,6 @@ void wait_eof(int fd) {
     }
     if (r != 0)
         throw Error(r > 0 ? std::string("peer sent more than announced") : errno_text("waiting for the peer's close"));
-}
-
-unsigned bound_port(int fd) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof(ss);
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
-        throw Error(errno_text("getsockname"));
-    return ss.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port)
-                                   : ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
 }
 
 Fd listen_on(const Args& a) {
@@ -197,7 +135,7 @@ Fd accept_one(int lfd) {
     for (;;) {
         int c = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
         if (c >= 0) {
-            set_timeouts(c);
+            set_timeouts(c, g_timeout_ms);
             return Fd(c);
         }
         if (errno != EINTR && errno != ECONNABORTED)
@@ -209,7 +147,7 @@ Fd connect_to(const Addr& to, int type) {
     Fd fd(::socket(to.family(), type | SOCK_CLOEXEC, 0));
     if (fd.get() < 0)
         throw Error(errno_text("socket"));
-    set_timeouts(fd.get());
+    set_timeouts(fd.get(), g_timeout_ms);
     if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&to.ss), to.len) != 0)
         throw Error(errno_text("connect"));
     return fd;
@@ -316,9 +254,9 @@ int reap(pid_t pid) {
 // What the user's process does with the connection it was given.
 void serve_as_user(int fd, std::uint64_t rx, std::uint64_t tx) {
     say_owner();
-    send_filler(fd, kGreeting, 'g', "greeting");
+    send_filled(fd, kGreeting, 'g', "greeting");
     read_exact(fd, nullptr, rx, "receive");
-    send_filler(fd, tx, 'u', "send");
+    send_filled(fd, tx, 'u', "send");
     wait_eof(fd);
 }
 
@@ -355,7 +293,7 @@ int daemon_main(const Args& a) {
     int failed = 0;
     for (std::uint64_t n = 0; n < count; n++) {
         Fd conn = accept_one(lfd.get());
-        send_filler(conn.get(), kBanner, 'b', "banner");
+        send_filled(conn.get(), kBanner, 'b', "banner");
         read_exact(conn.get(), nullptr, kHello, "hello");
         if (a.mode == "scm-rights") {
             send_fd(chan.get(), conn.get());
@@ -384,9 +322,9 @@ int client_main(const Args& a) {
     const std::uint64_t tx = a.need_num("tx"), rx = a.need_num("rx");
     Fd fd = connect_to(to, SOCK_STREAM);
     read_exact(fd.get(), nullptr, kBanner, "banner");
-    send_filler(fd.get(), kHello, 'h', "hello");
+    send_filled(fd.get(), kHello, 'h', "hello");
     read_exact(fd.get(), nullptr, kGreeting, "greeting");
-    send_filler(fd.get(), tx, 'c', "send");
+    send_filled(fd.get(), tx, 'c', "send");
     read_exact(fd.get(), nullptr, rx, "receive");
     std::printf("tx=%llu rx=%llu banner=%zu hello=%zu greeting=%zu\n", (unsigned long long)tx, (unsigned long long)rx,
                 kBanner, kHello, kGreeting);
@@ -460,7 +398,7 @@ int two_writers_main(const Args& a) {
             send_datagrams(fd.get(), n2, size);
             return;
         }
-        send_filler(fd.get(), n2, 'B', "send");
+        send_filled(fd.get(), n2, 'B', "send");
         expect_confirm(fd.get(), n2);
         ::shutdown(fd.get(), SHUT_WR);
         wait_eof(fd.get());
@@ -473,7 +411,7 @@ int two_writers_main(const Args& a) {
         if (udp) {
             send_datagrams(fd.get(), n1, size);
         } else {
-            send_filler(fd.get(), n1, 'A', "send");
+            send_filled(fd.get(), n1, 'A', "send");
             wait_acked(fd.get());
             expect_confirm(fd.get(), n1);
         }

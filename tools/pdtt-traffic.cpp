@@ -67,7 +67,6 @@ using namespace pdtt::tool;
 using pdtt::Fd;
 
 constexpr std::size_t kHeader = 16;
-constexpr std::size_t kBuf = std::size_t{256} * 1024;
 constexpr std::size_t kMaxDatagram = 65507;
 
 // ---- command line ----
@@ -88,60 +87,6 @@ const std::vector<Mode> kModes = {
 
 // ---- sockets ----
 
-void set_timeouts(int fd, std::uint64_t ms) {
-    if (ms == 0)
-        return;
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(ms / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-void write_all(int fd, const void* buf, std::size_t n) {
-    auto p = static_cast<const char*>(buf);
-    while (n > 0) {
-        ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            throw Error(errno == EAGAIN ? std::string("send: timed out") : errno_text("send"));
-        }
-        p += w;
-        n -= static_cast<std::size_t>(w);
-    }
-}
-
-// Reads exactly n bytes (into a scratch buffer when dst is null).
-void read_exact(int fd, void* dst, std::size_t n, const char* what) {
-    static thread_local std::vector<char> scratch(kBuf);
-    std::size_t got = 0;
-    while (got < n) {
-        char* into = dst ? static_cast<char*>(dst) + got : scratch.data();
-        std::size_t want = dst ? n - got : std::min(n - got, scratch.size());
-        ssize_t r = ::recv(fd, into, want, 0);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            throw Error(std::string(what) + ": " + (errno == EAGAIN ? std::string("timed out") : std::strerror(errno)) +
-                        " after " + std::to_string(got) + " of " + std::to_string(n) + " bytes");
-        }
-        if (r == 0)
-            throw Error(std::string(what) + ": peer closed after " + std::to_string(got) + " of " + std::to_string(n) +
-                        " bytes");
-        got += static_cast<std::size_t>(r);
-    }
-}
-
-void send_zeros(int fd, std::uint64_t n) {
-    static const std::vector<char> zeros(kBuf, 'p');
-    while (n > 0) {
-        std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n, zeros.size()));
-        write_all(fd, zeros.data(), chunk);
-        n -= chunk;
-    }
-}
-
 void sleep_ms(std::uint64_t ms) {
     if (ms)
         std::this_thread::sleep_for(std::chrono::milliseconds(ms));
@@ -159,15 +104,6 @@ void write_ready(const std::string& file, unsigned port) {
     std::fprintf(f, "%u\n", port);
     if (std::fclose(f) != 0 || std::rename(tmp.c_str(), file.c_str()) != 0)
         throw Error(errno_text("ready file " + file));
-}
-
-unsigned bound_port(int fd) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof(ss);
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
-        throw Error(errno_text("getsockname"));
-    return ss.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port)
-                                   : ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
 }
 
 Fd bound_socket(const Addr& a, int type) {
@@ -194,7 +130,7 @@ void serve_one(Fd conn, std::uint64_t timeout_ms, Totals& t) {
         read_exact(conn.get(), hdr, sizeof(hdr), "header");
         std::uint64_t want_rx = get_be64(hdr), want_tx = get_be64(hdr + 8);
         read_exact(conn.get(), nullptr, want_rx, "receive");
-        send_zeros(conn.get(), want_tx);
+        send_filled(conn.get(), want_tx, 'p');
         // Close on the client's EOF, so the client decides how long it lives.
         char c;
         if (ssize_t r = ::recv(conn.get(), &c, 1, 0); r != 0)
@@ -313,7 +249,7 @@ void send_tcp_one(const SendCfg& c) {
     put_be64(hdr, c.tx);
     put_be64(hdr + 8, c.rx);
     write_all(fd.get(), hdr, sizeof(hdr));
-    send_zeros(fd.get(), c.tx);
+    send_filled(fd.get(), c.tx, 'p');
     read_exact(fd.get(), nullptr, c.rx, "receive");
     sleep_ms(c.hold_ms);
 }
