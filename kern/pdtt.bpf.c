@@ -128,7 +128,7 @@ int pdtt_egress(struct __sk_buff *skb)
 
 /* ---- TCP state tracepoint ---- */
 
-static __always_inline void handle_state(struct sock *sk, int oldstate, int newstate)
+static __always_inline void handle_state(struct sock *sk, int oldstate, int newstate, const int btf)
 {
 	struct pdtt_port_key lk = {};
 	struct owner o;
@@ -140,12 +140,12 @@ static __always_inline void handle_state(struct sock *sk, int oldstate, int news
 	    !(newstate == TCP_ESTABLISHED &&
 	      (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)))
 		return;
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (SK_READ(btf, sk, sk_protocol) != IPPROTO_TCP)
 		return;
-	lk.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	lk.netns = SK_READ2(btf, sk, __sk_common.skc_net.net, ns.inum);
 	if (target_netns && lk.netns != target_netns)
 		return;
-	lk.port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	lk.port = bpf_ntohs(SK_READ(btf, tcp_of(sk, btf), inet_conn.icsk_inet.inet_sport));
 
 	switch (newstate) {
 	case TCP_SYN_SENT: /* inside connect(): the owner is current */
@@ -160,7 +160,7 @@ static __always_inline void handle_state(struct sock *sk, int oldstate, int news
 		break;
 	case TCP_ESTABLISHED:
 		if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)
-			flow_established(sk, oldstate);
+			flow_established(sk, oldstate, btf);
 		break;
 	case TCP_CLOSE:
 		if (oldstate == TCP_SYN_SENT)
@@ -168,7 +168,7 @@ static __always_inline void handle_state(struct sock *sk, int oldstate, int news
 		else if (oldstate == TCP_LISTEN)
 			bpf_map_delete_elem(&listeners, &lk);
 		else
-			flow_closed(sk);
+			flow_closed(sk, btf);
 		break;
 	}
 }
@@ -176,7 +176,7 @@ static __always_inline void handle_state(struct sock *sk, int oldstate, int news
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(pdtt_state_btf, struct sock *sk, int oldstate, int newstate)
 {
-	handle_state(sk, oldstate, newstate);
+	handle_state(sk, oldstate, newstate, 1);
 	return 0;
 }
 
@@ -184,7 +184,7 @@ int BPF_PROG(pdtt_state_btf, struct sock *sk, int oldstate, int newstate)
 SEC("tracepoint/sock/inet_sock_set_state")
 int pdtt_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 {
-	handle_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate);
+	handle_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate, 0);
 	return 0;
 }
 

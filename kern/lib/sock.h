@@ -13,28 +13,62 @@
 #include "maps.h"
 #include "ipv4.h"
 
-static __always_inline int sock_key(struct sock *sk, struct pdtt_flow_key *k, __u16 *family)
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
+/*
+ * Socket fields, read two ways. btf: a tp_btf program's BTF pointer, read
+ * with plain loads (CO-RE relocated through preserve_access_index, no helper
+ * call). Else an address only (the classic tracepoint): bpf_probe_read_kernel.
+ * btf is a constant, so each program keeps one of the two.
+ */
+#define SK_READ(btf, p, f)	 ((btf) ? (p)->f : BPF_CORE_READ(p, f))
+#define SK_READ2(btf, p, f1, f2) ((btf) ? (p)->f1->f2 : BPF_CORE_READ(p, f1, f2))
+
+/* The tcp_sock around a TCP socket, for the fields past struct sock: a BTF
+ * pointer typed struct sock may not reach them, a read-only cast (a move once
+ * verified) may. */
+static __always_inline struct tcp_sock *tcp_of(struct sock *sk, const int btf)
 {
-	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (btf)
+		return bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+	return (struct tcp_sock *)sk;
+}
+
+static __always_inline int sock_key_read(struct sock *sk, struct pdtt_flow_key *k, __u16 *family,
+					 const int btf)
+{
+	__u16 fam = SK_READ(btf, sk, __sk_common.skc_family);
 
 	if (fam == AF_INET) {
-		map_v4(k->laddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
-		map_v4(k->raddr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+		map_v4(k->laddr, SK_READ(btf, sk, __sk_common.skc_rcv_saddr));
+		map_v4(k->raddr, SK_READ(btf, sk, __sk_common.skc_daddr));
 		*family = AF_INET;
 	} else if (fam == AF_INET6) {
-		BPF_CORE_READ_INTO(&k->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&k->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		if (btf) {
+			__builtin_memcpy(k->laddr, sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8,
+					 16);
+			__builtin_memcpy(k->raddr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
+		} else {
+			BPF_CORE_READ_INTO(&k->laddr, sk,
+					   __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+			BPF_CORE_READ_INTO(&k->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		}
 		/* IPv4-mapped peers are IPv4 to the user, and on the wire. */
 		*family = is_v4(k->raddr) ? AF_INET : AF_INET6;
 	} else {
 		return -1;
 	}
 	/* Not skc_num: inet_put_port() zeroes it before the CLOSE transition. */
-	k->lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	k->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	k->lport = bpf_ntohs(SK_READ(btf, tcp_of(sk, btf), inet_conn.icsk_inet.inet_sport));
+	k->rport = bpf_ntohs(SK_READ(btf, sk, __sk_common.skc_dport));
 	k->proto = IPPROTO_TCP;
-	k->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	k->netns = SK_READ2(btf, sk, __sk_common.skc_net.net, ns.inum);
 	return 0;
+}
+
+static __always_inline int sock_key(struct sock *sk, struct pdtt_flow_key *k, __u16 *family)
+{
+	return sock_key_read(sk, k, family, 0);
 }
 
 static __always_inline void current_owner(struct owner *o)
@@ -42,8 +76,6 @@ static __always_inline void current_owner(struct owner *o)
 	o->pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(o->comm, sizeof(o->comm));
 }
-
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 /* A socket of another namespace (macvlan, ipvlan) can send through the
  * monitored device too: its traffic is not this namespace's. */
@@ -55,14 +87,14 @@ static __always_inline int sock_in_target_netns(struct bpf_sock *bsk)
 }
 
 /* Whether a socket's route or receive device is a monitored interface. */
-static __always_inline int sock_monitored(struct sock *sk)
+static __always_inline int sock_monitored(struct sock *sk, const int btf)
 {
-	struct dst_entry *dst = BPF_CORE_READ(sk, sk_dst_cache);
-	__u32 ifindex = dst ? BPF_CORE_READ(dst, dev, ifindex) : 0;
+	struct dst_entry *dst = SK_READ(btf, sk, sk_dst_cache);
+	__u32 ifindex = dst ? SK_READ2(btf, dst, dev, ifindex) : 0;
 
 	if (ifindex && bpf_map_lookup_elem(&monitored, &ifindex))
 		return 1;
-	ifindex = BPF_CORE_READ(sk, sk_rx_dst_ifindex);
+	ifindex = SK_READ(btf, sk, sk_rx_dst_ifindex);
 	return ifindex && bpf_map_lookup_elem(&monitored, &ifindex);
 }
 

@@ -19,7 +19,7 @@
 /* A flow ends: FLOW_CLOSE with its totals. tp: the socket, for the kernel's
  * own totals; NULL for an entry whose socket is gone. */
 static __always_inline void flow_end(const struct pdtt_flow_key *k, struct pdtt_flow *f,
-				     struct tcp_sock *tp)
+				     struct tcp_sock *tp, const int btf)
 {
 	struct pdtt_event *e;
 
@@ -28,9 +28,9 @@ static __always_inline void flow_end(const struct pdtt_flow_key *k, struct pdtt_
 		if (e) {
 			fill_event(e, PDTT_EV_FLOW_CLOSE, k, f);
 			if (tp) {
-				e->tcp_bytes_acked = BPF_CORE_READ(tp, bytes_acked);
-				e->tcp_bytes_received = BPF_CORE_READ(tp, bytes_received);
-				e->tcp_bytes_retrans = BPF_CORE_READ(tp, bytes_retrans);
+				e->tcp_bytes_acked = SK_READ(btf, tp, bytes_acked);
+				e->tcp_bytes_received = SK_READ(btf, tp, bytes_received);
+				e->tcp_bytes_retrans = SK_READ(btf, tp, bytes_retrans);
 			}
 			ring_submit(e);
 		} else {
@@ -40,7 +40,7 @@ static __always_inline void flow_end(const struct pdtt_flow_key *k, struct pdtt_
 	flow_remove(k, f);
 }
 
-static __always_inline void flow_established(struct sock *sk, int oldstate)
+static __always_inline void flow_established(struct sock *sk, int oldstate, const int btf)
 {
 	struct pdtt_flow_key k = {};
 	struct pdtt_flow f = {}, *stale;
@@ -50,13 +50,13 @@ static __always_inline void flow_established(struct sock *sk, int oldstate)
 	/* Outbound also after a simultaneous open (SYN_SENT, SYN_RECV, then
 	 * ESTABLISHED): connect() was called. */
 	o = connected = bpf_map_lookup_elem(&connecting, &skp);
-	if (sock_key(sk, &k, &f.family))
+	if (sock_key_read(sk, &k, &f.family, btf))
 		goto out;
 	/* An entry of this 5-tuple belongs to an earlier connection whose close
 	 * was missed (one seeded at start, say): end it first. */
 	stale = bpf_map_lookup_elem(&flows, &k);
 	if (stale)
-		flow_end(&k, stale, NULL);
+		flow_end(&k, stale, NULL, btf);
 	if (connected) {
 		f.direction = PDTT_DIR_OUTBOUND;
 	} else {
@@ -66,13 +66,13 @@ static __always_inline void flow_established(struct sock *sk, int oldstate)
 		o = bpf_map_lookup_elem(&listeners, &lk);
 	}
 	/* Flows that never cross a monitored interface take no slot. */
-	if (!sock_monitored(sk))
+	if (!sock_monitored(sk, btf))
 		goto out;
 	if (o) {
 		f.pid = o->pid;
 		__builtin_memcpy(f.comm, o->comm, sizeof(f.comm));
 	}
-	f.uid = BPF_CORE_READ(sk, sk_uid.val);
+	f.uid = SK_READ(btf, sk, sk_uid.val);
 	f.open_ns = bpf_ktime_get_ns();
 	f.id = new_flow_id();
 	flow_insert(&k, &f, 0);
@@ -81,17 +81,17 @@ out:
 		bpf_map_delete_elem(&connecting, &skp);
 }
 
-static __always_inline void flow_closed(struct sock *sk)
+static __always_inline void flow_closed(struct sock *sk, const int btf)
 {
 	struct pdtt_flow_key k = {};
 	struct pdtt_flow *f;
 	__u16 family;
 
-	if (sock_key(sk, &k, &family))
+	if (sock_key_read(sk, &k, &family, btf))
 		return;
 	f = bpf_map_lookup_elem(&flows, &k);
 	if (f)
-		flow_end(&k, f, (struct tcp_sock *)sk);
+		flow_end(&k, f, tcp_of(sk, btf), btf);
 	else
 		bpf_map_delete_elem(&noslot, &k);
 }

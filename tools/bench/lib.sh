@@ -151,11 +151,15 @@ tool_start() {
     TOOL_ERR=$TMPD/$tag.err
     case $variant in
     none) ;;
-    pdtt | pdtt-generic | pdtt-native)
-        local mode=auto
-        [ "$variant" = pdtt ] || mode=${variant#pdtt-}
+    pdtt | pdtt-auto | pdtt-tc | pdtt-generic | pdtt-native)
+        # pdtt: the default (--ingress auto); the others one ingress mode each.
+        local ingress=()
+        case $variant in
+        pdtt-tc) ingress=(--ingress tc) ;;
+        pdtt-generic | pdtt-native) ingress=(--ingress xdp --xdp-mode "${variant#pdtt-}") ;;
+        esac
         spawn "$TOOL_OUT" "$TOOL_ERR" ip netns exec "$NS_A" "$AGENT" -i "$VETH_A" --stdout json --no-files \
-            -t "$AGENT_INTERVAL" $([ "$mode" = auto ] || echo --ingress xdp) --xdp-mode "$mode" "${AGENT_EXTRA[@]}"
+            -t "$AGENT_INTERVAL" "${ingress[@]}" "${AGENT_EXTRA[@]}"
         TOOL_PID=$SPAWNED
         wait_for "$TOOL_ERR" monitoring "$TOOL_PID" 30 ||
             die "the agent did not start ($variant): $(tail -3 "$TOOL_ERR")"
@@ -202,6 +206,19 @@ agent_map_bytes() {
         [ -n "$m" ] && total=$((total + m))
     done
     echo "$total"
+}
+
+# run_cnt and run_time_ns of every BPF program the process holds, one
+# "NAME RUNS NS" line each (kernel.bpf_stats_enabled must be on). The
+# process's fdinfo has the counters; bpftool has the names.
+agent_prog_stats() {
+    local pid=$1
+    grep -H -E '^(prog_id|run_time_ns|run_cnt):' /proc/"$pid"/fdinfo/* 2>/dev/null |
+        awk -F'[:\t ]+' '{ v[$1, $2] = $3; if ($2 == "prog_id") fds[$1] = 1 }
+            END { for (f in fds) print v[f, "prog_id"], v[f, "run_cnt"] + 0, v[f, "run_time_ns"] + 0 }' |
+        sort -u | while read -r id n ns; do
+            echo "$(bpftool -j prog show id "$id" | jq -r .name) $n $ns"
+        done
 }
 
 proc_status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }

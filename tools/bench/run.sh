@@ -6,14 +6,20 @@
 #   tools/bench/run.sh [--smoke] [--strict] [--figures LIST] [--pairs N] [--duration S]
 #                      [--udp-duration S] [--churn-duration S] [--churn-max-duration S]
 #                      [--rates R,R,..] [--tools-rate R] [--flows N] [--moving-flows N]
-#                      [--pipeline-events N] [--build DIR] [--out DIR]
-#                      [--agent BIN] [--churn BIN] [--pipeline BIN]
+#                      [--pipeline-events N] [--ingress LIST] [--bpf-stats] [--build DIR]
+#                      [--out DIR] [--agent BIN] [--churn BIN] [--pipeline BIN]
 #
 # Figures (default: all): bulk, udp, smallwrite, churn, pipeline, memory,
 # moving, tools (the last adds nethogs and tcplife beside pdtt to the bulk
 # and churn figures). smallwrite: TCP in 64-byte writes, the per-syscall
 # cost of the I/O hooks; moving: --moving-flows UDP flows (100,000) each
 # moving 100 bytes a second, agent CPU and per-interval completeness.
+# bulk, udp and churn-max run the agent once per ingress mode of --ingress
+# (default auto,tc,generic,native: --ingress auto, --ingress tc, --ingress
+# xdp --xdp-mode generic, --ingress xdp --xdp-mode native), beside none, in
+# one interleaved round. --bpf-stats turns on kernel.bpf_stats_enabled for
+# the run and records each program's runs and ns per run (it adds two clock
+# reads to every run of every BPF program on the host).
 # All traffic stays between two private namespaces joined by veth; client
 # on CPU 0, server on CPU 1. Prints a markdown table; writes raw.csv (every
 # run), summary.csv and summary.md into --out. Exits non-zero when the
@@ -43,6 +49,8 @@ FLOWS=100000
 MOVING_FLOWS=100000
 MOVING_DURATION=20
 PIPE_EVENTS=5000000
+INGRESS=auto,tc,generic,native
+BPF_STATS=0
 BUILD=${PDTT_BUILD_DIR:-$repo/build}
 OUT=""
 AGENT="" CHURN="" PIPELINE=""
@@ -56,6 +64,7 @@ while [ $# -gt 0 ]; do
     --smoke)
         SMOKE=1 STRICT=1 PAIRS=1 DURATION=1 UDP_DURATION=1 CHURN_DURATION=2 CHURN_MAX_DURATION=1
         RATES=2000 TOOLS_RATE=2000 FLOWS=2000 MOVING_FLOWS=2000 MOVING_DURATION=4 PIPE_EVENTS=200000 AGENT_INTERVAL=1
+        INGRESS=tc,native   # the default path and the XDP one, each attached once per figure
         shift ;;
     --strict) STRICT=1; shift ;;
     --figures) FIGURES=$2; shift 2 ;;
@@ -69,6 +78,8 @@ while [ $# -gt 0 ]; do
     --flows) FLOWS=$2; shift 2 ;;
     --moving-flows) MOVING_FLOWS=$2; shift 2 ;;
     --pipeline-events) PIPE_EVENTS=$2; shift 2 ;;
+    --ingress) INGRESS=$2; shift 2 ;;
+    --bpf-stats) BPF_STATS=1; shift ;;
     --build) BUILD=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --agent) AGENT=$2; shift 2 ;;
@@ -83,6 +94,10 @@ for v in PAIRS DURATION UDP_DURATION CHURN_DURATION CHURN_MAX_DURATION TOOLS_RAT
 done
 [[ $RATES =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || { echo "run.sh: --rates: positive integers, comma-separated" >&2; exit 2; }
 has_figure() { [[ ,$FIGURES, == *,$1,* ]]; }
+[[ $INGRESS =~ ^(auto|tc|generic|native)(,(auto|tc|generic|native))*$ ]] ||
+    { echo "run.sh: --ingress: auto, tc, generic or native, comma-separated" >&2; exit 2; }
+VARIANTS_INGRESS=()
+for m in ${INGRESS//,/ }; do VARIANTS_INGRESS+=("pdtt-$m"); done
 
 [ "$(id -u)" = 0 ] || { echo "run.sh: run as root (namespaces, BPF)" >&2; exit 3; }
 AGENT=${AGENT:-$BUILD/agent/pdtt-agent}
@@ -92,6 +107,7 @@ for b in "$AGENT" "$CHURN" "$PIPELINE"; do
     [ -x "$b" ] || die "$b is missing: build first (cmake --build BUILD) or pass --build DIR"
 done
 for t in ip iperf3 jq taskset awk timeout stdbuf unshare python3; do need_tool "$t"; done
+[ "$BPF_STATS" = 0 ] || need_tool bpftool
 if has_figure tools; then need_tool nethogs; need_tool tcplife; fi
 [ "$(nproc)" -ge 2 ] || { CPU_SERVER=0; log "one CPU only: client and server share it"; }
 
@@ -101,14 +117,28 @@ TMPD=$(mktemp -d /tmp/pdtt-bench-run.XXXXXX)
 RAW=$OUT/raw.csv
 echo "figure,variant,round,metric,value" >"$RAW"
 
+STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
 cleanup_all() {
     bench_cleanup
+    [ "$BPF_STATS" = 0 ] || sysctl -qw kernel.bpf_stats_enabled="$STATS_WAS"
     rm -rf "$TMPD"
 }
 trap cleanup_all EXIT
 trap 'exit 130' INT TERM
 
 rec() { echo "$1,$2,$3,$4,$5" >>"$RAW"; }
+
+# With --bpf-stats: each of the agent's programs' runs and ns per run, read
+# before it stops (its programs go with it).
+rec_prog_stats() {
+    local figure=$1 variant=$2 round=$3 name runs ns
+    [[ $BPF_STATS = 1 && $variant == pdtt* && -n $TOOL_PID ]] || return 0
+    while read -r name runs ns; do
+        [ "$runs" -gt 0 ] || continue
+        rec "$figure" "$variant" "$round" "bpf_runs:$name" "$runs"
+        rec "$figure" "$variant" "$round" "bpf_ns_per_run:$name" "$(calc "$ns / $runs")"
+    done < <(agent_prog_stats "$TOOL_PID")
+}
 div() { if [ "$(calc "($2) == 0")" = 1 ]; then echo 0; else calc "($1) / ($2)"; fi; }
 
 TCPLIFE_PORTS=$IPERF_PORT
@@ -121,11 +151,13 @@ has_figure tools && VARIANTS_TOOLS=(nethogs tcplife)
     echo "git: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet 2>/dev/null || echo '+dirty')"
     echo "agent: $AGENT ($("$AGENT" --version 2>&1 | head -1), built $(date -u -r "$AGENT" +%Y-%m-%dT%H:%M:%SZ))"
     echo "command: $0 $ARGS"
-    echo "settings: figures=$FIGURES pairs=$PAIRS duration=${DURATION}s udp=${UDP_DURATION}s churn=${CHURN_DURATION}s churn-max=${CHURN_MAX_DURATION}s rates=$RATES tools-rate=$TOOLS_RATE flows=$FLOWS pipeline-events=$PIPE_EVENTS strict=$STRICT"
+    echo "settings: figures=$FIGURES pairs=$PAIRS duration=${DURATION}s udp=${UDP_DURATION}s churn=${CHURN_DURATION}s churn-max=${CHURN_MAX_DURATION}s rates=$RATES tools-rate=$TOOLS_RATE flows=$FLOWS pipeline-events=$PIPE_EVENTS ingress=$INGRESS bpf-stats=$BPF_STATS strict=$STRICT"
+    echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at the start"
 } >"$OUT/env.txt"
 cat "$OUT/env.txt" >&2
 
 bench_setup
+[ "$BPF_STATS" = 0 ] || sysctl -qw kernel.bpf_stats_enabled=1
 
 # ---- 1 bulk TCP and 2 small UDP: iperf3 ----
 
@@ -163,6 +195,7 @@ iperf_once() {
     t1=$(proc_ticks "${TOOL_PID:-0}")
     # Let the tools see the close and sweep once more before they stop.
     [ -z "$TOOL_PID" ] || sleep 1.5
+    rec_prog_stats "$figure" "$variant" "$round"
     tool_stop "$variant"
     [ "$rc" = 0 ] || die "iperf3 failed ($tag): $(jq -r '.error // empty' "$TMPD/$tag.json" 2>/dev/null) $(tail -2 "$TMPD/$tag.iperr")"
     local cpu_s tool_s
@@ -214,15 +247,15 @@ rounds() {
 }
 
 if has_figure bulk; then
-    log "bulk TCP, into the agent's side (XDP sees the data)"
-    rounds bulk-rx "$DURATION" pdtt-generic pdtt-native "${VARIANTS_TOOLS[@]}"
+    log "bulk TCP, into the agent's side (the ingress hook sees the data)"
+    rounds bulk-rx "$DURATION" "${VARIANTS_INGRESS[@]}" "${VARIANTS_TOOLS[@]}"
     log "bulk TCP, out of the agent's side (tc egress sees the data)"
-    rounds bulk-tx "$DURATION" pdtt-generic pdtt-native
+    rounds bulk-tx "$DURATION" "${VARIANTS_INGRESS[@]}"
 fi
 if has_figure udp; then
     log "64-byte UDP at full rate"
-    rounds udp-rx "$UDP_DURATION" pdtt-generic pdtt-native
-    rounds udp-tx "$UDP_DURATION" pdtt-generic pdtt-native
+    rounds udp-rx "$UDP_DURATION" "${VARIANTS_INGRESS[@]}"
+    rounds udp-tx "$UDP_DURATION" "${VARIANTS_INGRESS[@]}"
 fi
 if has_figure smallwrite; then
     log "TCP in 64-byte writes (the sender on the agent's side, then the receiver)"
@@ -252,6 +285,7 @@ churn_once() {
     [ -z "$TOOL_PID" ] || sleep 1.5
     a1=$(proc_ticks "${TOOL_PID:-0}")
     m1=$(now_ms)
+    rec_prog_stats "$figure" "$variant" "$round"
     tool_stop "$variant"
     local made got_rate payload
     made=$(num "$tag made" "$(sed -n 's/.*made=\([0-9]*\).*/\1/p' <<<"$line")")
@@ -324,9 +358,12 @@ fi
 
 if has_figure churn; then
     log "connection churn, as fast as it goes"
+    n=${#VARIANTS_INGRESS[@]}
     for ((r = 1; r <= PAIRS; r++)); do
         churn_once churn-max none "$r" 0 "$CHURN_MAX_DURATION"
-        churn_once churn-max pdtt "$r" 0 "$CHURN_MAX_DURATION"
+        for ((i = 0; i < n; i++)); do
+            churn_once churn-max "${VARIANTS_INGRESS[$(((i + r - 1) % n))]}" "$r" 0 "$CHURN_MAX_DURATION"
+        done
     done
     for rate in ${RATES//,/ }; do
         log "connection churn at $rate/s for ${CHURN_DURATION}s"
