@@ -119,9 +119,14 @@ template <typename W> void flow_tail(W& w, const FlowRecord& r) {
     }
 }
 
+// A writer with identity(r) writes the identity its own way (the JSON
+// writer reuses the flow's text); the others walk the list.
 template <typename W> void flow(W& w, const FlowRecord& r) {
     head(w, flow_type(r.type), r.ts);
-    identity(w, r.id);
+    if constexpr (requires { w.identity(r); })
+        w.identity(r);
+    else
+        identity(w, r.id);
     flow_tail(w, r);
 }
 

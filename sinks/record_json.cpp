@@ -20,7 +20,8 @@ namespace {
 // through Boost.JSON's escaping.
 class Writer {
 public:
-    Writer(std::string& out, json::serializer& sr, bool first = true) : out_(out), sr_(sr), first_(first) {}
+    // spare: where a flow's identity is made when its record keeps none.
+    Writer(std::string& out, json::serializer& sr, std::string* spare = nullptr) : out_(out), sr_(sr), spare_(spare) {}
 
     void type(std::string_view t) {
         key("type");
@@ -83,6 +84,21 @@ public:
         }
         out_ += '}';
     }
+    // The identity's text is made once per flow (FlowRecord::id_json) and
+    // copied into every record of it.
+    void identity(const FlowRecord& r) {
+        if (r.id_json && !r.id_json->empty()) {
+            out_ += *r.id_json;
+            return;
+        }
+        spare_->clear(); // made where the room is, then kept at its size
+        Writer w(*spare_, sr_);
+        w.first_ = false; // it follows the head
+        fields::identity(w, r.id);
+        if (r.id_json)
+            *r.id_json = *spare_;
+        out_ += *spare_;
+    }
     void connections(std::string_view n, const std::vector<PairRow>& rows) {
         key(n);
         out_ += '[';
@@ -138,7 +154,8 @@ private:
 
     std::string& out_;
     json::serializer& sr_;
-    bool first_;
+    std::string* spare_;
+    bool first_ = true;
 };
 
 template <typename Record, typename List>
@@ -152,7 +169,10 @@ void append_object(std::string& out, json::serializer& sr, const Record& r, List
 } // namespace
 
 void JsonRecords::append(std::string& out, const FlowRecord& r) {
-    append_object(out, sr_, r, [](Writer& w, const FlowRecord& r) { fields::flow(w, r); });
+    Writer w(out, sr_, &id_);
+    out += '{';
+    fields::flow(w, r);
+    out += '}';
 }
 
 void JsonRecords::append(std::string& out, const UserReport& r) {

@@ -15,6 +15,8 @@ namespace pdtt {
 // escaped by Boost.JSON. "v", "type", "ts" first; unknown values are null.
 class JsonRecords {
 public:
+    // The flow's identity comes from r.id_json, made there first when it is
+    // empty; made afresh when r.id_json is null.
     void append(std::string& out, const FlowRecord& r);
     void append(std::string& out, const UserReport& r);
     void append(std::string& out, const JobReport& r);
@@ -22,6 +24,7 @@ public:
 
 private:
     boost::json::serializer sr_;
+    std::string id_; // the identity of a flow nothing keeps
 };
 
 // The same fields as a DOM, for readers that want one (tests).
