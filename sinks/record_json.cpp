@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cmath>
 #include <concepts>
 #include <type_traits>
 
@@ -58,16 +57,10 @@ public:
         else
             out_ += "null";
     }
-    // Whole seconds integral, else milliseconds in Boost.JSON's notation.
     void seconds(std::string_view n, double s) {
         key(n);
-        double ms = std::round(s * 1000);
-        if (std::fmod(ms, 1000) == 0)
-            return integer(static_cast<int64_t>(ms / 1000));
-        json::value v(ms / 1000);
-        sr_.reset(&v);
         char buf[32];
-        out_ += sr_.read(buf, sizeof buf);
+        out_ += fields::seconds_text(s, buf);
     }
     void classes(std::string_view n, const std::vector<ClassTotals>& classes) {
         if (classes.empty())

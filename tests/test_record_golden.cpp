@@ -349,12 +349,12 @@ BOOST_AUTO_TEST_CASE(fractional_seconds) {
               s.agent_stats(stats(0.001));
           }),
           "{\"v\":1,\"type\":\"user_report\",\"ts\":\"2024-01-15T10:30:00.999999Z\",\"user\":\"alice\","
-          "\"uid\":1000,\"interval_s\":2.5E0,\"tx_bytes\":786432,\"rx_bytes\":1179648,\"tx_packets\":600,"
+          "\"uid\":1000,\"interval_s\":2.5,\"tx_bytes\":786432,\"rx_bytes\":1179648,\"tx_packets\":600,"
           "\"rx_packets\":900,\"flows\":2,\"connections\":[]}\n"
           "{\"v\":1,\"type\":\"job_report\",\"ts\":\"2024-01-15T10:30:00.000005Z\",\"job\":\"42\",\"step\":\"batch\""
           ",\"cgroup\":\"system.slice/slurmstepd.scope/job_42/step_batch\",\"user\":\"alice\",\"uid\":1000,"
-          "\"interval_s\":1.003E0,\"tx_bytes\":11,\"rx_bytes\":22}\n"
-          "{\"v\":1,\"type\":\"agent_stats\",\"ts\":\"2024-01-15T10:30:00.000001Z\",\"interval_s\":5E-1,"
+          "\"interval_s\":1.003,\"tx_bytes\":11,\"rx_bytes\":22}\n"
+          "{\"v\":1,\"type\":\"agent_stats\",\"ts\":\"2024-01-15T10:30:00.000001Z\",\"interval_s\":0.5,"
           "\"events\":1,\"ring_drops\":2,\"flow_table_full\":3,\"aux_table_full\":4,\"flow_share_full\":5,"
           "\"owner_deferred\":6,\"deltas_incomplete\":7,\"flows_active\":8,\"flow_table_size\":65536,"
           "\"sink_errors\":10,\"interfaces_missing\":11}\n"
@@ -362,7 +362,7 @@ BOOST_AUTO_TEST_CASE(fractional_seconds) {
           "\"events\":1,\"ring_drops\":2,\"flow_table_full\":3,\"aux_table_full\":4,\"flow_share_full\":5,"
           "\"owner_deferred\":6,\"deltas_incomplete\":7,\"flows_active\":8,\"flow_table_size\":65536,"
           "\"sink_errors\":10,\"interfaces_missing\":11}\n"
-          "{\"v\":1,\"type\":\"agent_stats\",\"ts\":\"2024-01-15T10:30:00.000001Z\",\"interval_s\":1E-3,"
+          "{\"v\":1,\"type\":\"agent_stats\",\"ts\":\"2024-01-15T10:30:00.000001Z\",\"interval_s\":0.001,"
           "\"events\":1,\"ring_drops\":2,\"flow_table_full\":3,\"aux_table_full\":4,\"flow_share_full\":5,"
           "\"owner_deferred\":6,\"deltas_incomplete\":7,\"flows_active\":8,\"flow_table_size\":65536,"
           "\"sink_errors\":10,\"interfaces_missing\":11}\n");
