@@ -22,18 +22,10 @@ public:
     // spare: where a flow's identity is made when its record keeps none.
     Writer(std::string& out, json::serializer& sr, std::string* spare = nullptr) : out_(out), sr_(sr), spare_(spare) {}
 
-    void type(std::string_view t) {
-        key("type");
-        out_ += '"';
-        out_ += t;
-        out_ += '"';
-    }
+    void type(std::string_view t) { field("type", t, true); }
     void time(std::string_view n, Timestamp ts) {
         char buf[32];
-        key(n);
-        out_ += '"';
-        out_ += rfc3339_utc(ts, buf); // digits and punctuation: nothing to escape
-        out_ += '"';
+        field(n, rfc3339_utc(ts, buf), true); // digits and punctuation: nothing to escape
     }
     void text(std::string_view n, std::string_view s) {
         key(n);
@@ -47,20 +39,19 @@ public:
             out_ += "null";
     }
     template <std::integral T> void number(std::string_view n, T v) {
-        key(n);
-        integer(v);
+        char buf[24];
+        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+        field(n, std::string_view(buf, size_t(end - buf)), false);
     }
     template <std::integral T> void number(std::string_view n, const std::optional<T>& v) {
-        key(n);
         if (v)
-            integer(*v);
+            number(n, *v);
         else
-            out_ += "null";
+            field(n, "null", false);
     }
     void seconds(std::string_view n, double s) {
-        key(n);
         char buf[32];
-        out_ += fields::seconds_text(s, buf);
+        field(n, fields::seconds_text(s, buf), false);
     }
     void classes(std::string_view n, const std::vector<ClassTotals>& classes) {
         if (classes.empty())
@@ -112,21 +103,39 @@ private:
             out_ += ',';
         first_ = false;
     }
-    void key(std::string_view n) {
-        comma();
-        out_ += '"';
-        out_ += n;
-        out_ += "\":";
+    void key(std::string_view n) { field(n, {}, false); }
+    // ,"n":v in one append (v quoted when asked): most fields are a name and
+    // a few digits, and one append costs what each of five would.
+    void field(std::string_view n, std::string_view v, bool quoted) {
+        char buf[128];
+        if (n.size() + v.size() + 6 > sizeof buf) {
+            comma();
+            out_.append("\"").append(n).append("\":");
+            if (quoted)
+                out_.append("\"").append(v).append("\"");
+            else
+                out_.append(v);
+            return;
+        }
+        char* p = buf;
+        if (!first_)
+            *p++ = ',';
+        first_ = false;
+        *p++ = '"';
+        p = std::copy(n.begin(), n.end(), p);
+        *p++ = '"';
+        *p++ = ':';
+        if (quoted)
+            *p++ = '"';
+        p = std::copy(v.begin(), v.end(), p);
+        if (quoted)
+            *p++ = '"';
+        out_.append(buf, size_t(p - buf));
     }
     void key_string(std::string_view n) {
         comma();
         string(n);
         out_ += ':';
-    }
-    template <std::integral T> void integer(T v) {
-        char buf[24];
-        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-        out_.append(buf, end);
     }
     // Valid UTF-8 first (Boost.JSON does not check it on output); ASCII
     // needs no repair copy.
