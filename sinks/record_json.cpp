@@ -69,7 +69,9 @@ public:
         out_ += '}';
     }
     // The identity's text is made once per flow (FlowRecord::id_json) and
-    // copied into every record of it.
+    // copied into every record of it. It is kept from a flow's first delta
+    // or owner record on: a flow that only opens and closes (most of a
+    // connection churn) or sits idle costs no memory for it.
     void identity(const FlowRecord& r) {
         if (r.id_json && !r.id_json->empty()) {
             out_ += *r.id_json;
@@ -79,7 +81,7 @@ public:
         Writer w(*spare_, sr_);
         w.first_ = false; // it follows the head
         fields::identity(w, r.id);
-        if (r.id_json)
+        if (r.id_json && (r.type == FlowEvent::delta || r.type == FlowEvent::owner))
             *r.id_json = *spare_;
         out_ += *spare_;
     }
