@@ -69,6 +69,7 @@ void Aggregator::set_cgroup(Flow& f, uint64_t id, CgroupInfoPtr cg) {
     f.cgroup_id = id;
     f.cg = std::move(cg);
     f.job_gen = UINT64_MAX; // its bytes from now on may be another job's or step's
+    f.id_json.clear();
     f.id.cgroup = f.cg ? std::string_view(f.cg->path()) : std::string_view();
     f.id.job = job_of(f.cg);
     f.id.step = f.cg ? f.cg->step() : std::nullopt;
@@ -126,11 +127,12 @@ void Aggregator::add_to_job(Flow& f, const Counters& delta) {
         add_class(j.classes, f.cls, delta);
 }
 
-FlowRecord Aggregator::record(FlowEvent type, const Flow& f, const pdtt_event& e, const Counters& cnt) const {
+FlowRecord Aggregator::record(FlowEvent type, Flow& f, const pdtt_event& e, const Counters& cnt) const {
     FlowRecord r;
     r.type = type;
     r.ts = clock_.from_mono(type == FlowEvent::open ? e.open_ns : e.ts_ns);
     r.id = f.id;
+    r.id_json = &f.id_json;
     r.cnt = cnt;
     return r;
 }
@@ -179,6 +181,7 @@ void Aggregator::add_overflow(int64_t uid, const Counters& delta) {
 void Aggregator::note_process(Flow& f, const pdtt_event& e) {
     if (!e.pid || (f.id.pid && *f.id.pid == e.pid))
         return;
+    f.id_json.clear();
     f.id.pid = e.pid;
     if (e.comm[0])
         f.id.comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
@@ -213,6 +216,7 @@ bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
     }
     f.id.pid.reset();
     note_process(f, e);
+    f.id_json.clear();
     f.owner_base = to_counters(e.cnt);
     r.id = f.id;
     for (auto& s : sinks_)

@@ -86,6 +86,7 @@ private:
         CgroupInfoPtr cg;              // its path; null while it is being resolved
         uint64_t job_gen = UINT64_MAX; // report generation job_slot is valid in
         size_t job_slot = 0;           // its row in jobs_
+        std::string id_json;           // FlowRecord::id_json: emptied whenever id changes
     };
     struct ClassCounters {
         uint64_t tx = 0, rx = 0;
@@ -123,7 +124,7 @@ private:
     std::vector<ClassTotals> class_totals(const std::vector<ClassCounters>& v) const;
     bool change_owner(Flow& f, const pdtt_event& e); // false: same owner, no record
     bool closed(uint64_t flow_id) const { return closed_.count(flow_id) || closed_before_.count(flow_id); }
-    FlowRecord record(FlowEvent type, const Flow& f, const pdtt_event& e, const Counters& cnt) const;
+    FlowRecord record(FlowEvent type, Flow& f, const pdtt_event& e, const Counters& cnt) const;
 
     SinkList& sinks_;
     UserNames& names_;

@@ -3,11 +3,7 @@
 #include "factory.hpp"
 #include "record_json.hpp"
 
-#include <boost/json.hpp>
-
 namespace pdtt {
-
-namespace json = boost::json;
 
 namespace {
 
@@ -34,26 +30,18 @@ public:
     uint64_t errors() const override { return errors_ + out_.lost(); }
 
 private:
-    // Every record is built in one reused arena and serialised into one
-    // reused buffer: no allocation per record once they are warm.
+    // Every record is written into one reused buffer: no allocation per
+    // record once it has grown.
     template <typename Record> void emit(const Record& r) {
-        json::monotonic_resource arena(arena_, sizeof(arena_));
-        json::object o = to_json(r, &arena);
-        serializer_.reset(&o);
         line_.clear();
-        while (!serializer_.done()) {
-            size_t used = line_.size();
-            line_.resize(used + 4096);
-            line_.resize(used + serializer_.read(line_.data() + used, 4096).size());
-        }
+        records_.append(line_, r);
         line_ += '\n';
         if (!out_.write(line_))
             ++errors_;
     }
 
     ConsoleOut out_;
-    alignas(std::max_align_t) unsigned char arena_[16384];
-    json::serializer serializer_;
+    JsonRecords records_;
     std::string line_;
     uint64_t errors_ = 0;
 };

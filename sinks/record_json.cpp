@@ -1,9 +1,12 @@
 #include "record_json.hpp"
 
 #include "format.hpp"
+#include "record_fields.hpp"
 
 #include <algorithm>
-#include <cmath>
+#include <charconv>
+#include <concepts>
+#include <type_traits>
 
 namespace pdtt {
 
@@ -11,170 +14,266 @@ namespace json = boost::json;
 
 namespace {
 
-// Boost.JSON prints 10.0 as "1E1": keep whole seconds integral for readers.
-json::value seconds(double s) {
-    double ms = std::round(s * 1000);
-    if (std::fmod(ms, 1000) == 0)
-        return static_cast<int64_t>(ms / 1000);
-    return ms / 1000;
-}
+// The field lists' writer. Field names and record types are ours, plain
+// ASCII identifiers: they are copied as they are; every value string goes
+// through Boost.JSON's escaping.
+class Writer {
+public:
+    // spare: where a flow's identity is made when its record keeps none.
+    Writer(std::string& out, json::serializer& sr, std::string* spare = nullptr) : out_(out), sr_(sr), spare_(spare) {}
 
-json::object head(const char* type, Timestamp ts, const json::storage_ptr& sp) {
-    json::object o(sp);
-    o.reserve(32); // every record's keys: no rehash while it fills
-    o["v"] = 1;
-    o["type"] = type;
-    char buf[32];
-    o["ts"] = rfc3339_utc(ts, buf);
-    return o;
-}
-
-// A string field, valid UTF-8 whatever it held; ASCII needs no repair copy.
-json::value text(std::string_view s, const json::storage_ptr& sp) {
-    bool ascii = std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-    return ascii ? json::string(s, sp) : json::string(valid_utf8(s), sp);
-}
-
-json::value optional_text(const std::optional<std::string_view>& s, const json::storage_ptr& sp) {
-    return s ? text(*s, sp) : json::value(nullptr);
-}
-
-// "classes": {"wan": {"tx_bytes": N, "rx_bytes": N}, ...}; left out when none are configured.
-void add_classes(json::object& o, const std::vector<ClassTotals>& classes) {
-    if (classes.empty())
-        return;
-    json::object by_class(o.storage());
-    for (const auto& c : classes) {
-        json::object t(o.storage());
-        t["tx_bytes"] = c.tx_bytes;
-        t["rx_bytes"] = c.rx_bytes;
-        by_class[c.name] = std::move(t);
+    void type(std::string_view t) { field("type", t, true); }
+    void time(std::string_view n, Timestamp ts) {
+        char buf[32];
+        field(n, rfc3339_utc(ts, buf), true); // digits and punctuation: nothing to escape
     }
-    o["classes"] = std::move(by_class);
-}
-
-void add_counters(json::object& o, const Counters& c) {
-    o["tx_bytes"] = c.tx_bytes;
-    o["rx_bytes"] = c.rx_bytes;
-    o["tx_packets"] = c.tx_packets;
-    o["rx_packets"] = c.rx_packets;
-}
-
-const char* flow_type(FlowEvent t) {
-    switch (t) {
-    case FlowEvent::open:
-        return "flow_open";
-    case FlowEvent::delta:
-        return "flow_delta";
-    case FlowEvent::owner:
-        return "flow_owner";
-    case FlowEvent::close:
-        break;
+    void text(std::string_view n, std::string_view s) {
+        key(n);
+        string(s);
     }
-    return "flow_close";
-}
-
-const char* direction_name(Direction d) {
-    switch (d) {
-    case Direction::outbound:
-        return "outbound";
-    case Direction::inbound:
-        return "inbound";
-    case Direction::unknown:
-        break;
+    void text_or_null(std::string_view n, const std::optional<std::string_view>& s) {
+        key(n);
+        if (s)
+            string(*s);
+        else
+            out_ += "null";
     }
-    return "unknown";
+    template <std::integral T> void number(std::string_view n, T v) {
+        char buf[24];
+        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+        field(n, std::string_view(buf, size_t(end - buf)), false);
+    }
+    template <std::integral T> void number(std::string_view n, const std::optional<T>& v) {
+        if (v)
+            number(n, *v);
+        else
+            field(n, "null", false);
+    }
+    void seconds(std::string_view n, double s) {
+        char buf[32];
+        field(n, fields::seconds_text(s, buf), false);
+    }
+    void classes(std::string_view n, const std::vector<ClassTotals>& classes) {
+        if (classes.empty())
+            return;
+        key(n);
+        out_ += '{';
+        first_ = true;
+        for (const auto& c : classes) {
+            key_string(c.name); // from the configuration: escaped like any value
+            out_ += '{';
+            first_ = true;
+            fields::class_row(*this, c);
+            out_ += '}';
+        }
+        out_ += '}';
+    }
+    // The identity's text is made once per flow (FlowRecord::id_json) and
+    // copied into every record of it. It is kept from a flow's first delta
+    // or owner record on: a flow that only opens and closes (most of a
+    // connection churn) or sits idle costs no memory for it.
+    void identity(const FlowRecord& r) {
+        if (r.id_json && !r.id_json->empty()) {
+            out_ += *r.id_json;
+            return;
+        }
+        spare_->clear(); // made where the room is, then kept at its size
+        Writer w(*spare_, sr_);
+        w.first_ = false; // it follows the head
+        fields::identity(w, r.id);
+        if (r.id_json && (r.type == FlowEvent::delta || r.type == FlowEvent::owner))
+            *r.id_json = *spare_;
+        out_ += *spare_;
+    }
+    void connections(std::string_view n, const std::vector<PairRow>& rows) {
+        key(n);
+        out_ += '[';
+        for (size_t i = 0; i < rows.size(); ++i) {
+            if (i)
+                out_ += ',';
+            out_ += '{';
+            first_ = true;
+            fields::pair_row(*this, rows[i]);
+            out_ += '}';
+        }
+        out_ += ']';
+    }
+
+private:
+    void comma() {
+        if (!first_)
+            out_ += ',';
+        first_ = false;
+    }
+    void key(std::string_view n) { field(n, {}, false); }
+    // ,"n":v in one append (v quoted when asked): most fields are a name and
+    // a few digits, and one append costs what each of five would.
+    void field(std::string_view n, std::string_view v, bool quoted) {
+        char buf[128];
+        if (n.size() + v.size() + 6 > sizeof buf) {
+            comma();
+            out_.append("\"").append(n).append("\":");
+            if (quoted)
+                out_.append("\"").append(v).append("\"");
+            else
+                out_.append(v);
+            return;
+        }
+        char* p = buf;
+        if (!first_)
+            *p++ = ',';
+        first_ = false;
+        *p++ = '"';
+        p = std::copy(n.begin(), n.end(), p);
+        *p++ = '"';
+        *p++ = ':';
+        if (quoted)
+            *p++ = '"';
+        p = std::copy(v.begin(), v.end(), p);
+        if (quoted)
+            *p++ = '"';
+        out_.append(buf, size_t(p - buf));
+    }
+    void key_string(std::string_view n) {
+        comma();
+        string(n);
+        out_ += ':';
+    }
+    // Valid UTF-8 first (Boost.JSON does not check it on output); ASCII
+    // needs no repair copy.
+    void string(std::string_view s) {
+        bool ascii = std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+        if (ascii)
+            return escaped(s);
+        std::string repaired = valid_utf8(s);
+        escaped(repaired);
+    }
+    // Room for the worst case, every octet as \u00XX, so one read() finishes it.
+    void escaped(std::string_view s) {
+        sr_.reset(s);
+        size_t used = out_.size();
+        out_.resize(used + 6 * s.size() + 2);
+        out_.resize(used + sr_.read(out_.data() + used, out_.size() - used).size());
+    }
+
+    std::string& out_;
+    json::serializer& sr_;
+    std::string* spare_;
+    bool first_ = true;
+};
+
+template <typename Record, typename List>
+void append_object(std::string& out, json::serializer& sr, const Record& r, List list) {
+    Writer w(out, sr);
+    out += '{';
+    list(w, r);
+    out += '}';
 }
 
 } // namespace
 
-json::object to_json(const FlowRecord& r, json::storage_ptr sp) {
-    const FlowId& id = r.id;
-    json::object o = head(flow_type(r.type), r.ts, sp);
-    o["flow_id"] = id.flow_id;
-    o["iface"] = text(id.iface, o.storage());
-    o["user"] = text(id.user, o.storage());
-    o["uid"] = id.uid;
-    o["pid"] = id.pid ? json::value(*id.pid) : json::value(nullptr);
-    o["comm"] = id.comm ? text(*id.comm, o.storage()) : json::value(nullptr);
-    o["cgroup"] = id.cgroup.empty() ? json::value(nullptr) : text(id.cgroup, o.storage());
-    o["job"] = optional_text(id.job, o.storage());
-    o["step"] = optional_text(id.step, o.storage());
-    o["proto"] = text(id.proto, o.storage());
-    o["family"] = text(id.family, o.storage());
-    o["local"] = text(id.local, o.storage());
-    o["lport"] = id.lport;
-    o["remote"] = text(id.remote, o.storage());
-    o["rport"] = id.rport;
-    o["direction"] = direction_name(id.direction);
-    if (r.type == FlowEvent::open)
-        return o;
-    if (r.type == FlowEvent::owner) {
-        o["from_uid"] = r.from_uid;
-        o["from_user"] = text(r.from_user, o.storage());
-        o["from_job"] = optional_text(r.from_job, o.storage());
+void JsonRecords::append(std::string& out, const FlowRecord& r) {
+    Writer w(out, sr_, &id_);
+    out += '{';
+    fields::flow(w, r);
+    out += '}';
+}
+
+void JsonRecords::append(std::string& out, const UserReport& r) {
+    append_object(out, sr_, r, [](Writer& w, const UserReport& r) { fields::user_report(w, r); });
+}
+
+void JsonRecords::append(std::string& out, const JobReport& r) {
+    append_object(out, sr_, r, [](Writer& w, const JobReport& r) { fields::job_report(w, r); });
+}
+
+void JsonRecords::append(std::string& out, const AgentStats& s) {
+    append_object(out, sr_, s, [](Writer& w, const AgentStats& s) { fields::agent_stats(w, s); });
+}
+
+namespace {
+
+// The field lists' third writer: a DOM with the types the fields have
+// (unsigned as uint64, signed as int64), for readers that want one.
+class Dom {
+public:
+    explicit Dom(json::object& o) : o_(o) {}
+
+    void type(std::string_view t) { o_["type"] = t; }
+    void time(std::string_view n, Timestamp ts) {
+        char buf[32];
+        o_[n] = rfc3339_utc(ts, buf);
     }
-    add_counters(o, r.cnt);
-    if (r.type == FlowEvent::close) {
-        o["tcp_bytes_acked"] = r.tcp_bytes_acked;
-        o["tcp_bytes_received"] = r.tcp_bytes_received;
-        o["tcp_bytes_retrans"] = r.tcp_bytes_retrans;
-        o["duration_ms"] = r.duration_ms;
+    void text(std::string_view n, std::string_view s) { o_[n] = valid_utf8(s); }
+    void text_or_null(std::string_view n, const std::optional<std::string_view>& s) {
+        if (s)
+            text(n, *s);
+        else
+            o_[n] = nullptr;
     }
+    template <std::integral T> void number(std::string_view n, T v) {
+        if constexpr (std::is_signed_v<T>)
+            o_[n] = static_cast<int64_t>(v);
+        else
+            o_[n] = static_cast<uint64_t>(v);
+    }
+    template <std::integral T> void number(std::string_view n, const std::optional<T>& v) {
+        if (v)
+            number(n, *v);
+        else
+            o_[n] = nullptr;
+    }
+    void seconds(std::string_view n, double s) {
+        char buf[32];
+        o_[n] = json::parse(fields::seconds_text(s, buf));
+    }
+    void classes(std::string_view n, const std::vector<ClassTotals>& classes) {
+        if (classes.empty())
+            return;
+        json::object by_class;
+        for (const auto& c : classes) {
+            json::object row;
+            Dom w(row);
+            fields::class_row(w, c);
+            by_class[valid_utf8(c.name)] = std::move(row);
+        }
+        o_[n] = std::move(by_class);
+    }
+    void connections(std::string_view n, const std::vector<PairRow>& rows) {
+        json::array a;
+        for (const auto& c : rows) {
+            json::object row;
+            Dom w(row);
+            fields::pair_row(w, c);
+            a.push_back(std::move(row));
+        }
+        o_[n] = std::move(a);
+    }
+
+private:
+    json::object& o_;
+};
+
+template <typename Record, typename List> json::object dom(const Record& r, List list) {
+    json::object o;
+    Dom w(o);
+    list(w, r);
     return o;
 }
 
-json::object to_json(const UserReport& r, json::storage_ptr sp) {
-    json::object o = head("user_report", r.ts, sp);
-    o["user"] = text(r.user, o.storage());
-    o["uid"] = r.uid;
-    o["interval_s"] = seconds(r.interval_s);
-    add_counters(o, {r.tx_bytes, r.rx_bytes, r.tx_packets, r.rx_packets});
-    o["flows"] = r.flows;
-    json::array conns(sp);
-    conns.reserve(r.connections.size());
-    for (const auto& c : r.connections) {
-        json::object row(sp);
-        row["local"] = text(c.local, row.storage());
-        row["remote"] = text(c.remote, row.storage());
-        row["tx_bytes"] = c.tx_bytes;
-        row["rx_bytes"] = c.rx_bytes;
-        conns.push_back(std::move(row));
-    }
-    o["connections"] = std::move(conns);
-    add_classes(o, r.classes);
-    return o;
-}
+} // namespace
 
-json::object to_json(const JobReport& r, json::storage_ptr sp) {
-    json::object o = head("job_report", r.ts, sp);
-    o["job"] = text(r.job, o.storage());
-    o["step"] = r.step ? text(*r.step, o.storage()) : json::value(nullptr);
-    o["cgroup"] = text(r.cgroup, o.storage());
-    o["user"] = text(r.user, o.storage());
-    o["uid"] = r.uid;
-    o["interval_s"] = seconds(r.interval_s);
-    o["tx_bytes"] = r.tx_bytes;
-    o["rx_bytes"] = r.rx_bytes;
-    add_classes(o, r.classes);
-    return o;
+json::object to_json(const FlowRecord& r) {
+    return dom(r, [](Dom& w, const FlowRecord& r) { fields::flow(w, r); });
 }
-
-json::object to_json(const AgentStats& s, json::storage_ptr sp) {
-    json::object o = head("agent_stats", s.ts, sp);
-    o["interval_s"] = seconds(s.interval_s);
-    o["events"] = s.events;
-    o["ring_drops"] = s.ring_drops;
-    o["flow_table_full"] = s.flow_table_full;
-    o["aux_table_full"] = s.aux_table_full;
-    o["flow_share_full"] = s.flow_share_full;
-    o["owner_deferred"] = s.owner_deferred;
-    o["deltas_incomplete"] = s.deltas_incomplete;
-    o["flows_active"] = s.flows_active;
-    o["flow_table_size"] = s.flow_table_size;
-    o["sink_errors"] = s.sink_errors;
-    o["interfaces_missing"] = s.interfaces_missing;
-    return o;
+json::object to_json(const UserReport& r) {
+    return dom(r, [](Dom& w, const UserReport& r) { fields::user_report(w, r); });
+}
+json::object to_json(const JobReport& r) {
+    return dom(r, [](Dom& w, const JobReport& r) { fields::job_report(w, r); });
+}
+json::object to_json(const AgentStats& s) {
+    return dom(s, [](Dom& w, const AgentStats& s) { fields::agent_stats(w, s); });
 }
 
 } // namespace pdtt

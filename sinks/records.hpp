@@ -85,6 +85,11 @@ struct FlowRecord {
     uint64_t tcp_bytes_received = 0;
     uint64_t tcp_bytes_retrans = 0; // close only: tx_bytes counts these twice
     uint64_t duration_ms = 0;       // close only
+    // The JSON sink's text of `id`, kept with the flow so that it is made
+    // once per flow, not per record (from its first delta or owner record
+    // on); whoever keeps the flow empties it when `id` changes. Null:
+    // nothing keeps it. Valid during the sink call only.
+    std::string* id_json = nullptr;
 };
 
 // One "Connection: LOCAL -> REMOTE" row of the per-user file.

@@ -1,11 +1,12 @@
 #include "syslog_format.hpp"
 
 #include "format.hpp"
-#include "record_json.hpp"
+#include "record_fields.hpp"
 
 #include <unistd.h>
 
 #include <climits>
+#include <concepts>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -25,15 +26,10 @@ std::string header_token(std::string_view s, std::size_t max) {
 
 std::string human_msg(std::string_view s) { return escape_control(valid_utf8(s)); }
 
-// As the JSON sink: whole seconds integral, else milliseconds.
+// Whole seconds integral, else milliseconds as a plain decimal.
 std::string seconds(double s) {
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%.3f", std::round(s * 1000) / 1000);
-    std::string out = buf;
-    out.erase(out.find_last_not_of('0') + 1);
-    if (out.back() == '.')
-        out.pop_back();
-    return out;
+    return std::string(fields::seconds_text(s, buf));
 }
 
 std::string endpoint(const std::string& addr, uint16_t port) {
@@ -43,39 +39,52 @@ std::string endpoint(const std::string& addr, uint16_t port) {
 
 std::string num(uint64_t v) { return std::to_string(v); }
 
-// A JSON field's value as PARAM-VALUE text.
-std::string param_value(const boost::json::value& v) {
-    if (v.is_string())
-        return std::string(v.get_string());
-    if (v.is_double())
-        return seconds(v.get_double()); // the only fractional fields are seconds
-    return boost::json::serialize(v);
-}
+// The field lists' writer (record_fields.hpp): every field a PARAM named
+// like the JSON key, values as the JSON records have them, unescaped.
+// "type" is the MSGID and a null (unknown) is left out. Rows of a list go
+// in as name_I (class_I, class_tx_bytes_I: a class name does not fit in a
+// PARAM-NAME of 32 octets beside a field name).
+class Params {
+public:
+    explicit Params(std::vector<Param>& out, std::string prefix = {}, std::string suffix = {}) :
+        out_(out), prefix_(std::move(prefix)), suffix_(std::move(suffix)) {}
 
-// A record's fields, as the JSON sink has them, from `from` up to (not
-// including) `to`: "type" is the MSGID and a null (unknown) is left out.
-std::vector<Param> params(const boost::json::object& o, std::string_view from = "v", std::string_view to = "") {
+    void type(std::string_view) {}
+    void time(std::string_view n, Timestamp ts) { add(n, rfc3339_utc(ts)); }
+    void text(std::string_view n, std::string_view s) { add(n, std::string(s)); }
+    void text_or_null(std::string_view n, const std::optional<std::string_view>& s) {
+        if (s)
+            text(n, *s);
+    }
+    template <std::integral T> void number(std::string_view n, T v) { add(n, std::to_string(v)); }
+    template <std::integral T> void number(std::string_view n, const std::optional<T>& v) {
+        if (v)
+            number(n, *v);
+    }
+    void seconds(std::string_view n, double s) { add(n, rfc5424::seconds(s)); }
+    void classes(std::string_view, const std::vector<ClassTotals>& classes) {
+        for (std::size_t i = 0; i < classes.size(); ++i) {
+            const std::string n = "_" + num(i);
+            add("class" + n, std::string(classes[i].name));
+            Params row(out_, "class_", n);
+            fields::class_row(row, classes[i]);
+        }
+    }
+    // format_user_report spreads them over its parts.
+    void connections(std::string_view, const std::vector<PairRow>&) {}
+
+private:
+    void add(std::string_view n, std::string v) { out_.emplace_back(prefix_ + std::string(n) + suffix_, std::move(v)); }
+
+    std::vector<Param>& out_;
+    std::string prefix_, suffix_;
+};
+
+template <typename Record, typename List> std::vector<Param> params(const Record& r, List list) {
     std::vector<Param> out;
-    bool on = false;
-    for (const auto& kv : o) {
-        on = on || kv.key() == from;
-        if (kv.key() == to)
-            break;
-        if (on && kv.key() != "type" && !kv.value().is_null() && !kv.value().is_array() && !kv.value().is_object())
-            out.emplace_back(std::string(kv.key()), param_value(kv.value()));
-    }
+    Params p(out);
+    list(p, r);
     return out;
-}
-
-// Per-class totals as class_I, class_tx_bytes_I, class_rx_bytes_I: a class
-// name does not fit in a PARAM-NAME of 32 octets beside a field name.
-void add_class_params(std::vector<Param>& p, const std::vector<ClassTotals>& classes) {
-    for (std::size_t i = 0; i < classes.size(); ++i) {
-        const std::string n = "_" + num(i);
-        p.insert(p.end(), {{"class" + n, std::string(classes[i].name)},
-                           {"class_tx_bytes" + n, num(classes[i].tx_bytes)},
-                           {"class_rx_bytes" + n, num(classes[i].rx_bytes)}});
-    }
 }
 
 // Octets one parameter adds to a message: ` name="value"`.
@@ -149,7 +158,7 @@ std::string octet_frame(std::string_view msg) { return std::to_string(msg.size()
 
 std::string format_flow_close(const Header& h, const FlowRecord& r) {
     const FlowId& id = r.id;
-    std::vector<Param> p = params(to_json(r));
+    std::vector<Param> p = params(r, [](Params& w, const FlowRecord& r) { fields::flow(w, r); });
     std::string msg = std::string(id.user) + ": " + std::string(id.proto) + " " + endpoint(id.local, id.lport) +
                       " -> " + endpoint(id.remote, id.rport) + " closed after " + seconds(r.duration_ms / 1000.0) +
                       " s, tx " + human_bytes(r.cnt.tx_bytes) + ", rx " + human_bytes(r.cnt.rx_bytes);
@@ -158,7 +167,7 @@ std::string format_flow_close(const Header& h, const FlowRecord& r) {
 
 std::string format_flow_owner(const Header& h, const FlowRecord& r) {
     const FlowId& id = r.id;
-    std::vector<Param> p = params(to_json(r));
+    std::vector<Param> p = params(r, [](Params& w, const FlowRecord& r) { fields::flow(w, r); });
     std::string msg = std::string(id.proto) + " " + endpoint(id.local, id.lport) + " -> " +
                       endpoint(id.remote, id.rport) + " passed from " + std::string(r.from_user) + " to " +
                       std::string(id.user) + " after tx " + human_bytes(r.cnt.tx_bytes) + ", rx " +
@@ -167,8 +176,7 @@ std::string format_flow_owner(const Header& h, const FlowRecord& r) {
 }
 
 std::string format_job_report(const Header& h, const JobReport& r) {
-    std::vector<Param> p = params(to_json(r));
-    add_class_params(p, r.classes);
+    std::vector<Param> p = params(r, [](Params& w, const JobReport& r) { fields::job_report(w, r); });
     std::string msg = "job " + r.job + (r.step ? " step " + *r.step : std::string()) + ", " + r.user + ": tx " +
                       human_bytes(r.tx_bytes) + ", rx " + human_bytes(r.rx_bytes) + " in " + seconds(r.interval_s) +
                       " s";
@@ -176,17 +184,15 @@ std::string format_job_report(const Header& h, const JobReport& r) {
 }
 
 std::string format_agent_stats(const Header& h, const AgentStats& s) {
-    std::vector<Param> p = params(to_json(s));
+    std::vector<Param> p = params(s, [](Params& w, const AgentStats& s) { fields::agent_stats(w, s); });
     std::string msg = num(s.events) + " events, " + num(s.ring_drops) + " ring drops, " + num(s.flows_active) +
                       " flows active, " + num(s.sink_errors) + " sink errors";
     return format_message(h, s.ts, "agent_stats", p, msg);
 }
 
 std::vector<std::string> format_user_report(const Header& h, const UserReport& r, std::size_t max_size) {
-    const boost::json::object o = to_json(r);
-    const std::vector<Param> head = params(o, "v", "tx_bytes");
-    std::vector<Param> totals = params(o, "tx_bytes");
-    add_class_params(totals, r.classes);
+    const std::vector<Param> head = params(r, [](Params& w, const UserReport& r) { fields::user_head(w, r); });
+    const std::vector<Param> totals = params(r, [](Params& w, const UserReport& r) { fields::user_totals(w, r); });
     const std::string msg = r.user + ": tx " + human_bytes(r.tx_bytes) + ", rx " + human_bytes(r.rx_bytes) + ", " +
                             num(r.flows) + " flows in " + seconds(r.interval_s) + " s";
 
@@ -205,11 +211,9 @@ std::vector<std::string> format_user_report(const Header& h, const UserReport& r
     std::size_t size = base_size(true);
     for (std::size_t i = 0; i < r.connections.size(); ++i) {
         const PairRow& c = r.connections[i];
-        const std::string n = "_" + num(i);
-        std::vector<Param> conn{{"local" + n, c.local},
-                                {"remote" + n, c.remote},
-                                {"tx_bytes" + n, num(c.tx_bytes)},
-                                {"rx_bytes" + n, num(c.rx_bytes)}};
+        std::vector<Param> conn;
+        Params row(conn, "", "_" + num(i));
+        fields::pair_row(row, c);
         std::size_t add = 0;
         for (const auto& p : conn)
             add += param_size(p);

@@ -11,8 +11,12 @@
 // counters; a flow closes after K sweeps (FLOW_CLOSE) and a fresh one
 // (FLOW_OPEN) takes its place; lifetimes are staggered so that opens and
 // closes spread over the sweeps. Every R sweeps the agent's interval report
-// runs (user_report records). Output, one line:
-// "events=N seconds=S events_per_s=X open=.. delta=.. close=.. flows=F".
+// runs (user_report records). The JSON lines are counted, not written.
+// Output, one line: "events=N seconds=S events_per_s=X open=.. delta=..
+// close=.. flows=F lines=L bytes=B allocs_per_event=A cpu_seconds=C
+// events_per_cpu_s=Y", A counting every operator new in the timed part; C
+// is the thread's CPU time over the timed part, the fairer figure when the
+// machine is busy with other work.
 
 #include "abi.hpp"
 #include "aggregator.hpp"
@@ -26,15 +30,36 @@
 
 #include <charconv>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+// Every allocation of the process, to show the pipeline makes none per event.
+static uint64_t g_allocs = 0;
+
+void* operator new(std::size_t n) {
+    ++g_allocs;
+    if (void* p = std::malloc(n ? n : 1))
+        return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+double thread_cpu_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
+}
 
 uint64_t arg_num(int argc, char** argv, const char* name, uint64_t def) {
     for (int i = 1; i + 1 < argc; i++) {
@@ -55,6 +80,20 @@ bool fake_passwd(uint32_t uid, std::string& name) {
     name = "user" + std::to_string(uid);
     return true;
 }
+
+// What the JSON sink writes, counted: lines and octets, nothing kept.
+struct Output {
+    uint64_t lines = 0, bytes = 0;
+    static ssize_t write(void* self, const char* buf, size_t n) {
+        auto* o = static_cast<Output*>(self);
+        o->bytes += n;
+        for (const char* p = buf; (p = static_cast<const char*>(std::memchr(p, '\n', size_t(buf + n - p))));) {
+            ++o->lines;
+            ++p;
+        }
+        return static_cast<ssize_t>(n);
+    }
+};
 
 struct SynthFlow {
     pdtt_flow_key key{};
@@ -99,6 +138,7 @@ private:
         uint64_t n = serial_++;
         f = SynthFlow{};
         bool v6 = n % 100 < v6_percent_;
+        f.flow.id = n + 1; // the socket cookie: unique per flow
         f.flow.family = v6 ? AF_INET6 : AF_INET;
         if (v6) {
             inet_pton(AF_INET6, "fd00:201::1", f.key.laddr);
@@ -142,7 +182,8 @@ int main(int argc, char** argv) {
         for (int i = 1; i < argc; i++)
             if (!std::strcmp(argv[i], "-h") || !std::strcmp(argv[i], "--help")) {
                 std::printf("usage: bench-pipeline [--events N] [--flows F] [--deltas K] [--users U]\n"
-                            "                      [--sweeps-per-report R] [--ipv6-percent P]\n");
+                            "                      [--sweeps-per-report R] [--ipv6-percent P]\n"
+                            "Prints events_per_s, the JSON lines and octets made, and allocs_per_event.\n");
                 return 0;
             }
         uint64_t events = arg_num(argc, argv, "--events", 5'000'000);
@@ -155,11 +196,12 @@ int main(int argc, char** argv) {
             throw std::runtime_error(
                 "--flows, --users and --sweeps-per-report must be positive, --ipv6-percent 0..100");
 
-        std::FILE* devnull = std::fopen("/dev/null", "w");
-        if (!devnull)
-            throw std::runtime_error("cannot open /dev/null");
+        Output output;
+        std::FILE* out = fopencookie(&output, "w", {nullptr, &Output::write, nullptr, nullptr});
+        if (!out)
+            throw std::runtime_error("fopencookie failed");
         pdtt::SinkList sinks;
-        sinks.push_back(pdtt::make_json_sink(devnull));
+        sinks.push_back(pdtt::make_json_sink(out));
         pdtt::UserNames names(std::chrono::seconds(600), fake_passwd);
         pdtt::WallClock clock;
         pdtt::Aggregator agg(
@@ -172,6 +214,8 @@ int main(int argc, char** argv) {
         std::vector<unsigned char> ring;
         uint64_t done = 0, by_type[4] = {}, sweeps = 0, now = 1'000'000'000;
         Clock::duration busy{};
+        uint64_t allocs = 0;
+        double cpu = 0;
         while (done < events) {
             batch.clear();
             stream.sweep(batch, now);
@@ -180,6 +224,8 @@ int main(int argc, char** argv) {
             ring.resize(n * sizeof(pdtt_event));
             std::memcpy(ring.data(), batch.data(), ring.size());
 
+            uint64_t allocs0 = g_allocs;
+            double cpu0 = thread_cpu_seconds();
             auto t0 = Clock::now();
             for (size_t i = 0; i < n; i++) {
                 pdtt_event e;
@@ -193,6 +239,8 @@ int main(int argc, char** argv) {
                     s->interval_end();
             }
             busy += Clock::now() - t0;
+            cpu += thread_cpu_seconds() - cpu0;
+            allocs += g_allocs - allocs0;
             for (size_t i = 0; i < n; i++)
                 by_type[batch[i].type & 3]++;
             done += n;
@@ -200,11 +248,15 @@ int main(int argc, char** argv) {
         for (auto& s : sinks)
             s->flush();
         double secs = std::chrono::duration<double>(busy).count();
-        std::printf("events=%llu seconds=%.3f events_per_s=%.0f open=%llu delta=%llu close=%llu flows=%llu\n",
+        sinks.clear();
+        std::fclose(out);
+        std::printf("events=%llu seconds=%.3f events_per_s=%.0f open=%llu delta=%llu close=%llu flows=%llu "
+                    "lines=%llu bytes=%llu allocs_per_event=%.3f cpu_seconds=%.3f events_per_cpu_s=%.0f\n",
                     (unsigned long long)done, secs, secs > 0 ? done / secs : 0.0,
                     (unsigned long long)by_type[PDTT_EV_FLOW_OPEN], (unsigned long long)by_type[PDTT_EV_FLOW_DELTA],
-                    (unsigned long long)by_type[PDTT_EV_FLOW_CLOSE], (unsigned long long)flows);
-        std::fclose(devnull);
+                    (unsigned long long)by_type[PDTT_EV_FLOW_CLOSE], (unsigned long long)flows,
+                    (unsigned long long)output.lines, (unsigned long long)output.bytes,
+                    done ? double(allocs) / double(done) : 0.0, cpu, cpu > 0 ? done / cpu : 0.0);
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench-pipeline: %s\n", e.what());
