@@ -384,6 +384,8 @@ AgentStats Agent::stats(double interval_s) const {
         s.sink_errors += sink->errors();
     for (const auto& i : ifaces_)
         s.interfaces_missing += i.counted_on.empty() && i.ifindex == 0;
+    if (cgroups_)
+        s.cgroups_unresolved = cgroups_->stats().unresolved;
     return s;
 }
 

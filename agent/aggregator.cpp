@@ -132,6 +132,8 @@ FlowRecord Aggregator::record(FlowEvent type, const Flow& f, const pdtt_event& e
     r.ts = clock_.from_mono(type == FlowEvent::open ? e.open_ns : e.ts_ns);
     r.id = f.id;
     r.cnt = cnt;
+    if (classes_)
+        r.cls = classes_->names()[f.cls];
     return r;
 }
 
@@ -260,13 +262,16 @@ void Aggregator::on_event(const pdtt_event& e) {
                 s->flow_delta(r);
         }
         break;
-    case PDTT_EV_FLOW_OWNER:
-        if (!change_owner(f, e) && !delta.empty()) { // same owner: what moved is a delta like any other
-            FlowRecord r = record(FlowEvent::delta, f, e, delta);
+    case PDTT_EV_FLOW_OWNER: {
+        // Same owner: what moved is a delta like any other, of the job it
+        // was accounted to above, though the cgroup may have been learnt now.
+        const CgroupInfoPtr keep = f.cg; // r views its path
+        FlowRecord r = record(FlowEvent::delta, f, e, delta);
+        if (!change_owner(f, e) && !delta.empty())
             for (auto& s : sinks_)
                 s->flow_delta(r);
-        }
         break;
+    }
     case PDTT_EV_FLOW_CLOSE: {
         note_process(f, e);
         FlowRecord r = record(FlowEvent::close, f, e, since(to_counters(e.cnt), f.owner_base));

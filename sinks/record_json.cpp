@@ -174,6 +174,7 @@ json::object to_json(const AgentStats& s, json::storage_ptr sp) {
     o["flow_table_size"] = s.flow_table_size;
     o["sink_errors"] = s.sink_errors;
     o["interfaces_missing"] = s.interfaces_missing;
+    o["cgroups_unresolved"] = s.cgroups_unresolved;
     return o;
 }
 

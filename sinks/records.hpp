@@ -85,6 +85,8 @@ struct FlowRecord {
     uint64_t tcp_bytes_received = 0;
     uint64_t tcp_bytes_retrans = 0; // close only: tx_bytes counts these twice
     uint64_t duration_ms = 0;       // close only
+    // The traffic class of the remote address (--class); empty without classes.
+    std::string_view cls;
 };
 
 // One "Connection: LOCAL -> REMOTE" row of the per-user file.
@@ -145,6 +147,7 @@ struct AgentStats {
     uint64_t flow_table_size = 0;    // capacity of the kernel flow table
     uint64_t sink_errors = 0;        // write errors over all sinks, since start
     uint64_t interfaces_missing = 0; // monitored interfaces deleted and not back yet
+    uint64_t cgroups_unresolved = 0; // cgroup ids that named no cgroup any more when looked up, since start
 };
 
 // The record types users can pick for syslog (--syslog-records), as the
