@@ -12,6 +12,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <bpf/btf.h>
+
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
@@ -36,6 +38,16 @@ uint32_t netns_inode() {
     if (::stat("/proc/self/ns/net", &st) != 0)
         throw Error(kExitRuntime, "cannot read /proc/self/ns/net: " + std::string(std::strerror(errno)));
     return static_cast<uint32_t>(st.st_ino);
+}
+
+// A kfunc the running kernel offers, from its BTF.
+bool kernel_has_kfunc(const char* name) {
+    struct btf* vmlinux = btf__load_vmlinux_btf();
+    if (!vmlinux)
+        return false;
+    const bool found = btf__find_by_name_kind(vmlinux, name, BTF_KIND_FUNC) >= 0;
+    btf__free(vmlinux);
+    return found;
 }
 
 // The sinks know their own settings, not the agent's Config.
@@ -147,6 +159,15 @@ Agent::Agent(const Config& cfg) :
     // fills through legitimate paths.
     opts.max_flows_per_uid = cfg_.max_flows_per_user ? std::min(cfg_.max_flows_per_user, cfg_.flow_table_size)
                                                      : std::max<uint32_t>(1, cfg_.flow_table_size / 4);
+    // Jobs: the hierarchy owners' cgroups are read from, fixed before load.
+    std::optional<CgroupMount> cgroup_mount = choose_cgroup_mount(cfg_.cgroup_v1);
+    if (cgroup_mount && cgroup_mount->version == 1 && !kernel_has_kfunc("bpf_task_get_cgroup1")) {
+        log::warn("cgroup v1 hierarchy " + cgroup_mount->mount_point +
+                  ": this kernel lacks bpf_task_get_cgroup1 (Linux 6.8+); jobs come from cgroup v2 instead");
+        cgroup_mount = find_cgroup2_mount();
+    }
+    if (cgroup_mount && cgroup_mount->version == 1)
+        opts.cgroup1_hierarchy = static_cast<uint32_t>(cgroup_mount->hierarchy_id);
     bpf_ = std::make_unique<Bpf>(opts);
     bpf_->attach_tracepoints();
     // After the tracepoint, so a seeded flow that closes later is seen closing.
@@ -172,14 +193,15 @@ Agent::Agent(const Config& cfg) :
         },
         clock_, [this](const pdtt_flow_key& k) { return resolve_udp(k); });
     // Jobs: cgroup ids to paths, off the loop when a walk is needed.
-    if (auto m = find_cgroup2_mount()) {
+    if (cgroup_mount) {
         CgroupResolver::Options o;
         o.wake = [this] { boost::asio::post(io_, [this] { cgroups_->poll(); }); };
-        cgroups_ = std::make_unique<CgroupResolver>(*m, std::move(o));
+        cgroups_ = std::make_unique<CgroupResolver>(*cgroup_mount, std::move(o));
         agg_->set_cgroups(cgroups_.get());
-        log::debug("cgroup2 at " + m->mount_point + (cgroups_->stats().handles ? ", ids resolved by handle" : ""));
+        log::info(std::string(cgroup_mount->version == 1 ? "jobs from cgroup v1 at " : "jobs from cgroup v2 at ") +
+                  cgroup_mount->mount_point + (cgroups_->stats().handles ? ", ids resolved by handle" : ""));
     } else {
-        log::info("no cgroup2 mount: flows carry no cgroup or job");
+        log::info("no cgroup mount: flows carry no cgroup or job");
     }
     agg_->set_classes(&cfg_.classes);
     ring_ = std::make_unique<RingReader>(io_, bpf_->ring_fd(), [this](const pdtt_event& e) { agg_->on_event(e); });
@@ -384,6 +406,8 @@ AgentStats Agent::stats(double interval_s) const {
         s.sink_errors += sink->errors();
     for (const auto& i : ifaces_)
         s.interfaces_missing += i.counted_on.empty() && i.ifindex == 0;
+    if (cgroups_)
+        s.cgroups_unresolved = cgroups_->stats().unresolved;
     return s;
 }
 

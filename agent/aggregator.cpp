@@ -134,6 +134,8 @@ FlowRecord Aggregator::record(FlowEvent type, Flow& f, const pdtt_event& e, cons
     r.id = f.id;
     r.id_json = &f.id_json;
     r.cnt = cnt;
+    if (classes_)
+        r.cls = classes_->names()[f.cls];
     return r;
 }
 
@@ -264,13 +266,16 @@ void Aggregator::on_event(const pdtt_event& e) {
                 s->flow_delta(r);
         }
         break;
-    case PDTT_EV_FLOW_OWNER:
-        if (!change_owner(f, e) && !delta.empty()) { // same owner: what moved is a delta like any other
-            FlowRecord r = record(FlowEvent::delta, f, e, delta);
+    case PDTT_EV_FLOW_OWNER: {
+        // Same owner: what moved is a delta like any other, of the job it
+        // was accounted to above, though the cgroup may have been learnt now.
+        const CgroupInfoPtr keep = f.cg; // r views its path
+        FlowRecord r = record(FlowEvent::delta, f, e, delta);
+        if (!change_owner(f, e) && !delta.empty())
             for (auto& s : sinks_)
                 s->flow_delta(r);
-        }
         break;
+    }
     case PDTT_EV_FLOW_CLOSE: {
         note_process(f, e);
         FlowRecord r = record(FlowEvent::close, f, e, since(to_counters(e.cnt), f.owner_base));

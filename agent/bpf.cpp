@@ -220,6 +220,7 @@ Skeleton Bpf::load(bool btf_tracepoint, bool io_hooks) const {
         s.rodata->target_netns = opts_.target_netns;
         s.rodata->ring_wakeup_bytes = opts_.ring_bytes / 4;
         s.rodata->max_slots_per_uid = opts_.max_flows_per_uid;
+        s.rodata->cgroup1_hierarchy = opts_.cgroup1_hierarchy;
         bpf_map__set_max_entries(s.maps.flows, opts_.flow_entries);
         bpf_map__set_max_entries(s.maps.events, opts_.ring_bytes);
         bpf_program__set_autoload(s.progs.pdtt_state_btf, btf_tracepoint);

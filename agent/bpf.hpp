@@ -35,6 +35,7 @@ struct BpfOptions {
     uint32_t max_flows_per_uid = 0;                    // slots one uid may hold; 0: no bound
     uint32_t flow_entries = PDTT_DEFAULT_FLOW_ENTRIES; // kernel flow table capacity
     uint32_t ring_bytes = PDTT_DEFAULT_RING_MIB << 20; // ring buffer size, a power of two
+    uint32_t cgroup1_hierarchy = 0;                    // owners' cgroups from this v1 hierarchy; 0: v2
 };
 
 using StatArray = std::array<uint64_t, PDTT_STAT_MAX>;

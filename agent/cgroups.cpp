@@ -168,6 +168,39 @@ std::optional<CgroupMount> find_cgroup1_mount(std::string_view controller) {
     return m;
 }
 
+bool has_slurm_dir(const CgroupMount& m) {
+    DIR* d = ::opendir(m.mount_point.c_str());
+    if (!d)
+        return false;
+    bool found = false;
+    while (const dirent* e = ::readdir(d)) {
+        std::string_view n = e->d_name;
+        if (e->d_type == DT_DIR && (n == "slurm" || (n.substr(0, 6) == "slurm_" && n.size() > 6))) {
+            found = true;
+            break;
+        }
+    }
+    ::closedir(d);
+    return found;
+}
+
+std::optional<CgroupMount> choose_cgroup_mount(std::string_view setting) {
+    if (setting == "off")
+        return find_cgroup2_mount();
+    if (setting == "auto") {
+        std::optional<CgroupMount> v1 = find_cgroup1_mount("freezer");
+        if (v1 && v1->hierarchy_id > 0 && has_slurm_dir(*v1))
+            return v1;
+        return find_cgroup2_mount();
+    }
+    std::optional<CgroupMount> v1 = find_cgroup1_mount(setting);
+    if (!v1 || v1->hierarchy_id <= 0)
+        throw Error(kExitUsage, "--cgroup-v1 " + std::string(setting) +
+                                    ": no cgroup v1 hierarchy with that controller is mounted (see /proc/cgroups; "
+                                    "'auto' or 'off' use cgroup v2)");
+    return v1;
+}
+
 CgroupInfo::CgroupInfo(uint64_t id, std::string path) : id_(id), path_(std::move(path)) {
     if (std::optional<SlurmJob> j = parse_slurm_path(path_)) {
         job_off_ = uint32_t(j->job.data() - path_.data());

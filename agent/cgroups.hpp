@@ -49,6 +49,17 @@ int parse_cgroup1_hierarchy_id(std::string_view proc_cgroups, std::string_view p
 std::optional<CgroupMount> find_cgroup2_mount();
 std::optional<CgroupMount> find_cgroup1_mount(std::string_view controller);
 
+// Whether a v1 mount's top directory holds Slurm's: "slurm", or
+// "slurm_NODE" where several slurmd share a host.
+bool has_slurm_dir(const CgroupMount& m);
+
+// The hierarchy owners' cgroups are read from (--cgroup-v1 SETTING): "off"
+// for v2; a v1 controller ("freezer", "memory", "name=NAME") for that
+// hierarchy; "auto" for v1 freezer when Slurm has its directory there, else
+// v2. Nothing when no cgroup hierarchy is mounted at all. Throws
+// Error(kExitUsage) when the named controller is not mounted as v1.
+std::optional<CgroupMount> choose_cgroup_mount(std::string_view setting);
+
 // What one cgroup id resolved to. Immutable and shared: flows keep a
 // shared_ptr, so eviction from the resolver's cache never pulls a path from
 // under a flow, and many flows of one job share one copy of its path.

@@ -356,6 +356,16 @@ constexpr OptionSpec kOptions[] = {
          c.ring_buffer_mib = static_cast<uint32_t>(mib);
      },
      .shown_default = [](const Config& d) { return std::to_string(d.ring_buffer_mib); }},
+    {.name = "cgroup-v1", .value_name = "CONTROLLER",
+     .help = "jobs from this cgroup v1 hierarchy (Slurm on v1); auto: freezer when it has slurm/, else v2; off: v2",
+     .apply = [](Config& c, const std::string& v, const std::string& where) {
+         if (v.empty() || v.size() > 64 || !std::all_of(v.begin(), v.end(), [](char ch) {
+                 return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '=' || ch == '-';
+             }))
+             bad_value(where, v, "must be auto, off or a v1 controller such as freezer or name=NAME");
+         c.cgroup_v1 = v;
+     },
+     .shown_default = [](const Config& d) { return d.cgroup_v1; }},
     {.name = "class", .value_name = "NAME=CIDR[,CIDR...]",
      .help = "a traffic class of remote addresses, the most specific wins, else 'other'", .repeatable = true,
      .apply = [](Config& c, const std::string& v, const std::string& where) { c.classes.add(v, where); },

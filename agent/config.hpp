@@ -45,6 +45,7 @@ struct Config {
     std::string metrics_listen;                           // ADDR:PORT of GET /metrics, "" for off
     std::string metrics_token_file;                       // bearer token for /metrics, "" for none
     bool wait_for_interfaces = false;                     // a missing interface at start is waited for, not exit 2
+    std::string cgroup_v1 = "auto";                       // jobs' hierarchy: auto, off (v2) or a v1 controller
 };
 
 // One option: its command-line form, its config-file key and its help. The

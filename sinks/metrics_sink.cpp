@@ -1,9 +1,10 @@
 // Prometheus metrics. The byte counters are built from the flow records,
-// per (user, uid, iface), fresh to the last tick; what the kernel counts
-// per user but not per flow (unattributed packets, flows refused a slot)
-// arrives only in user_report, as the part of a user's report the flow
-// records did not carry, and goes to iface "*". So a user's series add up
-// to exactly what the user's reports (and log file) say.
+// per (user, uid, iface, class) and per (job, user, iface), fresh to the
+// last tick; what the kernel counts per user but not per flow (unattributed
+// packets, flows refused a slot) arrives only in user_report, as the part
+// of a user's report the flow records did not carry, and goes to iface "*".
+// So a user's series add up to exactly what the user's reports (and log
+// file) say, and a job's to what its job_reports say.
 //
 // The HTTP side is Boost.Beast on the agent's loop: every operation is
 // asynchronous and bounded in size and time, so a slow or hostile client
@@ -64,8 +65,13 @@ std::string metrics_label_value(std::string_view v) {
 
 namespace {
 
-// Bytes counted per user but not per interface.
+// Bytes counted per user but not per interface (or class).
 constexpr const char* kAnyIface = "*";
+
+// A job's series stay this many intervals after its last flow closed: long
+// enough for a scrape or two to see the final value, short enough that a
+// node running thousands of short jobs a day does not serve them all.
+constexpr uint64_t kJobSeriesIntervals = 10;
 
 // The counters and the text they are served as. Shared by the sink and
 // the connections, which may outlive it by a handler or two at exit.
@@ -73,28 +79,52 @@ class Metrics {
 public:
     explicit Metrics(std::string version) : version_(std::move(version)) {}
 
-    void flow_open(const FlowRecord& r) { moved(r.id.flow_id, r.id.user, r.id.uid, r.id.iface, r.cnt); }
-    void flow_delta(const FlowRecord& r) { moved(r.id.flow_id, r.id.user, r.id.uid, r.id.iface, r.cnt); }
+    void flow_open(const FlowRecord& r) { moved(r, r.cnt); }
+    void flow_delta(const FlowRecord& r) { moved(r, r.cnt); }
     // owner and close carry everything since the owner took over; the
     // deltas have brought part of it already.
     void flow_owner(const FlowRecord& r) {
         Flow& f = flows_[r.id.flow_id];
-        add(r.from_user, r.from_uid, r.id.iface, since(r.cnt, f.since_owner));
+        add(r.from_user, r.from_uid, r.from_job, r, since(r.cnt, f.since_owner));
         f.since_owner = {};
         f.touched = gen_;
+        set_job(f, r.id.job);
     }
     void flow_close(const FlowRecord& r) {
         auto it = flows_.find(r.id.flow_id);
-        add(r.id.user, r.id.uid, r.id.iface, it == flows_.end() ? r.cnt : since(r.cnt, it->second.since_owner));
+        add(r.id.user, r.id.uid, r.id.job, r, it == flows_.end() ? r.cnt : since(r.cnt, it->second.since_owner));
         if (it != flows_.end())
-            flows_.erase(it);
+            erase(it);
     }
+    // What the flow records did not bring (unattributed packets, flows
+    // refused a slot) goes to iface "*", and to class "*" as these bytes
+    // were counted in no class.
     void user_report(const UserReport& r) {
         Counters reported{r.tx_bytes, r.rx_bytes, r.tx_packets, r.rx_packets};
-        auto it = interval_.find(r.uid);
-        Counters rest = it == interval_.end() ? reported : since(reported, it->second);
-        if (!rest.empty())
-            series_[{r.user, r.uid, kAnyIface}] += rest;
+        auto& by_class = interval_[r.uid];
+        Counters flows;
+        for (const auto& [cls, c] : by_class)
+            flows += c;
+        Counters rest = since(reported, flows);
+        if (r.classes.empty()) {
+            if (!rest.empty())
+                series_[{r.user, r.uid, kAnyIface, ""}] += rest;
+            return;
+        }
+        uint64_t tx = 0, rx = 0;
+        for (const ClassTotals& c : r.classes) {
+            auto it = by_class.find(std::string(c.name));
+            Counters in_class{c.tx_bytes, c.rx_bytes, 0, 0};
+            Counters missed =
+                it == by_class.end() ? in_class : since(in_class, {it->second.tx_bytes, it->second.rx_bytes, 0, 0});
+            if (!missed.empty())
+                series_[{r.user, r.uid, kAnyIface, std::string(c.name)}] += missed;
+            tx += missed.tx_bytes;
+            rx += missed.rx_bytes;
+        }
+        Counters unclassed = since(rest, {tx, rx, 0, 0});
+        if (!unclassed.empty())
+            series_[{r.user, r.uid, kAnyIface, kAnyIface}] += unclassed;
     }
     void agent_stats(const AgentStats& s) {
         stats_ = s;
@@ -103,6 +133,7 @@ public:
     void interval_end() {
         interval_.clear();
         gen_++;
+        expire_jobs();
     }
 
     std::string exposition() const;
@@ -111,22 +142,69 @@ private:
     struct Flow {
         Counters since_owner; // what this sink added for the current owner
         uint64_t touched = 0; // interval of its last record
+        std::string job;      // its owner's, "" for none
     };
-    using Key = std::tuple<std::string, int64_t, std::string>; // user, uid, iface
+    struct Job {
+        uint64_t flows = 0;    // flows of the job this sink holds
+        uint64_t last_gen = 0; // interval it last had a flow or bytes in
+    };
+    using Key = std::tuple<std::string, int64_t, std::string, std::string>; // user, uid, iface, class
+    using JobKey = std::tuple<std::string, std::string, std::string>;       // job, user, iface
 
-    void moved(uint64_t flow_id, std::string_view user, int64_t uid, std::string_view iface, const Counters& c) {
+    void moved(const FlowRecord& r, const Counters& c) {
         if (c.empty())
             return;
-        add(user, uid, iface, c);
-        Flow& f = flows_[flow_id];
+        add(r.id.user, r.id.uid, r.id.job, r, c);
+        Flow& f = flows_[r.id.flow_id];
         f.since_owner += c;
         f.touched = gen_;
+        set_job(f, r.id.job);
     }
-    void add(std::string_view user, int64_t uid, std::string_view iface, const Counters& c) {
+    void add(std::string_view user, int64_t uid, std::optional<std::string_view> job, const FlowRecord& r,
+             const Counters& c) {
         if (c.empty())
             return;
-        series_[{std::string(user), uid, std::string(iface)}] += c;
-        interval_[uid] += c;
+        series_[{std::string(user), uid, std::string(r.id.iface), std::string(r.cls)}] += c;
+        interval_[uid][std::string(r.cls)] += c;
+        if (!job)
+            return;
+        std::string j(*job);
+        job_series_[{j, std::string(user), std::string(r.id.iface)}] += c;
+        jobs_[j].last_gen = gen_;
+    }
+    // Which job holds a flow, so that a job with open flows never expires.
+    void set_job(Flow& f, std::optional<std::string_view> job) {
+        std::string_view j = job.value_or("");
+        if (f.job == j)
+            return;
+        if (!f.job.empty())
+            jobs_[f.job].flows--;
+        f.job = j;
+        if (!f.job.empty()) {
+            Job& n = jobs_[f.job];
+            n.flows++;
+            n.last_gen = gen_;
+        }
+    }
+    void erase(std::unordered_map<uint64_t, Flow>::iterator it) {
+        if (!it->second.job.empty()) {
+            Job& j = jobs_[it->second.job];
+            j.flows--;
+            j.last_gen = gen_;
+        }
+        flows_.erase(it);
+    }
+    void expire_jobs() {
+        for (auto it = jobs_.begin(); it != jobs_.end();) {
+            if (it->second.flows > 0 || gen_ - it->second.last_gen <= kJobSeriesIntervals) {
+                ++it;
+                continue;
+            }
+            auto from = job_series_.lower_bound({it->first, "", ""});
+            while (from != job_series_.end() && std::get<0>(from->first) == it->first)
+                from = job_series_.erase(from);
+            it = jobs_.erase(it);
+        }
     }
     // The agent forgets flows whose close record was lost, without a record:
     // more flows here than it tracks are such leftovers, the quietest first.
@@ -140,21 +218,24 @@ private:
         auto cut = by_age.begin() + static_cast<std::ptrdiff_t>(flows_.size() - active);
         std::nth_element(by_age.begin(), cut, by_age.end());
         for (auto it = by_age.begin(); it != cut; ++it)
-            flows_.erase(it->second);
+            erase(flows_.find(it->second));
     }
 
     std::string version_;
     std::map<Key, Counters> series_;
+    std::map<JobKey, Counters> job_series_;
+    std::unordered_map<std::string, Job> jobs_;
     // Flow ids are unique while the agent runs: they never come back.
     std::unordered_map<uint64_t, Flow> flows_;
-    std::unordered_map<int64_t, Counters> interval_; // per uid, from flow records since the last report
+    // Per uid and class, from flow records since the last report.
+    std::unordered_map<int64_t, std::map<std::string, Counters>> interval_;
     AgentStats stats_;
     uint64_t gen_ = 0;
 };
 
 std::string Metrics::exposition() const {
     std::string out;
-    out.reserve(512 + series_.size() * 4 * 96);
+    out.reserve(1024 + (series_.size() * 4 + job_series_.size() * 2) * 112);
     auto head = [&](const char* name, const char* type, const char* help) {
         out += "# HELP ";
         out += name;
@@ -174,10 +255,13 @@ std::string Metrics::exposition() const {
     auto user_series = [&](const char* name, const char* help, uint64_t Counters::*field) {
         head(name, "counter", help);
         for (const auto& [key, c] : series_) {
-            const auto& [user, uid, iface] = key;
+            const auto& [user, uid, iface, cls] = key;
             out += name;
             out += "{user=\"" + metrics_label_value(user) + "\",uid=\"" + std::to_string(uid) + "\",iface=\"" +
-                   metrics_label_value(iface) + "\"}";
+                   metrics_label_value(iface) + '"';
+            if (!cls.empty())
+                out += ",class=\"" + metrics_label_value(cls) + '"';
+            out += '}';
             value(c.*field);
         }
     };
@@ -189,8 +273,20 @@ std::string Metrics::exposition() const {
                 &Counters::tx_packets);
     user_series("pdtt_receive_packets_total", "IP packets received, per user and interface, since the agent started.",
                 &Counters::rx_packets);
-    // Job series (pdtt_job_transmit_bytes_total, pdtt_job_receive_bytes_total
-    // by job, user, iface) go here once flow records carry their job.
+    auto job_series = [&](const char* name, const char* help, uint64_t Counters::*field) {
+        head(name, "counter", help);
+        for (const auto& [key, c] : job_series_) {
+            const auto& [job, user, iface] = key;
+            out += name;
+            out += "{job=\"" + metrics_label_value(job) + "\",user=\"" + metrics_label_value(user) + "\",iface=\"" +
+                   metrics_label_value(iface) + "\"}";
+            value(c.*field);
+        }
+    };
+    job_series("pdtt_job_transmit_bytes_total",
+               "Payload bytes sent by a Slurm job's processes, per user and interface.", &Counters::tx_bytes);
+    job_series("pdtt_job_receive_bytes_total",
+               "Payload bytes received by a Slurm job's processes, per user and interface.", &Counters::rx_bytes);
 
     const AgentStats& s = stats_;
     uint64_t udp = std::min(s.flows_udp, s.flows_active);
@@ -214,7 +310,12 @@ std::string Metrics::exposition() const {
     head("pdtt_flow_table_full_total", "counter", "Flows the kernel could not enter in its full flow table.");
     out += "pdtt_flow_table_full_total";
     value(s.flow_table_full);
-    // The agent sums its sinks' errors; one series until they are told apart.
+    head("pdtt_cgroups_unresolved_total", "counter",
+         "Cgroup ids that named no cgroup any more when first looked up: their flows carry no job.");
+    out += "pdtt_cgroups_unresolved_total";
+    value(s.cgroups_unresolved);
+    // The sink interface gives each sink's error count but not its name:
+    // one sum until it does.
     head("pdtt_sink_errors_total", "counter", "Records a sink failed to write.");
     out += "pdtt_sink_errors_total{sink=\"all\"}";
     value(s.sink_errors);

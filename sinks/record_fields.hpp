@@ -192,6 +192,7 @@ template <typename W> void agent_stats(W& w, const AgentStats& s) {
     w.number("flow_table_size", s.flow_table_size);
     w.number("sink_errors", s.sink_errors);
     w.number("interfaces_missing", s.interfaces_missing);
+    w.number("cgroups_unresolved", s.cgroups_unresolved);
 }
 
 } // namespace pdtt::fields

@@ -90,6 +90,8 @@ struct FlowRecord {
     // on); whoever keeps the flow empties it when `id` changes. Null:
     // nothing keeps it. Valid during the sink call only.
     std::string* id_json = nullptr;
+    // The traffic class of the remote address (--class); empty without classes.
+    std::string_view cls;
 };
 
 // One "Connection: LOCAL -> REMOTE" row of the per-user file.
@@ -150,6 +152,7 @@ struct AgentStats {
     uint64_t flow_table_size = 0;    // capacity of the kernel flow table
     uint64_t sink_errors = 0;        // write errors over all sinks, since start
     uint64_t interfaces_missing = 0; // monitored interfaces deleted and not back yet
+    uint64_t cgroups_unresolved = 0; // cgroup ids that named no cgroup any more when looked up, since start
 };
 
 // The record types users can pick for syslog (--syslog-records), as the

@@ -5,8 +5,7 @@
 #define BOOST_TEST_MODULE jobs
 #include <boost/test/unit_test.hpp>
 
-#include "agent_lab.hpp"
-#include "cgroups.hpp"
+#include "jobs_lab.hpp"
 
 #include <map>
 
@@ -19,63 +18,15 @@ struct Global {
 };
 BOOST_TEST_GLOBAL_FIXTURE(Global);
 
-constexpr const char* kJobCgroup = "slurmstepd.scope/job_4242/step_0/user/task_0";
-
-// The cgroups a test makes below the cgroup2 mount, removed deepest first,
-// also when the test fails (rmdir waits for the tasks to be gone).
-struct SlurmCgroup {
-    fs::path top;    // pdtt-test-PID
-    fs::path task;   // the task_0 directory
-    std::string rel; // task's path below the hierarchy root
-    SlurmCgroup() {
-        auto m = pdtt::find_cgroup2_mount();
-        BOOST_TEST_REQUIRE(m.has_value(), "no cgroup2 mount");
-        std::string name = "pdtt-test-" + std::to_string(::getpid());
-        top = fs::path(m->mount_point) / name;
-        task = top / kJobCgroup;
-        rel = "/" + name + "/" + kJobCgroup;
-        fs::create_directories(task);
-    }
-    ~SlurmCgroup() {
-        for (int i = 0; i < 200; ++i) {
-            bool left = false;
-            for (fs::path p = task; p != top.parent_path(); p = p.parent_path())
-                if (::rmdir(p.c_str()) != 0 && errno != ENOENT)
-                    left = true;
-            if (!left)
-                return;
-            std::this_thread::sleep_for(10ms);
-        }
-        BOOST_ERROR("cgroups left behind under " << top);
-    }
-};
-
 struct Jobs : Lab {
     std::unique_ptr<Process> srv4 = serve(link.b_ip4()), srv6 = serve(link.b_ip6());
     SlurmCgroup cg;
 
-    std::string enter_host() const { return "--net=/run/netns/" + host.name(); }
-
-    // The agent sees the cgroup mounts only when entered with nsenter
-    // (ip netns exec mounts a sysfs of its own over /sys).
     void start_agent_nsenter(std::vector<std::string> extra) {
-        std::vector<std::string> argv{
-            "nsenter", enter_host(), PDTT_AGENT_BIN,          "-c", no_config.string(), "--stdout",
-            "json",    "-l",         (dir / "pdtt").string(), "-i", link.a_name()};
-        argv.insert(argv.end(), extra.begin(), extra.end());
-        agent = std::make_unique<Process>(argv);
-        BOOST_REQUIRE_MESSAGE(agent_ready(*agent), "agent did not start: " << agent->err());
+        pdtt::test::start_agent_nsenter(*this, std::move(extra));
     }
-
-    // pdtt-traffic as user u, moved into `cgroup_dir` (if any) before it moves a byte.
     void transfer_in(const fs::path& cgroup_dir, const TestUser& u, const std::string& to, uint64_t tx, uint64_t rx) {
-        std::string cmd = std::string("exec ") + PDTT_TRAFFIC_BIN + " send --to " + to + " --port " + kPort + " --tx " +
-                          std::to_string(tx) + " --rx " + std::to_string(rx) + " --uid " + std::to_string(u.uid());
-        if (!cgroup_dir.empty())
-            cmd = "echo $$ > " + (cgroup_dir / "cgroup.procs").string() + " && " + cmd;
-        Process p({"nsenter", enter_host(), "sh", "-c", cmd});
-        auto st = p.wait(60s);
-        BOOST_REQUIRE_MESSAGE(st && *st == 0, "transfer failed: " << p.err());
+        pdtt::test::transfer_in(*this, cgroup_dir, u, to, tx, rx);
     }
 };
 
@@ -86,7 +37,9 @@ std::string nullable(const json::object& o, const char* k) {
 } // namespace
 
 BOOST_FIXTURE_TEST_CASE(a_jobs_flows_carry_job_and_step_and_job_report_sums_them, Jobs) {
-    start_agent_nsenter({"-t", "1", "--class", "v4=" + link.b_ip4(), "--class", "v6=" + link.b_ip6()});
+    start_agent_nsenter(
+        {"-t", "1", "--cgroup-v1", "off", "--class", "v4=" + link.b_ip4(), "--class", "v6=" + link.b_ip6()});
+    BOOST_TEST(agent->err().find("jobs from cgroup v2 at") != std::string::npos);
     transfer_in(cg.task, alice, link.b_ip4(), 2'000'000, 500'000);
     transfer_in(cg.task, alice, link.b_ip6(), 700'000, 100'000);
     transfer_in({}, bob, link.b_ip4(), 300'000, 900'000);
@@ -160,4 +113,72 @@ BOOST_FIXTURE_TEST_CASE(a_jobs_flows_carry_job_and_step_and_job_report_sums_them
         }
     }
     BOOST_TEST((by_class[{alice.uid(), "v6"}].first > 0u));
+}
+
+// Slurm on cgroup v1: the job is the task's cgroup in the v1 hierarchy (the
+// kfunc bpf_task_get_cgroup1), not its v2 one. --cgroup-v1 auto finds it
+// because freezer holds a slurm directory.
+BOOST_FIXTURE_TEST_CASE(on_cgroup_v1_a_jobs_flows_carry_its_v1_job, Jobs) {
+    SlurmV1Cgroup v1(alice.uid());
+    start_agent_nsenter({"-t", "1"});
+    BOOST_TEST_INFO("agent stderr: " << agent->err());
+    BOOST_TEST(agent->err().find("jobs from cgroup v1 at") != std::string::npos);
+    transfer_in(v1.step, alice, link.b_ip4(), 1'500'000, 400'000);
+    transfer_in(v1.step, alice, link.b_ip6(), 600'000, 200'000);
+    transfer_in({}, bob, link.b_ip4(), 300'000, 800'000);
+    auto recs = stop_agent();
+
+    uint64_t flow_tx = 0, flow_rx = 0, job_tx = 0, job_rx = 0, unresolved = UINT64_MAX;
+    int alice_closes = 0, bob_closes = 0;
+    for (const auto& r : recs) {
+        std::string type = str(r, "type");
+        if (type == "flow_close") {
+            BOOST_TEST_INFO("flow_close " << json::serialize(r));
+            int64_t uid = i64(r, "uid");
+            if (uid == alice.uid()) {
+                alice_closes++;
+                BOOST_TEST(nullable(r, "cgroup") == v1.rel);
+                BOOST_TEST(nullable(r, "job") == "77");
+                BOOST_TEST(nullable(r, "step") == "0");
+                flow_tx += u64(r, "tx_bytes");
+                flow_rx += u64(r, "rx_bytes");
+            } else if (uid == bob.uid()) {
+                bob_closes++;
+                BOOST_TEST(nullable(r, "job") == "null");
+                BOOST_TEST(nullable(r, "step") == "null");
+            }
+        } else if (type == "flow_owner") {
+            BOOST_ERROR("unexpected flow_owner " << json::serialize(r));
+        } else if (type == "job_report") {
+            BOOST_TEST_INFO("job_report " << json::serialize(r));
+            BOOST_TEST(str(r, "job") == "77");
+            BOOST_TEST(nullable(r, "step") == "0");
+            BOOST_TEST(str(r, "cgroup") == v1.rel);
+            BOOST_TEST(i64(r, "uid") == alice.uid());
+            job_tx += u64(r, "tx_bytes");
+            job_rx += u64(r, "rx_bytes");
+        } else if (type == "agent_stats") {
+            BOOST_TEST_REQUIRE(r.contains("cgroups_unresolved"));
+            unresolved = u64(r, "cgroups_unresolved");
+        }
+    }
+    BOOST_TEST(alice_closes == 2);
+    BOOST_TEST(bob_closes == 1);
+    BOOST_TEST(flow_tx > 2'000'000u);
+    BOOST_TEST(job_tx == flow_tx);
+    BOOST_TEST(job_rx == flow_rx);
+    BOOST_TEST(unresolved == 0u, "every cgroup id of these flows resolved");
+}
+
+BOOST_AUTO_TEST_CASE(a_v1_controller_that_is_not_mounted_is_a_usage_error) {
+    fs::path empty = fs::temp_directory_path() / ("pdtt-jobs-empty-" + std::to_string(::getpid()) + ".conf");
+    std::ofstream{empty};
+    Process p(
+        {PDTT_AGENT_BIN, "-c", empty.string(), "-i", "lo", "--stdout", "none", "--no-files", "--cgroup-v1", "net_cls"});
+    auto st = p.wait(30s);
+    fs::remove(empty);
+    BOOST_TEST_INFO("stderr: " << p.err());
+    BOOST_TEST_REQUIRE(st.has_value());
+    BOOST_TEST(*st == 2);
+    BOOST_TEST(p.err().find("--cgroup-v1 net_cls") != std::string::npos);
 }

@@ -8,7 +8,9 @@
 #include "cgroups.hpp"
 #include "classes.hpp"
 #include "config.hpp"
+#include "errors.hpp"
 #include "factory.hpp"
+#include "metrics_sink.hpp"
 #include "record_json.hpp"
 #include "syslog_format.hpp"
 
@@ -19,6 +21,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 using namespace pdtt;
@@ -300,4 +303,62 @@ BOOST_FIXTURE_TEST_CASE(a_cgroup_learnt_after_open_is_no_owner_change, Fixture) 
     const JobReport* j = find_job(*cap, "4242", "0", 1001);
     BOOST_TEST_REQUIRE(j);
     BOOST_TEST(j->tx_bytes == 900u);
+}
+
+// A delta recorded in an owner event names the job its bytes were
+// accounted to: the metrics' job series equal the job reports also when
+// the cgroup is learnt after bytes moved.
+BOOST_FIXTURE_TEST_CASE(metrics_job_series_equal_the_job_reports, Fixture) {
+    boost::asio::io_context io;
+    auto m = make_metrics_sink({"", "", "0.1"}, io);
+    MetricsSink* metrics = m.get();
+    sinks.push_back(std::move(m));
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, "10.0.0.2", 1001, 0, 100, 10)); // opened in softirq: no cgroup
+    agg.on_event(ev(PDTT_EV_FLOW_OWNER, 1, "10.0.0.2", 1001, task0, 500, 50));
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, "10.0.0.2", 1001, task0, 800, 80));
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, 2, "10.10.0.5", 1001, batch, 0, 0));
+    agg.on_event(ev(PDTT_EV_FLOW_CLOSE, 2, "10.10.0.5", 1001, batch, 3000, 300));
+    agg.on_event(ev(PDTT_EV_FLOW_OWNER, 1, "10.0.0.2", 1002, other_job, 1000, 100)); // alice's until here
+    agg.on_event(ev(PDTT_EV_FLOW_CLOSE, 1, "10.0.0.2", 1002, other_job, 1500, 150));
+    agg.report(Timestamp{}, 10.0);
+    std::map<std::pair<std::string, std::string>, std::pair<uint64_t, uint64_t>> want;
+    for (const auto& j : cap->jobs) {
+        auto& w = want[{j.job, j.uid == 1001 ? "alice" : "bob"}];
+        w.first += j.tx_bytes;
+        w.second += j.rx_bytes;
+    }
+    BOOST_TEST_REQUIRE(want.size() == 2u);
+    BOOST_TEST((want[{"4242", "alice"}] == std::pair<uint64_t, uint64_t>{3500, 350}));
+    std::string text = metrics->exposition();
+    BOOST_TEST_INFO(text);
+    for (const auto& [k, v] : want) {
+        std::string labels = "{job=\"" + k.first + "\",user=\"" + k.second + "\",iface=\"veth0\"} ";
+        BOOST_TEST(text.find("pdtt_job_transmit_bytes_total" + labels + std::to_string(v.first) + "\n") !=
+                   std::string::npos);
+        BOOST_TEST(text.find("pdtt_job_receive_bytes_total" + labels + std::to_string(v.second) + "\n") !=
+                   std::string::npos);
+    }
+    // Classes on the per-user series: flow 2's remote is in storage.
+    BOOST_TEST(text.find("pdtt_transmit_bytes_total{user=\"alice\",uid=\"1001\",iface=\"veth0\",class=\"storage\"} "
+                         "3000\n") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(auto_finds_slurms_v1_directory_and_an_unknown_controller_is_an_error) {
+    fs::path root = fs::temp_directory_path() / ("pdtt-v1-unit-" + std::to_string(::getpid()));
+    fs::create_directories(root / "system.slice");
+    CgroupMount m{1, root.string(), "/", 6};
+    BOOST_TEST(!has_slurm_dir(m));
+    fs::create_directories(root / "slurm_");
+    BOOST_TEST(!has_slurm_dir(m), "slurm_ names no node");
+    fs::create_directories(root / "slurm_node7");
+    BOOST_TEST(has_slurm_dir(m));
+    fs::remove(root / "slurm_node7");
+    fs::create_directories(root / "slurm" / "uid_0");
+    BOOST_TEST(has_slurm_dir(m));
+    fs::remove_all(root);
+
+    BOOST_CHECK_EXCEPTION(choose_cgroup_mount("nosuchcontroller"), Error,
+                          [](const Error& e) { return e.exit_code() == kExitUsage; });
+    std::optional<CgroupMount> off = choose_cgroup_mount("off");
+    BOOST_TEST((!off || off->version == 2));
 }

@@ -197,6 +197,112 @@ BOOST_FIXTURE_TEST_CASE(forgotten_flows_are_dropped_live_ones_kept, Pipeline) {
                350u);
 }
 
+// A job's series: its flows' bytes per (job, user, iface), the old job's
+// up to an owner change; kept while the job has a flow, gone some
+// intervals after its last one closed.
+BOOST_AUTO_TEST_CASE(job_series_follow_the_flows_and_expire_after_the_last_one) {
+    asio::io_context io;
+    auto m = make_metrics_sink({"", "", "0.1"}, io);
+    auto rec = [](FlowEvent t, uint64_t id, std::optional<std::string_view> job, Counters c) {
+        FlowRecord r;
+        r.type = t;
+        r.id.flow_id = id;
+        r.id.user = "alice";
+        r.id.uid = 1001;
+        r.id.iface = "veth0";
+        r.id.job = job;
+        r.cnt = c;
+        return r;
+    };
+    auto end_interval = [&](uint64_t active) {
+        AgentStats s;
+        s.flows_active = active;
+        m->agent_stats(s);
+        m->interval_end();
+    };
+    const std::string tx7 = "pdtt_job_transmit_bytes_total{job=\"7\",user=\"alice\",iface=\"veth0\"}";
+    const std::string rx7 = "pdtt_job_receive_bytes_total{job=\"7\",user=\"alice\",iface=\"veth0\"}";
+    const std::string tx8 = "pdtt_job_transmit_bytes_total{job=\"8\",user=\"alice\",iface=\"veth0\"}";
+    m->flow_open(rec(FlowEvent::open, 1, "7", {100, 10, 1, 1}));
+    m->flow_delta(rec(FlowEvent::delta, 1, "7", {400, 40, 4, 4}));
+    m->flow_delta(rec(FlowEvent::delta, 2, std::nullopt, {999, 999, 9, 9})); // no job: no job series
+    // Flow 1 moves to job 8: what it moved since its open (600 tx) was job 7's.
+    FlowRecord own = rec(FlowEvent::owner, 1, "8", {600, 60, 6, 6});
+    own.from_uid = 1001;
+    own.from_user = "alice";
+    own.from_job = "7";
+    m->flow_owner(own);
+    m->flow_close(rec(FlowEvent::close, 1, "8", {300, 30, 3, 3}));
+    // Job 8's second flow stays open.
+    m->flow_delta(rec(FlowEvent::delta, 3, "8", {5, 5, 1, 1}));
+    std::string text = m->exposition();
+    BOOST_TEST_INFO(text);
+    BOOST_TEST(sample(text, tx7) == 600u);
+    BOOST_TEST(sample(text, rx7) == 60u);
+    BOOST_TEST(sample(text, tx8) == 305u);
+    BOOST_TEST(text.find("job=\"\"") == std::string::npos);
+
+    for (int i = 0; i < 10; ++i)
+        end_interval(2);
+    BOOST_TEST(sample(m->exposition(), tx7) == 600u, "kept for 10 intervals after its last flow closed");
+    end_interval(2);
+    text = m->exposition();
+    BOOST_TEST(sample(text, tx7) == kMissing, "gone after them");
+    BOOST_TEST(sample(text, tx8) == 305u, "a job with an open flow stays");
+    m->flow_close(rec(FlowEvent::close, 3, "8", {5, 5, 1, 1}));
+    for (int i = 0; i < 11; ++i)
+        end_interval(1);
+    BOOST_TEST(sample(m->exposition(), tx8) == kMissing);
+    // The per-user series never expire.
+    BOOST_TEST(sample(m->exposition(), "pdtt_transmit_bytes_total" + user_labels("alice", 1001, "veth0")) == 1904u);
+}
+
+// With classes, the per-user series carry the remote's class; what the
+// report counted outside any flow is in class "*", so each class adds up
+// to the reports' per-class totals and all of them to the user's.
+BOOST_AUTO_TEST_CASE(class_series_add_up_to_the_reports_classes) {
+    asio::io_context io;
+    auto m = make_metrics_sink({"", "", "0.1"}, io);
+    auto rec = [](uint64_t id, std::string_view cls, Counters c) {
+        FlowRecord r;
+        r.type = FlowEvent::delta;
+        r.id.flow_id = id;
+        r.id.user = "alice";
+        r.id.uid = 1001;
+        r.id.iface = "veth0";
+        r.cls = cls;
+        r.cnt = c;
+        return r;
+    };
+    m->flow_delta(rec(1, "wan", {1000, 100, 10, 1}));
+    m->flow_delta(rec(2, "storage", {20, 2000, 1, 20}));
+    m->flow_delta(rec(1, "wan", {1, 1, 1, 1}));
+    UserReport u;
+    u.user = "alice";
+    u.uid = 1001;
+    // 500 tx and 5 packets more than the flows: a flow refused a slot.
+    u.tx_bytes = 1521;
+    u.rx_bytes = 2101;
+    u.tx_packets = 17;
+    u.rx_packets = 22;
+    u.classes = {{"wan", 1001, 101}, {"storage", 20, 2000}, {"other", 0, 0}};
+    m->user_report(u);
+    m->interval_end();
+    std::string text = m->exposition();
+    BOOST_TEST_INFO(text);
+    auto labels = [](const char* iface, const char* cls) {
+        return std::string("{user=\"alice\",uid=\"1001\",iface=\"") + iface + "\",class=\"" + cls + "\"}";
+    };
+    BOOST_TEST(sample(text, "pdtt_transmit_bytes_total" + labels("veth0", "wan")) == 1001u);
+    BOOST_TEST(sample(text, "pdtt_receive_bytes_total" + labels("veth0", "storage")) == 2000u);
+    BOOST_TEST(sample(text, "pdtt_transmit_packets_total" + labels("veth0", "wan")) == 11u);
+    BOOST_TEST(sample(text, "pdtt_transmit_bytes_total" + labels("*", "*")) == 500u);
+    BOOST_TEST(sample(text, "pdtt_transmit_packets_total" + labels("*", "*")) == 5u);
+    BOOST_TEST(user_sum(text, "pdtt_transmit_bytes_total", 1001) == 1521u);
+    BOOST_TEST(user_sum(text, "pdtt_receive_bytes_total", 1001) == 2101u);
+    BOOST_TEST(text.find("class=\"other\"") == std::string::npos, "no series for a class without bytes");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(exposition)

@@ -4,11 +4,12 @@
 // any client sees it: promtool accepts the exposition, 404, 401, and slow
 // or huge requests dropped while the ring keeps up.
 #define BOOST_TEST_MODULE prometheus
-#include "agent_lab.hpp"
+#include "jobs_lab.hpp"
 
 #include <sys/stat.h>
 
 #include <map>
+#include <sstream>
 
 using namespace pdtt::test;
 
@@ -71,17 +72,31 @@ struct PrometheusLab : Lab {
 
     // user -> value of `expr` summed by user, from Prometheus's query API.
     std::map<std::string, uint64_t> query_by_user(const std::string& metric) const {
-        std::string body = curl("http://" + std::string(kPrometheusAddr) + "/api/v1/query",
-                                "-G --data-urlencode 'query=sum by (user) (" + metric + ")'");
         std::map<std::string, uint64_t> out;
+        for (const auto& [labels, v] : query_by({"user"}, metric))
+            out[labels[0]] = v;
+        return out;
+    }
+    // The labels' values -> `metric` summed by them.
+    std::map<std::vector<std::string>, uint64_t> query_by(const std::vector<std::string>& by,
+                                                          const std::string& metric) const {
+        std::string list;
+        for (const auto& l : by)
+            list += (list.empty() ? "" : ",") + l;
+        std::string body = curl("http://" + std::string(kPrometheusAddr) + "/api/v1/query",
+                                "-G --data-urlencode 'query=sum by (" + list + ") (" + metric + ")'");
+        std::map<std::vector<std::string>, uint64_t> out;
         boost::system::error_code ec;
         json::value v = json::parse(body, ec);
         if (ec || !v.is_object() || v.at("status").as_string() != "success")
             return out;
         for (const auto& r : v.at("data").at("result").as_array()) {
             const auto& o = r.as_object();
-            std::string user = json::value_to<std::string>(o.at("metric").at("user"));
-            out[user] = std::stoull(json::value_to<std::string>(o.at("value").as_array()[1]));
+            std::vector<std::string> labels;
+            for (const auto& l : by)
+                labels.push_back(
+                    o.at("metric").as_object().contains(l) ? json::value_to<std::string>(o.at("metric").at(l)) : "");
+            out[labels] = std::stoull(json::value_to<std::string>(o.at("value").as_array()[1]));
         }
         return out;
     }
@@ -205,4 +220,106 @@ BOOST_FIXTURE_TEST_CASE(slow_and_huge_requests_are_dropped_without_stalling_the_
     auto recs = stop_agent();
     BOOST_TEST(ring_drops(recs) == 0u, "the kernel lost records");
     check_wire(recs);
+}
+
+// Per job and per class, as Prometheus stores them: a job's series are its
+// job_reports' totals, each class's series its user_reports' class totals,
+// and a job's series go away after its flows closed (10 intervals).
+BOOST_FIXTURE_TEST_CASE(job_and_class_series_equal_the_reports_and_jobs_expire, PrometheusLab) {
+    auto srv4 = serve(link.b_ip4()), srv6 = serve(link.b_ip6());
+    SlurmCgroup cg;
+    start_agent_nsenter(*this,
+                        {"-t", "1", "--cgroup-v1", "off", "--metrics-listen", metrics_addr(), "--metrics-token-file",
+                         token_file.string(), "--class", "v4=" + link.b_ip4(), "--class", "v6=" + link.b_ip6()});
+    start_prometheus();
+    transfer_in(*this, cg.task, alice, link.b_ip4(), 800'000, 300'000);
+    transfer_in(*this, cg.task, alice, link.b_ip6(), 200'000, 600'000);
+    transfer_in(*this, {}, bob, link.b_ip4(), 400'000, 100'000);
+    const auto job_closed = std::chrono::steady_clock::now(); // its last flow, before this
+    tcp_settled(host);
+    tcp_settled(peer);
+
+    // promtool accepts the exposition with job and class labels.
+    fs::path text = dir / "metrics.txt";
+    std::string exposition;
+    // The records reach the sink at the agent's next tick.
+    bool labelled = wait_until(
+        [&] {
+            exposition = curl(metrics_url(), bearer());
+            return exposition.find("pdtt_job_transmit_bytes_total{job=\"4242\"") != std::string::npos &&
+                   exposition.find(",class=\"v6\"}") != std::string::npos;
+        },
+        5s, 200ms);
+    BOOST_TEST(labelled, "no job or class series: " << exposition);
+    std::ofstream(text) << exposition;
+    int rc = run("promtool check metrics < " + text.string() + " > " + (dir / "promtool.out").string() + " 2>&1");
+    std::ifstream in(dir / "promtool.out");
+    std::string said((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    BOOST_TEST(rc == 0, "promtool check metrics: " << said);
+
+    // Wait for Prometheus to hold the final values: the same twice, a second apart.
+    using Q = std::map<std::vector<std::string>, uint64_t>;
+    Q job_tx, job_rx, cls_tx, cls_rx;
+    bool stable = wait_until(
+        [&] {
+            // Prometheus keeps `job` for its scrape job: ours is exported_job.
+            Q jt = query_by({"exported_job", "user"}, "pdtt_job_transmit_bytes_total");
+            Q jr = query_by({"exported_job", "user"}, "pdtt_job_receive_bytes_total");
+            Q ct = query_by({"user", "class"}, "pdtt_transmit_bytes_total");
+            Q cr = query_by({"user", "class"}, "pdtt_receive_bytes_total");
+            bool same = !jt.empty() && jt == job_tx && jr == job_rx && ct == cls_tx && cr == cls_rx;
+            job_tx = jt, job_rx = jr, cls_tx = ct, cls_rx = cr;
+            return same;
+        },
+        20s, 1s);
+    BOOST_TEST(stable, "Prometheus's job and class sums kept changing");
+
+    // The job's series leave the exposition some 10 intervals after its last flow closed.
+    bool gone =
+        wait_until([&] { return curl(metrics_url(), bearer()).find("job=\"4242\"") == std::string::npos; }, 25s, 500ms);
+    BOOST_TEST(gone, "job 4242's series never went away");
+    BOOST_TEST((std::chrono::steady_clock::now() - job_closed > 8s), "job 4242's series went away too soon");
+
+    auto recs = stop_agent();
+    Q want_job_tx, want_job_rx, want_cls_tx, want_cls_rx;
+    for (const auto& r : recs) {
+        std::string type = str(r, "type");
+        if (type == "job_report") {
+            want_job_tx[{str(r, "job"), str(r, "user")}] += u64(r, "tx_bytes");
+            want_job_rx[{str(r, "job"), str(r, "user")}] += u64(r, "rx_bytes");
+        } else if (type == "user_report" && r.contains("classes")) {
+            for (const auto& [name, t] : r.at("classes").as_object()) {
+                if (u64(t.as_object(), "tx_bytes") + u64(t.as_object(), "rx_bytes") == 0)
+                    continue;
+                want_cls_tx[{str(r, "user"), std::string(name)}] += u64(t.as_object(), "tx_bytes");
+                want_cls_rx[{str(r, "user"), std::string(name)}] += u64(t.as_object(), "rx_bytes");
+            }
+        }
+    }
+    BOOST_TEST_REQUIRE(want_job_tx.size() == 1u, "one job, one user");
+    BOOST_TEST((want_job_tx.begin()->first == std::vector<std::string>{"4242", alice.name()}));
+    auto show = [](const Q& q) {
+        std::ostringstream o;
+        for (const auto& [k, v] : q)
+            o << (k.empty() ? "" : k[0]) << "/" << (k.size() > 1 ? k[1] : "") << "=" << v << " ";
+        return o.str();
+    };
+    BOOST_TEST((job_tx == want_job_tx), "prometheus " << show(job_tx) << "reports " << show(want_job_tx));
+    BOOST_TEST((job_rx == want_job_rx), "prometheus " << show(job_rx) << "reports " << show(want_job_rx));
+    // Class "*" holds bytes counted outside any flow: none here, so the
+    // classes are exactly the reports'.
+    auto drop_zero = [](Q q) {
+        for (auto it = q.begin(); it != q.end();)
+            it = it->second == 0 ? q.erase(it) : std::next(it);
+        return q;
+    };
+    Q got_tx = drop_zero(cls_tx), got_rx = drop_zero(cls_rx);
+    for (Q* q : {&got_tx, &got_rx})
+        for (auto it = q->begin(); it != q->end();)
+            it = it->first[0] == alice.name() || it->first[0] == bob.name() ? std::next(it) : q->erase(it);
+    BOOST_TEST((got_tx == want_cls_tx), "prometheus " << show(got_tx) << "reports " << show(want_cls_tx));
+    BOOST_TEST((got_rx == want_cls_rx), "prometheus " << show(got_rx) << "reports " << show(want_cls_rx));
+    BOOST_TEST((want_cls_tx[{alice.name(), "v6"}] > 0u));
+    BOOST_TEST((want_cls_tx[{bob.name(), "v4"}] > 0u));
+    BOOST_TEST(ring_drops(recs) == 0u);
 }

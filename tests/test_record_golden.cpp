@@ -140,6 +140,7 @@ AgentStats stats(double interval_s) {
     s.events = 1, s.ring_drops = 2, s.flow_table_full = 3, s.aux_table_full = 4, s.flow_share_full = 5;
     s.owner_deferred = 6, s.deltas_incomplete = 7, s.flows_active = 8, s.flows_udp = 9;
     s.flow_table_size = 65536, s.sink_errors = 10, s.interfaces_missing = 11;
+    s.cgroups_unresolved = 12;
     return s;
 }
 
@@ -336,7 +337,7 @@ BOOST_AUTO_TEST_CASE(agent_stats) {
           "{\"v\":1,\"type\":\"agent_stats\",\"ts\":\"2024-01-15T10:30:00.000001Z\",\"interval_s\":10,"
           "\"events\":1,\"ring_drops\":2,\"flow_table_full\":3,\"aux_table_full\":4,\"flow_share_full\":5,"
           "\"owner_deferred\":6,\"deltas_incomplete\":7,\"flows_active\":8,\"flow_table_size\":65536,"
-          "\"sink_errors\":10,\"interfaces_missing\":11}\n");
+          "\"sink_errors\":10,\"interfaces_missing\":11,\"cgroups_unresolved\":12}\n");
 }
 
 // The one place fractional numbers show: interval lengths.
@@ -357,15 +358,15 @@ BOOST_AUTO_TEST_CASE(fractional_seconds) {
           "{\"v\":1,\"type\":\"agent_stats\",\"ts\":\"2024-01-15T10:30:00.000001Z\",\"interval_s\":0.5,"
           "\"events\":1,\"ring_drops\":2,\"flow_table_full\":3,\"aux_table_full\":4,\"flow_share_full\":5,"
           "\"owner_deferred\":6,\"deltas_incomplete\":7,\"flows_active\":8,\"flow_table_size\":65536,"
-          "\"sink_errors\":10,\"interfaces_missing\":11}\n"
+          "\"sink_errors\":10,\"interfaces_missing\":11,\"cgroups_unresolved\":12}\n"
           "{\"v\":1,\"type\":\"agent_stats\",\"ts\":\"2024-01-15T10:30:00.000001Z\",\"interval_s\":1234567,"
           "\"events\":1,\"ring_drops\":2,\"flow_table_full\":3,\"aux_table_full\":4,\"flow_share_full\":5,"
           "\"owner_deferred\":6,\"deltas_incomplete\":7,\"flows_active\":8,\"flow_table_size\":65536,"
-          "\"sink_errors\":10,\"interfaces_missing\":11}\n"
+          "\"sink_errors\":10,\"interfaces_missing\":11,\"cgroups_unresolved\":12}\n"
           "{\"v\":1,\"type\":\"agent_stats\",\"ts\":\"2024-01-15T10:30:00.000001Z\",\"interval_s\":0.001,"
           "\"events\":1,\"ring_drops\":2,\"flow_table_full\":3,\"aux_table_full\":4,\"flow_share_full\":5,"
           "\"owner_deferred\":6,\"deltas_incomplete\":7,\"flows_active\":8,\"flow_table_size\":65536,"
-          "\"sink_errors\":10,\"interfaces_missing\":11}\n");
+          "\"sink_errors\":10,\"interfaces_missing\":11,\"cgroups_unresolved\":12}\n");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -537,13 +538,15 @@ BOOST_FIXTURE_TEST_CASE(agent_stats, UtcZone) {
           "<134>1 2024-01-15T10:30:00.000001+00:00 host.example pdtt 1234 agent_stats [pdtt@32473 v=\"1\" "
           "ts=\"2024-01-15T10:30:00.000001Z\" interval_s=\"10\" events=\"1\" ring_drops=\"2\" flow_table_full=\"3\" "
           "aux_table_full=\"4\" flow_share_full=\"5\" owner_deferred=\"6\" deltas_incomplete=\"7\" flows_active=\"8\""
-          " flow_table_size=\"65536\" sink_errors=\"10\" interfaces_missing=\"11\"] 1 events, 2 ring "
+          " flow_table_size=\"65536\" sink_errors=\"10\" interfaces_missing=\"11\" cgroups_unresolved=\"12\"] 1 "
+          "events, 2 ring "
           "drops, 8 flows active, 10 sink errors");
     check(rfc5424::format_agent_stats(kHeader, stats(0.5)),
           "<134>1 2024-01-15T10:30:00.000001+00:00 host.example pdtt 1234 agent_stats [pdtt@32473 v=\"1\" "
           "ts=\"2024-01-15T10:30:00.000001Z\" interval_s=\"0.5\" events=\"1\" ring_drops=\"2\" flow_table_full=\"3\""
           " aux_table_full=\"4\" flow_share_full=\"5\" owner_deferred=\"6\" deltas_incomplete=\"7\" flows_active=\"8"
-          "\" flow_table_size=\"65536\" sink_errors=\"10\" interfaces_missing=\"11\"] 1 events, 2 ring "
+          "\" flow_table_size=\"65536\" sink_errors=\"10\" interfaces_missing=\"11\" cgroups_unresolved=\"12\"] 1 "
+          "events, 2 ring "
           "drops, 8 flows active, 10 sink errors");
 }
 

@@ -484,7 +484,7 @@ BOOST_AUTO_TEST_CASE(every_record_type_has_its_keys_in_order) {
         cat(cat({"v", "type", "ts", "user", "uid", "interval_s"}, cnt), {"flows", "connections"}),
         {"v", "type", "ts", "interval_s", "events", "ring_drops", "flow_table_full", "aux_table_full",
          "flow_share_full", "owner_deferred", "deltas_incomplete", "flows_active", "flow_table_size", "sink_errors",
-         "interfaces_missing"},
+         "interfaces_missing", "cgroups_unresolved"},
     };
     const char* types[] = {"flow_open", "flow_delta", "flow_close", "user_report", "agent_stats"};
     for (size_t i = 0; i < lines.size(); ++i) {

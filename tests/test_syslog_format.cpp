@@ -20,7 +20,7 @@ BOOST_FIXTURE_TEST_CASE(agent_stats_message_is_exactly_rfc5424, UtcZone) {
                     "[pdtt@32473 v=\"1\" ts=\"2024-01-15T10:30:00.999999Z\" interval_s=\"10\" events=\"1000\" "
                     "ring_drops=\"0\" flow_table_full=\"0\" aux_table_full=\"0\" flow_share_full=\"0\" "
                     "owner_deferred=\"0\" deltas_incomplete=\"0\" flows_active=\"3\" "
-                    "flow_table_size=\"262144\" sink_errors=\"2\" interfaces_missing=\"1\"] "
+                    "flow_table_size=\"262144\" sink_errors=\"2\" interfaces_missing=\"1\" cgroups_unresolved=\"0\"] "
                     "1000 events, 0 ring drops, 3 flows active, 2 sink errors");
     rfc5424::Header local7 = kHeader;
     local7.facility = 23;

@@ -9,6 +9,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "pdtt.h"
+#include "cgroup.h"
 #include "consts.h"
 #include "maps.h"
 #include "ring.h"
@@ -140,7 +141,7 @@ static __always_inline void io_hook(struct sock *sk)
 	if (uid == 0)
 		uid = task->cred->uid.val;
 	pid = bpf_get_current_pid_tgid() >> 32;
-	cgroup = bpf_get_current_cgroup_id();
+	cgroup = owner_cgroup_id(task);
 	last = bpf_sk_storage_get(&io_owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!last)
 		return;
