@@ -34,31 +34,26 @@ std::string nullable(const json::object& o, const char* k) {
     return o.at(k).is_null() ? "null" : json::value_to<std::string>(o.at(k));
 }
 
-} // namespace
-
-BOOST_FIXTURE_TEST_CASE(a_jobs_flows_carry_job_and_step_and_job_report_sums_them, Jobs) {
-    start_agent_nsenter(
-        {"-t", "1", "--cgroup-v1", "off", "--class", "v4=" + link.b_ip4(), "--class", "v6=" + link.b_ip6()});
-    BOOST_TEST(agent->err().find("jobs from cgroup v2 at") != std::string::npos);
-    transfer_in(cg.task, alice, link.b_ip4(), 2'000'000, 500'000);
-    transfer_in(cg.task, alice, link.b_ip6(), 700'000, 100'000);
-    transfer_in({}, bob, link.b_ip4(), 300'000, 900'000);
-    auto recs = stop_agent();
-
+// What both cgroup layouts must show: alice's flows carry the job, bob's
+// none, no flow changes owner, and job_report sums alice's flows.
+struct JobCheck {
+    const TestUser& alice;
+    const TestUser& bob;
+    std::string cgroup, job, step, report_cgroup;
     uint64_t flow_tx = 0, flow_rx = 0, job_tx = 0, job_rx = 0;
     int alice_closes = 0, bob_closes = 0;
-    std::map<std::pair<int64_t, std::string>, std::pair<uint64_t, uint64_t>> by_remote; // (uid, remote)
-    std::map<std::pair<int64_t, std::string>, std::pair<uint64_t, uint64_t>> by_class;  // (uid, class)
-    for (const auto& r : recs) {
+
+    // False for a record of another type, which the caller may look at.
+    bool take(const json::object& r) {
         std::string type = str(r, "type");
         if (type == "flow_close") {
             BOOST_TEST_INFO("flow_close " << json::serialize(r));
             int64_t uid = i64(r, "uid");
             if (uid == alice.uid()) {
                 alice_closes++;
-                BOOST_TEST(nullable(r, "cgroup") == cg.rel);
-                BOOST_TEST(nullable(r, "job") == "4242");
-                BOOST_TEST(nullable(r, "step") == "0");
+                BOOST_TEST(nullable(r, "cgroup") == cgroup);
+                BOOST_TEST(nullable(r, "job") == job);
+                BOOST_TEST(nullable(r, "step") == step);
                 flow_tx += u64(r, "tx_bytes");
                 flow_rx += u64(r, "rx_bytes");
             } else if (uid == bob.uid()) {
@@ -71,14 +66,46 @@ BOOST_FIXTURE_TEST_CASE(a_jobs_flows_carry_job_and_step_and_job_report_sums_them
             BOOST_ERROR("unexpected flow_owner " << json::serialize(r));
         } else if (type == "job_report") {
             BOOST_TEST_INFO("job_report " << json::serialize(r));
-            BOOST_TEST(str(r, "job") == "4242");
-            BOOST_TEST(nullable(r, "step") == "0");
-            BOOST_TEST(str(r, "cgroup") == cg.rel.substr(0, cg.rel.find("/user/task_0")));
+            BOOST_TEST(str(r, "job") == job);
+            BOOST_TEST(nullable(r, "step") == step);
+            BOOST_TEST(str(r, "cgroup") == report_cgroup);
             BOOST_TEST(i64(r, "uid") == alice.uid());
             BOOST_TEST(str(r, "user") == alice.name());
             job_tx += u64(r, "tx_bytes");
             job_rx += u64(r, "rx_bytes");
-        } else if (type == "user_report") {
+        } else {
+            return false;
+        }
+        return true;
+    }
+
+    void verify(uint64_t min_flow_tx) const {
+        BOOST_TEST(alice_closes == 2);
+        BOOST_TEST(bob_closes == 1);
+        BOOST_TEST(flow_tx > min_flow_tx);
+        BOOST_TEST(job_tx == flow_tx);
+        BOOST_TEST(job_rx == flow_rx);
+    }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(a_jobs_flows_carry_job_and_step_and_job_report_sums_them, Jobs) {
+    start_agent_nsenter(
+        {"-t", "1", "--cgroup-v1", "off", "--class", "v4=" + link.b_ip4(), "--class", "v6=" + link.b_ip6()});
+    BOOST_TEST(agent->err().find("jobs from cgroup v2 at") != std::string::npos);
+    transfer_in(cg.task, alice, link.b_ip4(), 2'000'000, 500'000);
+    transfer_in(cg.task, alice, link.b_ip6(), 700'000, 100'000);
+    transfer_in({}, bob, link.b_ip4(), 300'000, 900'000);
+    auto recs = stop_agent();
+
+    JobCheck jobs{alice, bob, cg.rel, "4242", "0", cg.rel.substr(0, cg.rel.find("/user/task_0"))};
+    std::map<std::pair<int64_t, std::string>, std::pair<uint64_t, uint64_t>> by_remote; // (uid, remote)
+    std::map<std::pair<int64_t, std::string>, std::pair<uint64_t, uint64_t>> by_class;  // (uid, class)
+    for (const auto& r : recs) {
+        if (jobs.take(r))
+            continue;
+        if (str(r, "type") == "user_report") {
             int64_t uid = i64(r, "uid");
             if (uid != alice.uid() && uid != bob.uid())
                 continue;
@@ -95,11 +122,7 @@ BOOST_FIXTURE_TEST_CASE(a_jobs_flows_carry_job_and_step_and_job_report_sums_them
             }
         }
     }
-    BOOST_TEST(alice_closes == 2);
-    BOOST_TEST(bob_closes == 1);
-    BOOST_TEST(flow_tx > 2'700'000u);
-    BOOST_TEST(job_tx == flow_tx);
-    BOOST_TEST(job_rx == flow_rx);
+    jobs.verify(2'700'000);
 
     // Classes: each class's totals are its address's rows.
     for (const TestUser* u : {&alice, &bob}) {
@@ -128,45 +151,17 @@ BOOST_FIXTURE_TEST_CASE(on_cgroup_v1_a_jobs_flows_carry_its_v1_job, Jobs) {
     transfer_in({}, bob, link.b_ip4(), 300'000, 800'000);
     auto recs = stop_agent();
 
-    uint64_t flow_tx = 0, flow_rx = 0, job_tx = 0, job_rx = 0, unresolved = UINT64_MAX;
-    int alice_closes = 0, bob_closes = 0;
+    JobCheck jobs{alice, bob, v1.rel, "77", "0", v1.rel};
+    uint64_t unresolved = UINT64_MAX;
     for (const auto& r : recs) {
-        std::string type = str(r, "type");
-        if (type == "flow_close") {
-            BOOST_TEST_INFO("flow_close " << json::serialize(r));
-            int64_t uid = i64(r, "uid");
-            if (uid == alice.uid()) {
-                alice_closes++;
-                BOOST_TEST(nullable(r, "cgroup") == v1.rel);
-                BOOST_TEST(nullable(r, "job") == "77");
-                BOOST_TEST(nullable(r, "step") == "0");
-                flow_tx += u64(r, "tx_bytes");
-                flow_rx += u64(r, "rx_bytes");
-            } else if (uid == bob.uid()) {
-                bob_closes++;
-                BOOST_TEST(nullable(r, "job") == "null");
-                BOOST_TEST(nullable(r, "step") == "null");
-            }
-        } else if (type == "flow_owner") {
-            BOOST_ERROR("unexpected flow_owner " << json::serialize(r));
-        } else if (type == "job_report") {
-            BOOST_TEST_INFO("job_report " << json::serialize(r));
-            BOOST_TEST(str(r, "job") == "77");
-            BOOST_TEST(nullable(r, "step") == "0");
-            BOOST_TEST(str(r, "cgroup") == v1.rel);
-            BOOST_TEST(i64(r, "uid") == alice.uid());
-            job_tx += u64(r, "tx_bytes");
-            job_rx += u64(r, "rx_bytes");
-        } else if (type == "agent_stats") {
+        if (jobs.take(r))
+            continue;
+        if (str(r, "type") == "agent_stats") {
             BOOST_TEST_REQUIRE(r.contains("cgroups_unresolved"));
             unresolved = u64(r, "cgroups_unresolved");
         }
     }
-    BOOST_TEST(alice_closes == 2);
-    BOOST_TEST(bob_closes == 1);
-    BOOST_TEST(flow_tx > 2'000'000u);
-    BOOST_TEST(job_tx == flow_tx);
-    BOOST_TEST(job_rx == flow_rx);
+    jobs.verify(2'000'000);
     BOOST_TEST(unresolved == 0u, "every cgroup id of these flows resolved");
 }
 
