@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace pdtt {
@@ -44,7 +45,7 @@ Aggregator::Flow Aggregator::make_flow(const pdtt_event& e) {
         id.uid = e.uid;
     else
         id.uid = resolve_ ? resolve_(e.key) : kUnattributedUid;
-    id.user = intern(names_.name(id.uid));
+    id.user = user_name(id.uid, f.named);
     if (e.pid)
         id.pid = e.pid;
     if (e.comm[0])
@@ -62,6 +63,12 @@ Aggregator::Flow Aggregator::make_flow(const pdtt_event& e) {
         f.cls = classes_->classify(e.key.raddr);
     set_cgroup(f, e.cgroup, lookup_cgroup(e.cgroup));
     return f;
+}
+
+std::string_view Aggregator::user_name(int64_t uid, bool& named) {
+    std::optional<std::string> n = names_.known(uid);
+    named = n.has_value();
+    return intern(named ? *n : "uid-" + std::to_string(uid));
 }
 
 // The views in f.id point into cg, which f keeps alive.
@@ -207,7 +214,7 @@ bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
     r.from_job = job_of(old_cg);
     if (new_uid) {
         f.id.uid = e.uid;
-        f.id.user = intern(names_.name(f.id.uid));
+        f.id.user = user_name(f.id.uid, f.named);
         f.gen = UINT64_MAX; // its bytes from now on are in another user's rows
         f.job_gen = UINT64_MAX;
     }
@@ -241,6 +248,8 @@ void Aggregator::on_event(const pdtt_event& e) {
             s->flow_open(r);
     }
     Flow& f = it->second;
+    if (!f.named) // its first records said "uid-N": its name may be known by now
+        f.id.user = user_name(f.id.uid, f.named);
     if (f.cgroup_id && !f.cg) // resolved since, perhaps
         if (CgroupInfoPtr cg = lookup_cgroup(f.cgroup_id))
             set_cgroup(f, f.cgroup_id, std::move(cg));
@@ -312,14 +321,60 @@ void Aggregator::add_unattributed(const Counters& delta) {
         users_[kUnattributedUid].cnt += delta;
 }
 
+void Aggregator::send(UserReport& r) {
+    r.user = names_.name(r.uid);
+    for (auto& s : sinks_)
+        s->user_report(r);
+}
+
+void Aggregator::send(JobReport& r) {
+    r.user = names_.name(r.uid);
+    for (auto& s : sinks_)
+        s->job_report(r);
+}
+
+template <class Report> void Aggregator::send_or_hold(Report&& r, std::chrono::steady_clock::time_point now) {
+    const bool earlier_held = std::any_of(held_.begin(), held_.end(), [&](const Held& h) {
+        return std::visit([&](const auto& held) { return held.uid == r.uid; }, h.report);
+    });
+    if (!earlier_held && names_.known(r.uid))
+        send(r);
+    else
+        held_.push_back({now + name_wait_, std::forward<Report>(r)});
+}
+
+void Aggregator::release_held(std::chrono::steady_clock::time_point now) {
+    // In order, and a user's later reports never before its earlier ones.
+    std::unordered_set<int64_t> waiting;
+    for (auto it = held_.begin(); it != held_.end();) {
+        const int64_t uid = std::visit([](const auto& r) { return r.uid; }, it->report);
+        if (!waiting.count(uid) && (it->until <= now || names_.known(uid))) {
+            std::visit([this](auto& r) { send(r); }, it->report);
+            it = held_.erase(it);
+        } else {
+            waiting.insert(uid);
+            ++it;
+        }
+    }
+}
+
+void Aggregator::flush_held(std::chrono::steady_clock::time_point until) {
+    for (const Held& h : held_)
+        names_.wait(std::visit([](const auto& r) { return r.uid; }, h.report), std::min(until, h.until));
+    for (Held& h : held_)
+        std::visit([this](auto& r) { send(r); }, h.report);
+    held_.clear();
+}
+
 void Aggregator::report(Timestamp end, double interval_s) {
+    const auto now = std::chrono::steady_clock::now();
+    release_held(now); // a user's older reports first
     for (auto& [uid, u] : users_) {
         if (u.cnt.empty())
             continue;
         UserReport r;
         r.ts = end;
         r.uid = uid;
-        r.user = names_.name(uid);
         r.interval_s = interval_s;
         r.tx_bytes = u.cnt.tx_bytes;
         r.rx_bytes = u.cnt.rx_bytes;
@@ -330,8 +385,7 @@ void Aggregator::report(Timestamp end, double interval_s) {
         for (auto& p : u.pairs)
             r.connections.push_back({std::move(p.local), std::move(p.remote), p.tx, p.rx});
         r.classes = class_totals(u.classes);
-        for (auto& s : sinks_)
-            s->user_report(r);
+        send_or_hold(std::move(r), now);
     }
     for (auto& j : jobs_) {
         if (j.cnt.empty())
@@ -342,13 +396,11 @@ void Aggregator::report(Timestamp end, double interval_s) {
         r.step = std::move(j.step);
         r.cgroup = std::move(j.cgroup);
         r.uid = j.uid;
-        r.user = names_.name(j.uid);
         r.interval_s = interval_s;
         r.tx_bytes = j.cnt.tx_bytes;
         r.rx_bytes = j.cnt.rx_bytes;
         r.classes = class_totals(j.classes);
-        for (auto& s : sinks_)
-            s->job_report(r);
+        send_or_hold(std::move(r), now);
     }
     users_.clear();
     jobs_.clear();
