@@ -91,8 +91,12 @@ public:
     }
     void user_report(const UserReport& r) {
         Counters reported{r.tx_bytes, r.rx_bytes, r.tx_packets, r.rx_packets};
+        // The flow records' part is claimed: a report held for its user's
+        // name comes after its interval's end, its flows' bytes still here.
         auto it = interval_.find(r.uid);
         Counters rest = it == interval_.end() ? reported : since(reported, it->second);
+        if (it != interval_.end())
+            it->second = since(it->second, since(reported, rest));
         if (!rest.empty())
             series_[{r.user, r.uid, kAnyIface}] += rest;
     }
@@ -101,7 +105,7 @@ public:
         forget_lost(s.flows_active);
     }
     void interval_end() {
-        interval_.clear();
+        std::erase_if(interval_, [](const auto& kv) { return kv.second.empty(); }); // unclaimed: a held report's
         gen_++;
     }
 

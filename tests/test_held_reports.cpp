@@ -5,12 +5,16 @@
 #include <boost/test/unit_test.hpp>
 
 #include "aggregator.hpp"
+#include "metrics_sink.hpp"
+
+#include <boost/asio/io_context.hpp>
 
 #include <netinet/in.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -167,3 +171,37 @@ BOOST_FIXTURE_TEST_CASE(flush_sends_everything_held_waiting_for_names_until_its_
     BOOST_TEST(cap->users[1].user == "uid-1007"); // the deadline passed first
 }
 
+// A report held past its interval's end: the metrics still count each byte
+// once, however its flows' records were named.
+BOOST_FIXTURE_TEST_CASE(metrics_count_a_held_reports_bytes_once, Fixture) {
+    boost::asio::io_context io;
+    auto m = make_metrics_sink({"", "", "1.2.3"}, io);
+    MetricsSink* metrics = m.get();
+    sinks.push_back(std::move(m));
+    auto interval_end = [&] {
+        for (auto& s : sinks)
+            s->interval_end();
+    };
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, 1008, 1000));
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, 1008, 5000));
+    agg.report(at(10), 1.0); // held
+    interval_end();
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, 1008, 7000));
+    let_names_answer(1008);
+    agg.release_held(Steady::now()); // the first interval's report, in the second interval
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, 1008, 8000));
+    agg.report(at(20), 1.0);
+    interval_end();
+
+    BOOST_TEST_REQUIRE(cap->users.size() == 2u);
+    uint64_t reported = cap->users[0].tx_bytes + cap->users[1].tx_bytes;
+    BOOST_TEST(reported == 8000u);
+    // Over every series of the uid: "uid-1008" (its first records) and "user1008".
+    std::istringstream in(metrics->exposition());
+    uint64_t sum = 0;
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind("pdtt_transmit_bytes_total{", 0) == 0 && line.find("uid=\"1008\"") != std::string::npos)
+            sum += std::stoull(line.substr(line.rfind(' ') + 1));
+    BOOST_TEST(sum == reported);
+    sinks.pop_back(); // before io, which its timers live in
+}
