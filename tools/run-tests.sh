@@ -20,3 +20,6 @@ cmake --build "$build" -j"$(nproc)"
 # A root test that fails is run once more: these move real traffic on a
 # shared 2-core machine; a test that fails twice fails the run.
 ctest --test-dir "$build" --output-on-failure --timeout 600 --repeat until-pass:2 "$@"
+# The unit tests again under ASan and UBSan, and the fuzz targets: about 4
+# more minutes on 2 cores with a cold ccache.
+"$here/tools/sanitize-tests.sh" "$build-asan"
