@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 namespace pdtt {
 
@@ -212,6 +213,7 @@ bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
     r.from_uid = f.id.uid;
     r.from_user = f.id.user;
     r.from_job = job_of(old_cg);
+    const bool from_named = f.named;
     if (new_uid) {
         f.id.uid = e.uid;
         f.id.user = user_name(f.id.uid, f.named);
@@ -222,8 +224,7 @@ bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
     note_process(f, e);
     f.owner_base = to_counters(e.cnt);
     r.id = f.id;
-    for (auto& s : sinks_)
-        s->flow_owner(r);
+    send_flow(r, f, from_named, std::move(old_cg));
     return true;
 }
 
@@ -244,8 +245,7 @@ void Aggregator::on_event(const pdtt_event& e) {
         // FLOW_OPEN counts the first packet: the open record carries it.
         FlowRecord r =
             record(FlowEvent::open, it->second, e, e.type == PDTT_EV_FLOW_OPEN ? to_counters(e.cnt) : Counters{});
-        for (auto& s : sinks_)
-            s->flow_open(r);
+        send_flow(r, it->second);
     }
     Flow& f = it->second;
     if (!f.named) // its first records said "uid-N": its name may be known by now
@@ -263,18 +263,12 @@ void Aggregator::on_event(const pdtt_event& e) {
     switch (e.type) {
     case PDTT_EV_FLOW_DELTA:
         note_process(f, e);
-        if (!delta.empty()) {
-            FlowRecord r = record(FlowEvent::delta, f, e, delta);
-            for (auto& s : sinks_)
-                s->flow_delta(r);
-        }
+        if (!delta.empty())
+            send_flow(record(FlowEvent::delta, f, e, delta), f);
         break;
     case PDTT_EV_FLOW_OWNER:
-        if (!change_owner(f, e) && !delta.empty()) { // same owner: what moved is a delta like any other
-            FlowRecord r = record(FlowEvent::delta, f, e, delta);
-            for (auto& s : sinks_)
-                s->flow_delta(r);
-        }
+        if (!change_owner(f, e) && !delta.empty()) // same owner: what moved is a delta like any other
+            send_flow(record(FlowEvent::delta, f, e, delta), f);
         break;
     case PDTT_EV_FLOW_CLOSE: {
         note_process(f, e);
@@ -283,8 +277,7 @@ void Aggregator::on_event(const pdtt_event& e) {
         r.tcp_bytes_received = e.tcp_bytes_received;
         r.tcp_bytes_retrans = e.tcp_bytes_retrans;
         r.duration_ms = e.ts_ns > f.open_ns ? (e.ts_ns - f.open_ns) / 1'000'000 : 0;
-        for (auto& s : sinks_)
-            s->flow_close(r);
+        send_flow(r, f);
         closed_.insert(e.flow_id);
         erase(it);
         break;
@@ -333,37 +326,106 @@ void Aggregator::send(JobReport& r) {
         s->job_report(r);
 }
 
-template <class Report> void Aggregator::send_or_hold(Report&& r, std::chrono::steady_clock::time_point now) {
-    const bool earlier_held = std::any_of(held_.begin(), held_.end(), [&](const Held& h) {
-        return std::visit([&](const auto& held) { return held.uid == r.uid; }, h.report);
-    });
-    if (!earlier_held && names_.known(r.uid))
-        send(r);
-    else
-        held_.push_back({now + name_wait_, std::forward<Report>(r)});
+void Aggregator::send(HeldFlow& h) {
+    h.r.id.user = intern(names_.name(h.r.id.uid));
+    if (h.r.type == FlowEvent::owner)
+        h.r.from_user = intern(names_.name(h.r.from_uid));
+    dispatch(h.r);
 }
 
-void Aggregator::release_held(std::chrono::steady_clock::time_point now) {
-    // In order, and a user's later reports never before its earlier ones.
-    std::unordered_set<int64_t> waiting;
-    for (auto it = held_.begin(); it != held_.end();) {
-        const int64_t uid = std::visit([](const auto& r) { return r.uid; }, it->report);
-        if (!waiting.count(uid) && (it->until <= now || names_.known(uid))) {
-            std::visit([this](auto& r) { send(r); }, it->report);
-            it = held_.erase(it);
-        } else {
-            waiting.insert(uid);
-            ++it;
+void Aggregator::dispatch(const FlowRecord& r) {
+    for (auto& s : sinks_) {
+        switch (r.type) {
+        case FlowEvent::open:
+            s->flow_open(r);
+            break;
+        case FlowEvent::delta:
+            s->flow_delta(r);
+            break;
+        case FlowEvent::close:
+            s->flow_close(r);
+            break;
+        case FlowEvent::owner:
+            s->flow_owner(r);
+            break;
         }
     }
 }
 
+std::pair<int64_t, int64_t> Aggregator::uids(const Held& h) {
+    if (const auto* f = std::get_if<HeldFlow>(&h.record))
+        return {f->r.id.uid, f->r.type == FlowEvent::owner ? f->r.from_uid : f->r.id.uid};
+    const int64_t uid = std::visit(
+        [](const auto& r) {
+            if constexpr (std::is_same_v<std::decay_t<decltype(r)>, HeldFlow>)
+                return r.r.id.uid;
+            else
+                return r.uid;
+        },
+        h.record);
+    return {uid, uid};
+}
+
+void Aggregator::hold(Held h) {
+    auto [a, b] = uids(h);
+    held_uids_[a]++;
+    if (b != a)
+        held_uids_[b]++;
+    held_.push_back(std::move(h));
+}
+
+// The hot path: a named flow while nothing is held costs two tests.
+void Aggregator::send_flow(const FlowRecord& r, const Flow& f, bool from_named, CgroupInfoPtr from_cg) {
+    const bool owner = r.type == FlowEvent::owner;
+    if (f.named && from_named &&
+        (held_uids_.empty() || (!held_uids_.count(r.id.uid) && !(owner && held_uids_.count(r.from_uid))))) {
+        dispatch(r);
+        return;
+    }
+    hold({std::chrono::steady_clock::now() + name_wait_, HeldFlow{r, f.cg, std::move(from_cg)}});
+}
+
+template <class Report> void Aggregator::send_or_hold(Report&& r, std::chrono::steady_clock::time_point now) {
+    if (!held_uids_.count(r.uid) && names_.known(r.uid))
+        send(r);
+    else
+        hold({now + name_wait_, std::forward<Report>(r)});
+}
+
+void Aggregator::release_held(std::chrono::steady_clock::time_point now) {
+    // In order, and a user's later records never before its earlier ones.
+    std::unordered_set<int64_t> waiting;
+    for (auto it = held_.begin(); it != held_.end();) {
+        auto [a, b] = uids(*it);
+        const bool may = !waiting.count(a) && !waiting.count(b) &&
+                         (it->until <= now || (names_.known(a) && (b == a || names_.known(b))));
+        if (!may) {
+            waiting.insert(a);
+            waiting.insert(b);
+            ++it;
+            continue;
+        }
+        std::visit([this](auto& r) { send(r); }, it->record);
+        for (int64_t u : {a, b}) {
+            if (--held_uids_[u] == 0)
+                held_uids_.erase(u);
+            if (b == a)
+                break;
+        }
+        it = held_.erase(it);
+    }
+}
+
 void Aggregator::flush_held(std::chrono::steady_clock::time_point until) {
-    for (const Held& h : held_)
-        names_.wait(std::visit([](const auto& r) { return r.uid; }, h.report), std::min(until, h.until));
+    for (const Held& h : held_) {
+        auto [a, b] = uids(h);
+        names_.wait(a, std::min(until, h.until));
+        names_.wait(b, std::min(until, h.until));
+    }
     for (Held& h : held_)
-        std::visit([this](auto& r) { send(r); }, h.report);
+        std::visit([this](auto& r) { send(r); }, h.record);
     held_.clear();
+    held_uids_.clear();
 }
 
 void Aggregator::report(Timestamp end, double interval_s) {

@@ -37,6 +37,7 @@ struct Capture : Sink {
     std::vector<FlowRecord> flows;
     std::vector<UserReport> users;
     void flow_open(const FlowRecord& r) override { flows.push_back(r); }
+    void flow_owner(const FlowRecord& r) override { flows.push_back(r); }
     void flow_delta(const FlowRecord& r) override { flows.push_back(r); }
     void flow_close(const FlowRecord& r) override { flows.push_back(r); }
     void user_report(const UserReport& r) override { users.push_back(r); }
@@ -95,7 +96,7 @@ BOOST_FIXTURE_TEST_CASE(a_report_waits_for_its_name_and_keeps_its_own_interval, 
     });
     BOOST_TEST(took < 100ms); // the name service is stuck; nothing here waited for it
     BOOST_TEST(cap->users.empty());
-    BOOST_TEST(agg.held() == 2u);
+    BOOST_TEST(agg.held() == 4u); // its flow records and its two reports
     agg.release_held(Steady::now());
     BOOST_TEST(cap->users.empty()); // still pending, and within the bound
 
@@ -133,19 +134,30 @@ BOOST_FIXTURE_TEST_CASE(users_with_names_are_not_held_behind_one_without, Fixtur
     agg.report(at(10), 10.0);
     BOOST_TEST_REQUIRE(cap->users.size() == 1u);
     BOOST_TEST(cap->users[0].user == "user1003");
-    BOOST_TEST(agg.held() == 1u);
+    BOOST_TEST(agg.held() == 2u); // 1004's flow_open and report
 }
 
-BOOST_FIXTURE_TEST_CASE(flow_records_never_wait_and_take_the_name_once_known, Fixture) {
-    agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, 1005, 100));
-    BOOST_TEST_REQUIRE(cap->flows.size() == 1u);
-    BOOST_TEST(cap->flows[0].id.user == "uid-1005"); // said at once: a flow record does not wait
+// Flow records too (summing flow_close by user gives a user's share), in order.
+BOOST_FIXTURE_TEST_CASE(flow_records_wait_for_the_name_in_order, Fixture) {
+    auto took = timed([&] {
+        agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, 1005, 100));
+        agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, 1005, 300));
+    });
+    BOOST_TEST(took < 100ms);
+    BOOST_TEST(cap->flows.empty());
+    BOOST_TEST(agg.held() == 2u);
     let_names_answer(1005);
-    agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, 1005, 300));
-    agg.on_event(ev(PDTT_EV_FLOW_CLOSE, 1, 1005, 400));
+    agg.on_event(ev(PDTT_EV_FLOW_CLOSE, 1, 1005, 400)); // behind the held ones
+    BOOST_TEST(cap->flows.empty());
+    agg.release_held(Steady::now());
+    BOOST_TEST(agg.held() == 0u);
     BOOST_TEST_REQUIRE(cap->flows.size() == 3u);
-    BOOST_TEST(cap->flows[1].id.user == "user1005");
-    BOOST_TEST(cap->flows[2].id.user == "user1005");
+    const FlowEvent order[] = {FlowEvent::open, FlowEvent::delta, FlowEvent::close};
+    for (size_t i = 0; i < 3; ++i) {
+        BOOST_TEST((cap->flows[i].type == order[i]));
+        BOOST_TEST(cap->flows[i].id.user == "user1005");
+    }
+    BOOST_TEST(cap->flows[2].cnt.tx_bytes == 400u);
 }
 
 // Shutdown: everything held goes out, with the names that arrive in time.
