@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
 
 namespace pdtt {
 
@@ -355,14 +354,9 @@ void Aggregator::dispatch(const FlowRecord& r) {
 std::pair<int64_t, int64_t> Aggregator::uids(const Held& h) {
     if (const auto* f = std::get_if<HeldFlow>(&h.record))
         return {f->r.id.uid, f->r.type == FlowEvent::owner ? f->r.from_uid : f->r.id.uid};
-    const int64_t uid = std::visit(
-        [](const auto& r) {
-            if constexpr (std::is_same_v<std::decay_t<decltype(r)>, HeldFlow>)
-                return r.r.id.uid;
-            else
-                return r.uid;
-        },
-        h.record);
+    if (const auto* u = std::get_if<UserReport>(&h.record))
+        return {u->uid, u->uid};
+    const int64_t uid = std::get<JobReport>(h.record).uid;
     return {uid, uid};
 }
 
