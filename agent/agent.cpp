@@ -322,6 +322,7 @@ void Agent::tick() {
         deltas_incomplete_++;
     close_udp_flows();
     agg_->deltas_done();
+    agg_->release_held(std::chrono::steady_clock::now()); // reports whose user's name has arrived
     Counters u = bpf_->unattributed();
     agg_->add_unattributed(since(u, unattributed_seen_));
     unattributed_seen_ = u;
@@ -418,6 +419,8 @@ void Agent::report(bool final) {
     interval_start_ = now;
     clock_.resync();
     agg_->report(wall_now(), interval_s);
+    if (final) // what waits for a name waits no longer than a part of the 2 s
+        agg_->flush_held(now + std::chrono::milliseconds(500));
     AgentStats st = stats(interval_s);
     for (auto& s : sinks_) {
         s->agent_stats(st);

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace pdtt {
@@ -44,7 +45,7 @@ Aggregator::Flow Aggregator::make_flow(const pdtt_event& e) {
         id.uid = e.uid;
     else
         id.uid = resolve_ ? resolve_(e.key) : kUnattributedUid;
-    id.user = intern(names_.name(id.uid));
+    id.user = user_name(id.uid, f.named);
     if (e.pid)
         id.pid = e.pid;
     if (e.comm[0])
@@ -62,6 +63,12 @@ Aggregator::Flow Aggregator::make_flow(const pdtt_event& e) {
         f.cls = classes_->classify(e.key.raddr);
     set_cgroup(f, e.cgroup, lookup_cgroup(e.cgroup));
     return f;
+}
+
+std::string_view Aggregator::user_name(int64_t uid, bool& named) {
+    std::optional<std::string> n = names_.known(uid);
+    named = n.has_value();
+    return intern(named ? *n : "uid-" + std::to_string(uid));
 }
 
 // The views in f.id point into cg, which f keeps alive.
@@ -210,9 +217,10 @@ bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
     r.from_uid = f.id.uid;
     r.from_user = f.id.user;
     r.from_job = job_of(old_cg);
+    const bool from_named = f.named;
     if (new_uid) {
         f.id.uid = e.uid;
-        f.id.user = intern(names_.name(f.id.uid));
+        f.id.user = user_name(f.id.uid, f.named);
         f.gen = UINT64_MAX; // its bytes from now on are in another user's rows
         f.job_gen = UINT64_MAX;
     }
@@ -221,8 +229,7 @@ bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
     f.id_json.clear();
     f.owner_base = to_counters(e.cnt);
     r.id = f.id;
-    for (auto& s : sinks_)
-        s->flow_owner(r);
+    send_flow(r, f, from_named, std::move(old_cg));
     return true;
 }
 
@@ -243,10 +250,11 @@ void Aggregator::on_event(const pdtt_event& e) {
         // FLOW_OPEN counts the first packet: the open record carries it.
         FlowRecord r =
             record(FlowEvent::open, it->second, e, e.type == PDTT_EV_FLOW_OPEN ? to_counters(e.cnt) : Counters{});
-        for (auto& s : sinks_)
-            s->flow_open(r);
+        send_flow(r, it->second);
     }
     Flow& f = it->second;
+    if (!f.named) // its first records said "uid-N": its name may be known by now
+        f.id.user = user_name(f.id.uid, f.named);
     if (f.cgroup_id && !f.cg) // resolved since, perhaps
         if (CgroupInfoPtr cg = lookup_cgroup(f.cgroup_id))
             set_cgroup(f, f.cgroup_id, std::move(cg));
@@ -260,20 +268,17 @@ void Aggregator::on_event(const pdtt_event& e) {
     switch (e.type) {
     case PDTT_EV_FLOW_DELTA:
         note_process(f, e);
-        if (!delta.empty()) {
-            FlowRecord r = record(FlowEvent::delta, f, e, delta);
-            for (auto& s : sinks_)
-                s->flow_delta(r);
-        }
+        if (!delta.empty())
+            send_flow(record(FlowEvent::delta, f, e, delta), f);
         break;
     case PDTT_EV_FLOW_OWNER: {
         // Same owner: what moved is a delta like any other, of the job it
         // was accounted to above, though the cgroup may have been learnt now.
         const CgroupInfoPtr keep = f.cg; // r views its path
         FlowRecord r = record(FlowEvent::delta, f, e, delta);
+        r.id_json = nullptr; // r's identity may be older than the flow's now: not one to keep
         if (!change_owner(f, e) && !delta.empty())
-            for (auto& s : sinks_)
-                s->flow_delta(r);
+            send_flow(r, f);
         break;
     }
     case PDTT_EV_FLOW_CLOSE: {
@@ -283,8 +288,7 @@ void Aggregator::on_event(const pdtt_event& e) {
         r.tcp_bytes_received = e.tcp_bytes_received;
         r.tcp_bytes_retrans = e.tcp_bytes_retrans;
         r.duration_ms = e.ts_ns > f.open_ns ? (e.ts_ns - f.open_ns) / 1'000'000 : 0;
-        for (auto& s : sinks_)
-            s->flow_close(r);
+        send_flow(r, f);
         closed_.insert(e.flow_id);
         erase(it);
         break;
@@ -321,14 +325,124 @@ void Aggregator::add_unattributed(const Counters& delta) {
         users_[kUnattributedUid].cnt += delta;
 }
 
+void Aggregator::send(UserReport& r) {
+    r.user = names_.name(r.uid);
+    for (auto& s : sinks_)
+        s->user_report(r);
+}
+
+void Aggregator::send(JobReport& r) {
+    r.user = names_.name(r.uid);
+    for (auto& s : sinks_)
+        s->job_report(r);
+}
+
+void Aggregator::send(HeldFlow& h) {
+    h.r.id.user = intern(names_.name(h.r.id.uid));
+    if (h.r.type == FlowEvent::owner)
+        h.r.from_user = intern(names_.name(h.r.from_uid));
+    dispatch(h.r);
+}
+
+void Aggregator::dispatch(const FlowRecord& r) {
+    for (auto& s : sinks_) {
+        switch (r.type) {
+        case FlowEvent::open:
+            s->flow_open(r);
+            break;
+        case FlowEvent::delta:
+            s->flow_delta(r);
+            break;
+        case FlowEvent::close:
+            s->flow_close(r);
+            break;
+        case FlowEvent::owner:
+            s->flow_owner(r);
+            break;
+        }
+    }
+}
+
+std::pair<int64_t, int64_t> Aggregator::uids(const Held& h) {
+    if (const auto* f = std::get_if<HeldFlow>(&h.record))
+        return {f->r.id.uid, f->r.type == FlowEvent::owner ? f->r.from_uid : f->r.id.uid};
+    if (const auto* u = std::get_if<UserReport>(&h.record))
+        return {u->uid, u->uid};
+    const int64_t uid = std::get<JobReport>(h.record).uid;
+    return {uid, uid};
+}
+
+void Aggregator::hold(Held h) {
+    auto [a, b] = uids(h);
+    held_uids_[a]++;
+    if (b != a)
+        held_uids_[b]++;
+    held_.push_back(std::move(h));
+}
+
+// The hot path: a named flow while nothing is held costs two tests.
+void Aggregator::send_flow(const FlowRecord& r, const Flow& f, bool from_named, CgroupInfoPtr from_cg) {
+    const bool owner = r.type == FlowEvent::owner;
+    if (f.named && from_named &&
+        (held_uids_.empty() || (!held_uids_.count(r.id.uid) && !(owner && held_uids_.count(r.from_uid))))) {
+        dispatch(r);
+        return;
+    }
+    hold({std::chrono::steady_clock::now() + name_wait_, HeldFlow{r, f.cg, std::move(from_cg)}});
+}
+
+template <class Report> void Aggregator::send_or_hold(Report&& r, std::chrono::steady_clock::time_point now) {
+    if (!held_uids_.count(r.uid) && names_.known(r.uid))
+        send(r);
+    else
+        hold({now + name_wait_, std::forward<Report>(r)});
+}
+
+void Aggregator::release_held(std::chrono::steady_clock::time_point now) {
+    // In order, and a user's later records never before its earlier ones.
+    std::unordered_set<int64_t> waiting;
+    for (auto it = held_.begin(); it != held_.end();) {
+        auto [a, b] = uids(*it);
+        const bool may = !waiting.count(a) && !waiting.count(b) &&
+                         (it->until <= now || (names_.known(a) && (b == a || names_.known(b))));
+        if (!may) {
+            waiting.insert(a);
+            waiting.insert(b);
+            ++it;
+            continue;
+        }
+        std::visit([this](auto& r) { send(r); }, it->record);
+        for (int64_t u : {a, b}) {
+            if (--held_uids_[u] == 0)
+                held_uids_.erase(u);
+            if (b == a)
+                break;
+        }
+        it = held_.erase(it);
+    }
+}
+
+void Aggregator::flush_held(std::chrono::steady_clock::time_point until) {
+    for (const Held& h : held_) {
+        auto [a, b] = uids(h);
+        names_.wait(a, std::min(until, h.until));
+        names_.wait(b, std::min(until, h.until));
+    }
+    for (Held& h : held_)
+        std::visit([this](auto& r) { send(r); }, h.record);
+    held_.clear();
+    held_uids_.clear();
+}
+
 void Aggregator::report(Timestamp end, double interval_s) {
+    const auto now = std::chrono::steady_clock::now();
+    release_held(now); // a user's older reports first
     for (auto& [uid, u] : users_) {
         if (u.cnt.empty())
             continue;
         UserReport r;
         r.ts = end;
         r.uid = uid;
-        r.user = names_.name(uid);
         r.interval_s = interval_s;
         r.tx_bytes = u.cnt.tx_bytes;
         r.rx_bytes = u.cnt.rx_bytes;
@@ -339,8 +453,7 @@ void Aggregator::report(Timestamp end, double interval_s) {
         for (auto& p : u.pairs)
             r.connections.push_back({std::move(p.local), std::move(p.remote), p.tx, p.rx});
         r.classes = class_totals(u.classes);
-        for (auto& s : sinks_)
-            s->user_report(r);
+        send_or_hold(std::move(r), now);
     }
     for (auto& j : jobs_) {
         if (j.cnt.empty())
@@ -351,13 +464,11 @@ void Aggregator::report(Timestamp end, double interval_s) {
         r.step = std::move(j.step);
         r.cgroup = std::move(j.cgroup);
         r.uid = j.uid;
-        r.user = names_.name(j.uid);
         r.interval_s = interval_s;
         r.tx_bytes = j.cnt.tx_bytes;
         r.rx_bytes = j.cnt.rx_bytes;
         r.classes = class_totals(j.classes);
-        for (auto& s : sinks_)
-            s->job_report(r);
+        send_or_hold(std::move(r), now);
     }
     users_.clear();
     jobs_.clear();

@@ -11,7 +11,9 @@
 #include "sink.hpp"
 #include "wall_clock.hpp"
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -19,6 +21,7 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace pdtt {
@@ -59,6 +62,16 @@ public:
     // One user_report per user, then one job_report per (job, step, user),
     // with traffic since the last report.
     void report(Timestamp end, double interval_s);
+    // A record whose user's name is still being looked up is held, with its
+    // own bytes, ts and interval_s, until the name arrives or `wait` has
+    // passed (then it names "uid-N"): SPEC's Lifecycle. A user's records
+    // keep their order, other users' are not held up. release_held sends
+    // those that may go (call it every tick); flush_held sends them all,
+    // after waiting for their names until `until` (shutdown).
+    void set_name_wait(std::chrono::milliseconds wait) { name_wait_ = wait; }
+    void release_held(std::chrono::steady_clock::time_point now);
+    void flush_held(std::chrono::steady_clock::time_point until);
+    size_t held() const { return held_.size(); }
     // Forgets flows the kernel no longer has (their close record was lost).
     void prune(const std::function<bool(const pdtt_flow_key&)>& kernel_has);
 
@@ -84,6 +97,7 @@ private:
         ClassId cls = kOtherClass;     // of its remote address, fixed at open
         uint64_t cgroup_id = 0;        // the owner's, as the kernel last reported it
         CgroupInfoPtr cg;              // its path; null while it is being resolved
+        bool named = false;            // id.user is the name, not "uid-N" while it is looked up
         uint64_t job_gen = UINT64_MAX; // report generation job_slot is valid in
         size_t job_slot = 0;           // its row in jobs_
         std::string id_json;           // FlowRecord::id_json: emptied whenever id changes
@@ -113,6 +127,26 @@ private:
     };
 
     Flow make_flow(const pdtt_event& e);
+    std::string_view user_name(int64_t uid, bool& named); // never waits
+    // A flow record and what its views point into.
+    struct HeldFlow {
+        FlowRecord r;
+        CgroupInfoPtr cg, from_cg;
+    };
+    struct Held {
+        std::chrono::steady_clock::time_point until;
+        std::variant<UserReport, JobReport, HeldFlow> record;
+    };
+    static std::pair<int64_t, int64_t> uids(const Held& h); // whose names it carries
+    // Sends r now, or holds it while its user's name is pending or an
+    // earlier record naming the user is held.
+    template <class Report> void send_or_hold(Report&& r, std::chrono::steady_clock::time_point now);
+    void send_flow(const FlowRecord& r, const Flow& f, bool from_named = true, CgroupInfoPtr from_cg = {});
+    void hold(Held h);
+    void send(UserReport& r);
+    void send(JobReport& r);
+    void send(HeldFlow& h);
+    void dispatch(const FlowRecord& r);
     std::string_view intern(const std::string& s) { return *interned_.insert(s).first; }
     void account(Flow& f, const Counters& delta);
     void add_to_pair(User& u, size_t& pair, const std::string& local, const std::string& remote, const Counters& d);
@@ -144,6 +178,9 @@ private:
     std::vector<Job> jobs_;                             // this interval's
     std::unordered_map<std::string, size_t> job_index_; // job, step, uid -> jobs_ row
     std::unordered_set<std::string> interned_;          // user and interface names; nodes never move
+    std::chrono::milliseconds name_wait_{5000};
+    std::deque<Held> held_;                         // oldest first
+    std::unordered_map<int64_t, size_t> held_uids_; // uid -> held records naming it
 };
 
 } // namespace pdtt

@@ -1,5 +1,6 @@
 #include "names.hpp"
 
+#include "log.hpp"
 #include "records.hpp"
 
 #include <arpa/inet.h>
@@ -8,6 +9,7 @@
 
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <condition_variable>
 #include <deque>
@@ -54,8 +56,30 @@ struct UserNames::Shared {
     std::unordered_map<int64_t, Entry> cache;
     std::deque<int64_t> queue;
     bool stop = false;
+    std::chrono::milliseconds test_delay{0}; // PDTT_TEST_NAME_DELAY_MS
+    bool worker = true;                      // else lookups run in request()
+
+    Entry& entry(int64_t uid);
+
+    void answer(int64_t uid, std::string n) { // under mu
+        Entry& e = cache[uid];
+        e.name = std::move(n);
+        e.expires = std::chrono::steady_clock::now() + ttl;
+        e.known = true;
+        e.pending = false;
+        answered.notify_all();
+    }
+
+    std::string ask(int64_t uid) const {
+        std::string n;
+        if (!lookup(static_cast<uint32_t>(uid), n))
+            n = "uid-" + std::to_string(uid);
+        return n;
+    }
 
     void request(int64_t uid, Entry& e) { // under mu
+        if (!worker)
+            return answer(uid, ask(uid));
         if (e.pending)
             return;
         e.pending = true;
@@ -72,24 +96,24 @@ struct UserNames::Shared {
             int64_t uid = s->queue.front();
             s->queue.pop_front();
             lk.unlock();
-            std::string n;
-            if (!s->lookup(static_cast<uint32_t>(uid), n))
-                n = "uid-" + std::to_string(uid);
+            std::this_thread::sleep_for(s->test_delay);
+            std::string n = s->ask(uid);
             lk.lock();
-            Entry& e = s->cache[uid];
-            e.name = std::move(n);
-            e.expires = std::chrono::steady_clock::now() + s->ttl;
-            e.known = true;
-            e.pending = false;
-            s->answered.notify_all();
+            s->answer(uid, std::move(n));
         }
     }
 };
 
-UserNames::UserNames(std::chrono::seconds ttl, Lookup lookup, std::chrono::milliseconds max_wait) :
-    s_(std::make_shared<Shared>()), max_wait_(max_wait) {
+UserNames::UserNames(std::chrono::seconds ttl, Lookup lookup, Threads threads) : s_(std::make_shared<Shared>()) {
     s_->ttl = ttl;
     s_->lookup = lookup ? lookup : &passwd_lookup;
+    s_->worker = threads == Threads::worker;
+    if (!s_->worker)
+        return;
+    if (const char* delay = lookup ? nullptr : std::getenv("PDTT_TEST_NAME_DELAY_MS")) {
+        s_->test_delay = std::chrono::milliseconds(std::strtoul(delay, nullptr, 10));
+        log::warn("PDTT_TEST_NAME_DELAY_MS=" + std::string(delay) + ": every name lookup made slower for a test");
+    }
     std::thread([s = s_] { Shared::work(s); }).detach();
 }
 
@@ -101,26 +125,43 @@ UserNames::~UserNames() {
     s_->wake.notify_all();
 }
 
-std::string UserNames::name(int64_t uid) {
+// Under mu: the entry of uid, answered at once for uids no lookup can know.
+UserNames::Shared::Entry& UserNames::Shared::entry(int64_t uid) {
+    Entry& e = cache[uid];
+    if (!e.known && (uid < 0 || uid > UINT32_MAX))
+        e = {uid == kUnattributedUid ? std::string(kUnattributedUser) : "uid-" + std::to_string(uid),
+             std::chrono::steady_clock::time_point::max(), true, false};
+    return e;
+}
+
+std::optional<std::string> UserNames::known(int64_t uid) {
     auto now = std::chrono::steady_clock::now();
-    std::unique_lock lk(s_->mu);
-    Shared::Entry& e = s_->cache[uid];
-    if (uid < 0 || uid > UINT32_MAX) {
-        if (!e.known)
-            e = {uid == kUnattributedUid ? std::string(kUnattributedUser) : "uid-" + std::to_string(uid),
-                 std::chrono::steady_clock::time_point::max(), true, false};
-        return e.name;
-    }
+    std::lock_guard lk(s_->mu);
+    Shared::Entry& e = s_->entry(uid);
     if (e.known) {
         if (e.expires <= now)
             s_->request(uid, e); // served stale meanwhile
         return e.name;
     }
     s_->request(uid, e);
-    // References into an unordered_map stay valid while other keys are added.
-    if (s_->answered.wait_for(lk, max_wait_, [&] { return e.known; }))
+    if (e.known) // Threads::none
         return e.name;
-    return "uid-" + std::to_string(uid); // not cached: the next call has the answer
+    return std::nullopt;
+}
+
+std::string UserNames::name(int64_t uid) {
+    if (auto n = known(uid))
+        return *n;
+    return "uid-" + std::to_string(uid);
+}
+
+bool UserNames::wait(int64_t uid, std::chrono::steady_clock::time_point until) {
+    std::unique_lock lk(s_->mu);
+    Shared::Entry& e = s_->entry(uid);
+    if (!e.known)
+        s_->request(uid, e);
+    // References into an unordered_map stay valid while other keys are added.
+    return s_->answered.wait_until(lk, until, [&] { return e.known; });
 }
 
 bool is_v4_mapped(const uint8_t a[16]) {

@@ -109,29 +109,48 @@ public:
         if (r.classes.empty()) {
             if (!rest.empty())
                 series_[{r.user, r.uid, kAnyIface, ""}] += rest;
-            return;
+        } else {
+            uint64_t tx = 0, rx = 0;
+            for (const ClassTotals& c : r.classes) {
+                auto it = by_class.find(std::string(c.name));
+                Counters in_class{c.tx_bytes, c.rx_bytes, 0, 0};
+                Counters missed =
+                    it == by_class.end() ? in_class : since(in_class, {it->second.tx_bytes, it->second.rx_bytes, 0, 0});
+                if (!missed.empty())
+                    series_[{r.user, r.uid, kAnyIface, std::string(c.name)}] += missed;
+                tx += missed.tx_bytes;
+                rx += missed.rx_bytes;
+            }
+            Counters unclassed = since(rest, {tx, rx, 0, 0});
+            if (!unclassed.empty())
+                series_[{r.user, r.uid, kAnyIface, kAnyIface}] += unclassed;
         }
-        uint64_t tx = 0, rx = 0;
-        for (const ClassTotals& c : r.classes) {
-            auto it = by_class.find(std::string(c.name));
-            Counters in_class{c.tx_bytes, c.rx_bytes, 0, 0};
-            Counters missed =
-                it == by_class.end() ? in_class : since(in_class, {it->second.tx_bytes, it->second.rx_bytes, 0, 0});
-            if (!missed.empty())
-                series_[{r.user, r.uid, kAnyIface, std::string(c.name)}] += missed;
-            tx += missed.tx_bytes;
-            rx += missed.rx_bytes;
-        }
-        Counters unclassed = since(rest, {tx, rx, 0, 0});
-        if (!unclassed.empty())
-            series_[{r.user, r.uid, kAnyIface, kAnyIface}] += unclassed;
+        // The flow records' part is claimed: a report held for its user's
+        // name comes after its interval's end, its flows' bytes still here
+        // beside the next interval's. A class's bytes first, then the rest.
+        auto smaller = [](const Counters& a, const Counters& b) { return since(a, since(a, b)); }; // per field
+        Counters claim = smaller(reported, flows);
+        auto take = [&](Counters& from, const Counters& most) {
+            Counters t = smaller(from, most);
+            from = since(from, t);
+            claim = since(claim, t);
+        };
+        for (const ClassTotals& c : r.classes)
+            if (auto it = by_class.find(std::string(c.name)); it != by_class.end())
+                take(it->second, smaller(Counters{c.tx_bytes, c.rx_bytes, 0, 0}, claim));
+        for (auto& [cls, c] : by_class)
+            take(c, claim);
     }
     void agent_stats(const AgentStats& s) {
         stats_ = s;
         forget_lost(s.flows_active);
     }
     void interval_end() {
-        interval_.clear();
+        // What no report claimed yet is a held report's: it stays.
+        for (auto it = interval_.begin(); it != interval_.end();) {
+            std::erase_if(it->second, [](const auto& kv) { return kv.second.empty(); });
+            it = it->second.empty() ? interval_.erase(it) : std::next(it);
+        }
         gen_++;
         expire_jobs();
     }

@@ -41,7 +41,7 @@ bool fake_passwd(uint32_t uid, std::string& name) {
 struct Fixture {
     SinkList sinks;
     Capture* cap;
-    UserNames names{std::chrono::seconds(600), &fake_passwd};
+    UserNames names{std::chrono::seconds(600), &fake_passwd, UserNames::Threads::none};
     WallClock clock;
     Aggregator agg{sinks, names, [](uint32_t i) { return i == 3 ? std::string("veth0") : "if" + std::to_string(i); },
                    clock};

@@ -70,7 +70,7 @@ struct Fixture {
     Tree tree;
     SinkList sinks;
     Capture* cap;
-    UserNames names{std::chrono::seconds(600), &fake_passwd};
+    UserNames names{std::chrono::seconds(600), &fake_passwd, UserNames::Threads::none};
     WallClock clock;
     CgroupResolver cgroups{CgroupMount{2, tree.root.string(), "/", 0}, walk_only()};
     TrafficClasses classes;
@@ -259,7 +259,7 @@ BOOST_AUTO_TEST_CASE(without_classes_reports_have_no_classes) {
     auto c = std::make_unique<Capture>();
     Capture* cap = c.get();
     sinks.push_back(std::move(c));
-    UserNames names{std::chrono::seconds(600), &fake_passwd};
+    UserNames names{std::chrono::seconds(600), &fake_passwd, UserNames::Threads::none};
     WallClock clock;
     TrafficClasses none;
     Aggregator agg{sinks, names, [](uint32_t) { return std::string("veth0"); }, clock};

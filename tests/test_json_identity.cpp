@@ -137,7 +137,7 @@ BOOST_AUTO_TEST_CASE(kept_identity_is_remade_whenever_the_flow_changes) {
     Lines kept, fresh;
     SinkList sinks;
     sinks.push_back(std::make_unique<Tee>(kept, fresh));
-    UserNames names{std::chrono::seconds(600), &fake_passwd};
+    UserNames names{std::chrono::seconds(600), &fake_passwd, UserNames::Threads::none};
     WallClock clock;
     Aggregator agg{sinks, names, [](uint32_t) { return std::string("veth0"); }, clock};
     agg.set_cgroups(&cgroups);
@@ -154,13 +154,18 @@ BOOST_AUTO_TEST_CASE(kept_identity_is_remade_whenever_the_flow_changes) {
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, 2, 1001, late, 20, "dd", 200)); // resolved since
     agg.on_event(ev(PDTT_EV_FLOW_CLOSE, 1, 1002, other_job, 12, "rsync", 8000));
     agg.on_event(ev(PDTT_EV_FLOW_CLOSE, 2, 1001, late, 20, "dd", 300));
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, 3, 1001, 0, 30, "cp", 100)); // opened in softirq: no cgroup
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, 3, 1001, 0, 30, "cp", 200));
+    agg.on_event(ev(PDTT_EV_FLOW_OWNER, 3, 1001, step0, 30, "cp", 300)); // same owner, its cgroup learnt
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, 3, 1001, step0, 30, "cp", 400));
+    agg.on_event(ev(PDTT_EV_FLOW_CLOSE, 3, 1001, step0, 30, "cp", 500));
 
     const std::string text = kept.text();
     BOOST_TEST(text == fresh.text());
-    BOOST_TEST(count(text, "\n") == 11u);
+    BOOST_TEST(count(text, "\n") == 16u);
     BOOST_TEST(count(text, "\"comm\":\"scp\"") == 1u);
     BOOST_TEST(count(text, "\"user\":\"bob\"") == 5u);
     BOOST_TEST(count(text, "\"job\":\"77\"") == 3u);
-    BOOST_TEST(count(text, "\"cgroup\":null") == 1u); // flow 2's open, before its cgroup was known
+    BOOST_TEST(count(text, "\"cgroup\":null") == 4u); // flow 2's open, flow 3 until its cgroup was learnt
     BOOST_TEST(count(text, "\"job\":\"88\"") == 2u);
 }

@@ -86,7 +86,7 @@ struct Pipeline {
     SinkList sinks;
     Reports* reports;
     MetricsSink* metrics;
-    UserNames names{std::chrono::seconds(600), &fake_passwd};
+    UserNames names{std::chrono::seconds(600), &fake_passwd, UserNames::Threads::none};
     WallClock clock;
     Aggregator agg{sinks, names, [](uint32_t i) { return i == 3 ? std::string("veth0") : "if" + std::to_string(i); },
                    clock};

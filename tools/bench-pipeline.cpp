@@ -202,7 +202,7 @@ int main(int argc, char** argv) {
             throw std::runtime_error("fopencookie failed");
         pdtt::SinkList sinks;
         sinks.push_back(pdtt::make_json_sink(out));
-        pdtt::UserNames names(std::chrono::seconds(600), fake_passwd);
+        pdtt::UserNames names(std::chrono::seconds(600), fake_passwd, pdtt::UserNames::Threads::none);
         pdtt::WallClock clock;
         pdtt::Aggregator agg(
             sinks, names, [](uint32_t) { return std::string("veth0"); }, clock);

@@ -16,6 +16,7 @@ packages=(
     libboost1.81-dev libboost-program-options1.81-dev
     libboost-test1.81-dev libboost-json1.81-dev ccache
     libssl-dev              # tls:// syslog (Boost.Asio's SSL stream)
+    libclang-rt-dev         # ASan, UBSan and libFuzzer runtimes for clang (tools/sanitize-tests.sh)
     # run and test: namespaces, veth, traffic, users
     iproute2 passwd procps util-linux python3 jq
     # integration tests: an independent count of the bytes on the wire
