@@ -325,9 +325,8 @@ int64_t Agent::resolve_udp(const pdtt_flow_key& k) {
     const UdpSocket* sock = udp_socks_.receiver(k);
     if (!sock)
         return kUnattributedUid;
-    // Teach the kernel side, so the port's next peers are attributed there.
-    pdtt_port_key owner_key{k.netns, k.lport, 0};
-    bpf_->set_udp_owner(owner_key, sock->uid, sock->cookie);
+    // Teach the kernel side, so the socket's next peers are attributed there.
+    bpf_->set_udp_owner(sock->cookie, sock->uid);
     return sock->uid;
 }
 

@@ -380,25 +380,24 @@ bool Bpf::take_flow(const pdtt_flow_key& k, pdtt_flow& out) {
     return true;
 }
 
-void Bpf::set_udp_owner(const pdtt_port_key& k, uint32_t uid, uint64_t cookie) {
-    // A fresh generation tells the port's flows to take it; the kernel counts
-    // its own up from 1. An owner the I/O hooks saw is better: keep it.
+void Bpf::set_udp_owner(uint64_t cookie, uint32_t uid) {
+    // A fresh generation tells the socket's flows to take it; the kernel
+    // counts its own up from 1. An owner the I/O hooks saw is better: keep it.
     pdtt_owner o{};
     o.uid = uid;
     o.gen = kSeededFlowIds | ++owner_gens_;
     o.cookie = cookie;
-    bpf_map_update_elem(bpf_map__fd(skel_->maps.udp_owners), &k, &o, BPF_NOEXIST);
+    bpf_map_update_elem(bpf_map__fd(skel_->maps.udp_owners), &cookie, &o, BPF_NOEXIST);
 }
 
 size_t Bpf::prune_udp_owners(const std::function<bool(uint64_t)>& alive) {
     int fd = bpf_map__fd(skel_->maps.udp_owners);
-    auto port_id = [](const pdtt_port_key& k) { return static_cast<uint64_t>(k.netns) << 16 | k.port; };
     // In batches: one syscall per few thousand entries, not two per entry.
     constexpr uint32_t kBatch = 4096;
-    std::vector<pdtt_port_key> keys(kBatch);
+    std::vector<uint64_t> keys(kBatch);
     std::vector<pdtt_owner> vals(kBatch);
-    std::vector<pdtt_port_key> dead;
-    std::unordered_map<uint64_t, uint64_t> suspects;
+    std::vector<uint64_t> dead;
+    std::unordered_set<uint64_t> suspects;
     uint64_t in = 0, out = 0;
     bool first = true;
     for (;;) {
@@ -408,14 +407,12 @@ size_t Bpf::prune_udp_owners(const std::function<bool(uint64_t)>& alive) {
         if (err && errno != ENOENT)
             break; // what was read is still pruned; the rest waits for the next call
         for (uint32_t i = 0; i < n; i++) {
-            if (alive(vals[i].cookie))
+            if (alive(keys[i]))
                 continue;
-            uint64_t id = port_id(keys[i]);
-            auto was = dead_owners_.find(id);
-            if (was != dead_owners_.end() && was->second == vals[i].cookie)
+            if (dead_owners_.count(keys[i]))
                 dead.push_back(keys[i]);
             else
-                suspects[id] = vals[i].cookie;
+                suspects.insert(keys[i]);
         }
         if (err)
             break; // ENOENT: that was the last batch
@@ -423,11 +420,8 @@ size_t Bpf::prune_udp_owners(const std::function<bool(uint64_t)>& alive) {
     }
     dead_owners_ = std::move(suspects);
     size_t gone = 0;
-    for (const auto& k : dead) {
-        pdtt_owner now{}; // a new socket on the port since the read keeps its entry
-        if (bpf_map_lookup_elem(fd, &k, &now) == 0 && !alive(now.cookie))
-            gone += bpf_map_delete_elem(fd, &k) == 0;
-    }
+    for (uint64_t k : dead) // a cookie is never reused: dead stays dead
+        gone += bpf_map_delete_elem(fd, &k) == 0;
     return gone;
 }
 

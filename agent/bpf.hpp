@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace pdtt {
@@ -75,13 +76,12 @@ public:
     size_t insert_flows(const std::vector<FlowEntry>& flows);
     // Removes a flow from the kernel table, returning its final counters.
     bool take_flow(const pdtt_flow_key& k, pdtt_flow& out);
-    // The owner of a local UDP port, for receivers that never sent; cookie:
-    // its socket's, so that prune_udp_owners knows when it is gone.
-    void set_udp_owner(const pdtt_port_key& k, uint32_t uid, uint64_t cookie);
-    // Drops the udp_owners entries of closed sockets (alive(cookie) false),
-    // so a port's next socket is not given its last owner. An entry goes
-    // when two calls in a row found it dead: a socket made after the
-    // caller's socket dump is never dropped. Returns how many went.
+    // The owner of a UDP socket (by its cookie) that the I/O hooks have not
+    // seen yet, from the socket table.
+    void set_udp_owner(uint64_t cookie, uint32_t uid);
+    // Drops the udp_owners entries of closed sockets (alive(cookie) false).
+    // An entry goes when two calls in a row found it dead: a socket made
+    // after the caller's socket dump is never dropped. Returns how many went.
     size_t prune_udp_owners(const std::function<bool(uint64_t)>& alive);
     // Bytes of flows that found no slot, per owner uid, since the last call.
     std::vector<std::pair<uint32_t, Counters>> take_overflow();
@@ -104,7 +104,7 @@ private:
     uint64_t tick_ = 0;                                    // delta passes so far
     uint64_t seeded_ = 0;                                  // flow ids handed to seeded flows
     uint64_t owner_gens_ = 0;                              // udp_owners generations the agent wrote
-    std::unordered_map<uint64_t, uint64_t> dead_owners_;   // udp_owners port -> cookie found dead last prune
+    std::unordered_set<uint64_t> dead_owners_;             // udp_owners cookies found dead last prune
     std::vector<std::unique_ptr<Attachment>> tracepoints_; // after skel_: detached before it is destroyed
 };
 

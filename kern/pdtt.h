@@ -71,6 +71,8 @@ struct pdtt_flow {
 	__u64 id;	  /* flow_id: unique while the programs are loaded */
 	__u64 cgroup;	  /* cgroup id of the owner, 0 when unknown */
 	__u64 owner_gen;  /* UDP: the udp_owners generation last applied */
+	__u64 sk_cookie;  /* UDP: the receiving socket, whose udp_owners entry
+			   * received bytes follow; 0 until it has a cookie */
 	__u64 delta_tick; /* the delta pass that last looked at it */
 	__u32 uid;	  /* owner: euid of the process that last moved bytes,
 			   * before that sk_uid */
@@ -105,17 +107,16 @@ struct pdtt_event {
 	__u8 pad[4];
 };
 
-/* A local port in one namespace: key of listeners (who called listen())
- * and of udp_owners (who owns a UDP port; the agent writes it too, for
- * receivers that never sent). */
+/* A local port in one namespace: key of listeners (who called listen()). */
 struct pdtt_port_key {
 	__u32 netns; /* inode number of the network namespace */
 	__u16 port;  /* local port, host order */
 	__u16 pad;
 };
 
-/* Value of udp_owners: the process that last moved bytes on the port's
- * socket (pid 0 and no comm where the agent wrote it from the socket table). */
+/* Value of udp_owners, keyed by socket cookie: the process that last moved
+ * bytes on that socket (pid 0 and no comm where the agent wrote it from the
+ * socket table, or tc egress from the socket's uid). */
 struct pdtt_owner {
 	__u64 cgroup;
 	__u64 gen;    /* changes whenever the owner does */

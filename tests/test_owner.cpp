@@ -514,3 +514,85 @@ BOOST_FIXTURE_TEST_CASE(same_user_hand_over_is_no_change_of_owner, Lab) {
     BOOST_TEST(received_exactly(f.under(alice.uid()).rx, 2 * kConfirm));
     check_books_balance(b);
 }
+
+// ---- UDP ports shared between addresses ----
+
+namespace {
+
+constexpr int kSharedPort = 5004;
+constexpr uint64_t kDgram = 1000, kReply = 100, kPerHalf = 200;
+
+// alice's UDP socket on the wildcard address (SO_REUSEADDR, not connected):
+// kPerHalf datagrams to the peer's server, each answered, then waits for
+// `go` to exist and sends kPerHalf more.
+const char* kAliceUdp = R"(import os,socket,struct,sys,time
+peer,port,sport,n,size,reply,go=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]),int(sys.argv[5]),int(sys.argv[6]),sys.argv[7]
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind(('0.0.0.0',sport))
+s.settimeout(5)
+def half():
+    for i in range(n):
+        s.sendto(struct.pack('>Q',reply)+b'a'*(size-8),(peer,port))
+        s.recvfrom(65536)
+half()
+print('half',flush=True)
+while not os.path.exists(go):
+    time.sleep(0.01)
+half()
+print('done',flush=True)
+)";
+
+// bob's socket bound to the same port on 127.0.0.1, receiving and answering
+// his own datagrams over loopback.
+const char* kBobUdp = R"(import socket,sys
+sport,n=int(sys.argv[1]),int(sys.argv[2])
+r=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
+r.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+r.bind(('127.0.0.1',sport))
+c=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
+c.settimeout(5)
+for i in range(n):
+    c.sendto(b'b'*1000,('127.0.0.1',sport))
+    d,a=r.recvfrom(65536)
+    r.sendto(b'r'*100,a)
+    c.recvfrom(65536)
+print('done',flush=True)
+)";
+
+} // namespace
+
+// bob binds alice's UDP port on another local address and moves bytes
+// there, between two halves of alice's transfer: her flow on the monitored
+// link stays hers, to the byte.
+BOOST_FIXTURE_TEST_CASE(udp_port_bound_by_another_user_elsewhere_takes_no_bytes, Lab) {
+    auto srv = serve(link.b_ip4(), {"--proto", "udp"});
+    start_agent({"-t", "1", "--udp-timeout", "2"});
+    const fs::path go = dir / "go";
+    Process a(as_user(alice, {"/usr/bin/python3", "-c", kAliceUdp, link.b_ip4(), kPort, std::to_string(kSharedPort),
+                              std::to_string(kPerHalf), std::to_string(kDgram), std::to_string(kReply), go.string()}),
+              host.name());
+    BOOST_REQUIRE_MESSAGE(a.wait_for_line("half", 20s), "alice's first half: " << a.err());
+    Process bob_io(as_user(bob, {"/usr/bin/python3", "-c", kBobUdp, std::to_string(kSharedPort), "200"}), host.name());
+    auto bst = bob_io.wait(20s);
+    BOOST_REQUIRE_MESSAGE(bst && *bst == 0, "bob's loopback traffic: " << bob_io.err());
+    std::ofstream{go};
+    auto ast = a.wait(20s);
+    BOOST_REQUIRE_MESSAGE(ast && *ast == 0, "alice's second half: " << a.err());
+
+    auto alices = [](const FlowBook& f) { return f.proto() == "udp" && f.lport() == kSharedPort; };
+    BOOST_TEST(wait_for_closes(*agent, 1, alices), "alice's UDP flow closed");
+    Books b = read_books(stop_agent());
+    BOOST_TEST_MESSAGE("shared udp port user_report totals:" << summary(b));
+    auto flows = b.where(alices);
+    BOOST_TEST_REQUIRE(flows.size() == 1u, "one flow on the monitored link");
+    const FlowBook& f = *flows[0];
+    BOOST_TEST(opt_i64(f.open, "uid") == int64_t(alice.uid()));
+    BOOST_TEST(f.owners.empty(), "flow_owner records: " << f.owners.size() << ", owners " << show(f.chain()));
+    Moved m = f.under(alice.uid());
+    BOOST_TEST(m.tx == 2 * kPerHalf * kDgram, "alice sent " << m.tx);
+    BOOST_TEST(m.rx == 2 * kPerHalf * kReply, "alice received " << m.rx);
+    BOOST_TEST(b.reports[bob.uid()].tx == 0u, "bob's loopback bytes are not on the link");
+    BOOST_TEST(b.reports[bob.uid()].rx == 0u);
+    check_books_balance(b);
+}

@@ -72,13 +72,15 @@ struct {
 	__type(value, struct owner);
 } listeners SEC(".maps");
 
-/* Owners of local UDP ports: kept by the I/O hooks, learnt from senders at
- * tc egress before their first hook, and by the agent from the socket table
- * for receivers that never sent. The agent drops entries of closed sockets. */
+/* Owners of UDP sockets, by socket cookie: kept by the I/O hooks, learnt
+ * from senders at tc egress before their first hook. Keyed by the socket,
+ * not its port: another user's socket on the same port (another address,
+ * SO_REUSEADDR) owns its own bytes only. The agent drops entries of closed
+ * sockets. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct pdtt_port_key);
+	__type(key, __u64); /* socket cookie */
 	__type(value, struct pdtt_owner);
 } udp_owners SEC(".maps");
 
