@@ -83,7 +83,8 @@ struct pdtt_flow {
 	__u8 direction;	  /* enum pdtt_direction */
 	__u8 pad;
 	char comm[PDTT_COMM_LEN]; /* "" when unknown */
-	__u8 pad2[4];
+	__u32 cgroup_ms;	  /* a change of cgroup alone last applied: CLOCK_MONOTONIC
+				   * in 2^20 ns units, wrapping; 0 never */
 };
 
 /* One ring buffer record; the same layout for every type. */

@@ -6,6 +6,7 @@
 #define BOOST_TEST_MODULE owner
 #include <boost/test/unit_test.hpp>
 
+#include "cgroups.hpp"
 #include "lab_sshd.hpp"
 
 #include <map>
@@ -594,5 +595,128 @@ BOOST_FIXTURE_TEST_CASE(udp_port_bound_by_another_user_elsewhere_takes_no_bytes,
     BOOST_TEST(m.rx == 2 * kPerHalf * kReply, "alice received " << m.rx);
     BOOST_TEST(b.reports[bob.uid()].tx == 0u, "bob's loopback bytes are not on the link");
     BOOST_TEST(b.reports[bob.uid()].rx == 0u);
+    check_books_balance(b);
+}
+
+// ---- one user, two cgroups, one socket ----
+
+namespace {
+
+constexpr uint64_t kTurns = 3000, kChunk = 1000; // writes per process, bytes per write
+
+// One TCP connection to a pdtt-traffic server, written in turn by two
+// processes of one user, each in a cgroup of its own: kTurns writes each.
+const char* kTwoCgroups = R"(import os,socket,struct,sys
+peer,port,uid,gid,cga,cgb,n,chunk=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]),sys.argv[5],sys.argv[6],int(sys.argv[7]),int(sys.argv[8])
+s=socket.create_connection((peer,port))
+ab_r,ab_w=os.pipe()
+ba_r,ba_w=os.pipe()
+pid=os.fork()
+with open(os.path.join(cgb if pid==0 else cga,'cgroup.procs'),'w') as f:
+    f.write('0')
+os.setgroups([])
+os.setresgid(gid,gid,gid)
+os.setresuid(uid,uid,uid)
+buf=b'x'*chunk
+if pid:
+    s.sendall(struct.pack('>QQ',2*n*chunk,0))
+    for i in range(n):
+        s.sendall(buf)
+        os.write(ab_w,b'.')
+        os.read(ba_r,1)
+    s.shutdown(socket.SHUT_WR)
+    s.recv(1)
+    os.waitpid(pid,0)
+    print('done',flush=True)
+else:
+    for i in range(n):
+        os.read(ab_r,1)
+        s.sendall(buf)
+        os.write(ba_w,b'.')
+    os._exit(0)
+)";
+
+// Two sibling cgroups below the cgroup2 root, removed when done.
+struct TwoCgroups {
+    fs::path top, a, b;
+    TwoCgroups() {
+        auto m = pdtt::find_cgroup2_mount();
+        BOOST_TEST_REQUIRE(m.has_value(), "no cgroup2 mount");
+        top = fs::path(m->mount_point) / ("pdtt-test-" + std::to_string(::getpid()));
+        a = top / "a";
+        b = top / "b";
+        fs::create_directories(a);
+        fs::create_directories(b);
+    }
+    ~TwoCgroups() {
+        for (int i = 0; i < 200; ++i) {
+            bool left = false;
+            for (const fs::path& p : {a, b, top})
+                if (::rmdir(p.c_str()) != 0 && errno != ENOENT)
+                    left = true;
+            if (!left)
+                return;
+            std::this_thread::sleep_for(10ms);
+        }
+        BOOST_ERROR("cgroups left behind under " << top);
+    }
+};
+
+} // namespace
+
+// Every turn is a change of cgroup alone: it must not cost a ring record
+// each (thousands a second), only move the bytes' job at a bounded rate.
+// The user's bytes stay exact, nothing is lost, and bob's transfer beside
+// it is counted exactly.
+BOOST_FIXTURE_TEST_CASE(cgroup_only_changes_do_not_flood_the_ring, Lab) {
+    TwoCgroups cg;
+    auto srv = serve(link.b_ip4());
+    start_agent({"-t", "1"});
+    // Outside `ip netns exec`, whose own /sys hides the cgroup2 mount.
+    Process writers({"nsenter", "--net=/run/netns/" + host.name(), "/usr/bin/python3", "-c", kTwoCgroups, link.b_ip4(),
+                     kPort, std::to_string(alice.uid()), std::to_string(alice.gid()), cg.a.string(), cg.b.string(),
+                     std::to_string(kTurns), std::to_string(kChunk)});
+    constexpr uint64_t kBobTx = 2'000'000, kBobRx = 1'000'000;
+    Process bobs(as_user(bob, {PDTT_TRAFFIC_BIN, "send", "--to", link.b_ip4(), "--port", kPort, "--tx",
+                               std::to_string(kBobTx), "--rx", std::to_string(kBobRx)}),
+                 host.name());
+    auto wst = writers.wait(60s);
+    BOOST_REQUIRE_MESSAGE(wst && *wst == 0, "the two writers: " << writers.err());
+    auto bst = bobs.wait(60s);
+    BOOST_REQUIRE_MESSAGE(bst && *bst == 0, "bob's transfer: " << bobs.err());
+    const uint64_t resent = resent_bytes_max(host);
+
+    auto to_srv = [](const FlowBook& f) { return f.proto() == "tcp" && f.rport() == std::stoi(kPort); };
+    BOOST_TEST(wait_for_closes(*agent, 2, to_srv), "both connections closed");
+    std::vector<json::object> recs = stop_agent();
+    Books b = read_books(recs);
+    BOOST_TEST_MESSAGE("two cgroups user_report totals:" << summary(b));
+    uint64_t events = 0, drops = 0;
+    for (const auto& r : recs)
+        if (opt_str(r, "type") == "agent_stats") {
+            events = opt_u64(r, "events"); // cumulative: the last one has all
+            drops = opt_u64(r, "ring_drops");
+        }
+    BOOST_TEST(events < 200u, events << " ring records for " << 2 * kTurns << " writes in turn");
+    BOOST_TEST(drops == 0u);
+
+    auto flows = b.where(to_srv);
+    BOOST_TEST_REQUIRE(flows.size() == 2u);
+    for (const FlowBook* f : flows) {
+        BOOST_TEST_REQUIRE(f->close.has_value());
+        const int64_t uid = opt_i64(*f->close, "uid");
+        const uint64_t retrans = f->retrans();
+        BOOST_TEST_CONTEXT("flow " << flow_key(f->open) << " of uid " << uid) {
+            if (uid == int64_t(alice.uid())) {
+                BOOST_TEST(sent_exactly(f->under(uid).tx, kTrafficHeader + 2 * kTurns * kChunk, retrans),
+                           "alice sent " << f->under(uid).tx);
+                BOOST_TEST(f->under(0).tx == 0u, "root wrote nothing");
+            } else {
+                BOOST_TEST(uid == int64_t(bob.uid()));
+                BOOST_TEST(sent_exactly(f->under(uid).tx, kTrafficHeader + kBobTx, retrans));
+                BOOST_TEST(received_exactly(f->under(uid).rx, kBobRx, resent));
+            }
+        }
+    }
     check_books_balance(b);
 }

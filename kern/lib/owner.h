@@ -15,16 +15,26 @@
 #include "sock.h"
 #include "udp.h"
 
+/* A change of cgroup alone (one user's two jobs, or a job and a process
+ * outside it, writing one socket in turn) applies at most this often per
+ * flow, so that alternating writers cannot flood the ring: the bytes in
+ * between stay with the current cgroup. 2^10 units of 2^20 ns: 1.07 s, the
+ * delta interval. A change of uid always applies at once. */
+#define CGROUP_HOLD_UNITS 1024
+#define CGROUP_UNIT_SHIFT 20
+
 /*
  * The bytes counted so far stay with the old owner: FLOW_OWNER carries the
  * totals at the change. A new pid or comm of the same uid and cgroup is only
- * noted. Returns 0 when the ring is full: the old owner stays, and the
- * caller asks again on its next call.
+ * noted. Returns 0 when the change must wait (the ring is full, or a cgroup
+ * changed too recently): the old owner stays, and the caller asks again on
+ * its next call.
  */
 static __always_inline int flow_set_owner(struct pdtt_flow *f, const struct pdtt_flow_key *k,
 					  __u32 uid, __u32 pid, __u64 cgroup, const char *comm)
 {
 	struct pdtt_event *e = NULL;
+	__u32 now = 0;
 
 	if (f->uid == uid && f->cgroup == cgroup) {
 		if (f->pid != pid) {
@@ -36,12 +46,19 @@ static __always_inline int flow_set_owner(struct pdtt_flow *f, const struct pdtt
 	/* Before its first monitored packet a flow has nothing to hand over:
 	 * its FLOW_OPEN will name the new owner. */
 	if (f->seen) {
+		if (f->uid == uid) {
+			now = (bpf_ktime_get_ns() >> CGROUP_UNIT_SHIFT) | 1; /* never 0 */
+			if (f->cgroup_ms && (__s32)(now - f->cgroup_ms) < CGROUP_HOLD_UNITS)
+				return 0;
+		}
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 		if (!e) {
 			stat_inc(PDTT_STAT_OWNER_DEFERRED);
 			return 0;
 		}
 	}
+	if (now)
+		f->cgroup_ms = now;
 	if (f->uid != uid)
 		slot_move(f, uid);
 	f->uid = uid;
