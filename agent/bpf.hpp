@@ -48,10 +48,12 @@ public:
     Bpf& operator=(const Bpf&) = delete;
 
     // The state tracepoint, and the I/O hooks that tell who moves the bytes
-    // where the kernel has them (io_hooks() says whether it does).
+    // where the kernel has them (io_hooks() says whether it does;
+    // tcp_send_hook() whether a TCP write's owner is known before it leaves).
     void attach_tracepoints();
     void detach_tracepoints() { tracepoints_.clear(); }
     bool io_hooks() const { return io_hooks_; }
+    bool tcp_send_hook() const { return tcp_send_hook_; }
     // The caller owns what these return: destroying it detaches.
     // The ingress hook --ingress asks for (see SPEC's Ingress hook); throws
     // pdtt::Error with exit status 3 when the device cannot have it.
@@ -94,17 +96,18 @@ public:
     StatArray stats() const;       // summed over CPUs, since load
 
 private:
-    Skeleton load(bool btf_tracepoint, bool io_hooks) const;
+    Skeleton load(bool btf_tracepoint, bool io_hooks, bool tcp_send) const;
     int flows_fd() const;
 
     BpfOptions opts_;
     Skeleton skel_;
     bool btf_tracepoint_ = true;
     bool io_hooks_ = true;
-    uint64_t tick_ = 0;                                    // delta passes so far
-    uint64_t seeded_ = 0;                                  // flow ids handed to seeded flows
-    uint64_t owner_gens_ = 0;                              // udp_owners generations the agent wrote
-    std::unordered_set<uint64_t> dead_owners_;             // udp_owners cookies found dead last prune
+    bool tcp_send_hook_ = true;                // tcp_sendmsg_locked: a TCP write's owner before its segments leave
+    uint64_t tick_ = 0;                        // delta passes so far
+    uint64_t seeded_ = 0;                      // flow ids handed to seeded flows
+    uint64_t owner_gens_ = 0;                  // udp_owners generations the agent wrote
+    std::unordered_set<uint64_t> dead_owners_; // udp_owners cookies found dead last prune
     std::vector<std::unique_ptr<Attachment>> tracepoints_; // after skel_: detached before it is destroyed
 };
 

@@ -720,3 +720,63 @@ BOOST_FIXTURE_TEST_CASE(cgroup_only_changes_do_not_flood_the_ring, Lab) {
     }
     check_books_balance(b);
 }
+
+// ---- without tcp_sendmsg_locked ----
+
+namespace {
+
+// PDTT_TEST_FORCE for the agents started while it lives (they inherit it).
+struct Force {
+    explicit Force(const char* what) { ::setenv("PDTT_TEST_FORCE", what, 1); }
+    ~Force() { ::unsetenv("PDTT_TEST_FORCE"); }
+    Force(const Force&) = delete;
+    Force& operator=(const Force&) = delete;
+};
+
+constexpr uint64_t kHandoverWrite = 256 * 1024; // pdtt-handover's largest send()
+
+} // namespace
+
+// Kernels 6.4 to 6.15 have sock_send_length but not tcp_sendmsg_locked: the
+// agent loads without it and says so once; a hand-over is still counted,
+// the new owner's first write (some of it already sent when the hook runs)
+// going to the previous owner.
+BOOST_FIXTURE_TEST_CASE(without_tcp_sendmsg_locked_a_hand_over_errs_by_at_most_one_write, Lab) {
+    Force force("no-tcp-sendmsg-locked");
+    Process sink({PDTT_HANDOVER_BIN, "sink", "--bind", link.b_ip4(), "--port", kSinkPort, "--parts",
+                  std::to_string(kFirst) + "," + std::to_string(kSecond)},
+                 peer.name());
+    BOOST_REQUIRE_MESSAGE(sink.wait_for_line("ready", 10s), "sink did not start: " << sink.err());
+    start_agent({"-t", "1", "-v"});
+    const std::string err = agent->err();
+    auto count = [&](const std::string& part) {
+        std::size_t n = 0;
+        for (auto at = err.find(part); at != std::string::npos; at = err.find(part, at + 1))
+            n++;
+        return n;
+    };
+    BOOST_TEST(count("tcp_sendmsg_locked is not available") == 1u, "said once at start: " << err);
+    BOOST_TEST(count("attached tp_btf/tcp_sendmsg_locked") == 0u);
+    BOOST_TEST(count("attached tp_btf/sock_send_length") == 1u);
+    Writers w = two_writers(*this, alice, bob, link.b_ip4(), kSinkPort,
+                            {"--tx", std::to_string(kFirst), "--tx-b", std::to_string(kSecond)});
+    BOOST_REQUIRE(w.a && w.b);
+    auto st = sink.wait(10s);
+    BOOST_REQUIRE_MESSAGE(st && *st == 0, "sink: " << sink.err());
+    auto to_sink = [](const FlowBook& f) { return f.rport() == std::stoi(kSinkPort); };
+    BOOST_TEST(wait_for_closes(*agent, 1, to_sink), "the connection closed");
+    Books b = read_books(stop_agent());
+    BOOST_TEST_MESSAGE("forced no tcp_sendmsg_locked user_report totals:" << summary(b));
+    auto flows = b.where(to_sink);
+    BOOST_TEST_REQUIRE(flows.size() == 1u);
+    const FlowBook& f = *flows[0];
+    BOOST_TEST_REQUIRE(f.close.has_value());
+    BOOST_TEST((f.chain() == std::vector<int64_t>{int64_t(alice.uid()), int64_t(bob.uid())}),
+               "owners " << show(f.chain()));
+    const uint64_t retrans = f.retrans();
+    Moved a = f.under(alice.uid()), bb = f.under(bob.uid());
+    BOOST_TEST(sent_exactly(a.tx + bb.tx, kFirst + kSecond, retrans), "sent " << a.tx + bb.tx);
+    BOOST_TEST((a.tx >= kFirst && a.tx <= kFirst + kHandoverWrite + retrans),
+               "alice sent " << a.tx << " of " << kFirst << ", bob's first write at most " << kHandoverWrite);
+    check_books_balance(b);
+}
