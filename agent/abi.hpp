@@ -20,6 +20,7 @@ static_assert(sizeof(pdtt_event) == 168, "pdtt_event layout changed");
 static_assert(offsetof(pdtt_event, key) == 88, "pdtt_event.key moved");
 static_assert(offsetof(pdtt_event, comm) == 148, "pdtt_event.comm moved");
 static_assert(sizeof(pdtt_delta_args) == 24, "pdtt_delta_args layout changed");
+static_assert(sizeof(pdtt_subuid_range) == 16, "pdtt_subuid_range layout changed");
 
 namespace pdtt {
 

@@ -182,6 +182,8 @@ Agent::Agent(const Config& cfg) :
         log::info("no cgroup2 mount: flows carry no cgroup or job");
     }
     agg_->set_classes(&cfg_.classes);
+    std::vector<std::string> problems;
+    use_subuids(subuids_.load_now(&problems), problems);
     ring_ = std::make_unique<RingReader>(io_, bpf_->ring_fd(), [this](const pdtt_event& e) { agg_->on_event(e); });
     // Everything that needed more is done; the cgroup resolver keeps what its handles need.
     log::info(
@@ -296,6 +298,9 @@ void Agent::tick_unless_reporting() {
 
 void Agent::tick() {
     ring_->drain(); // closes first, so the kernel's deltas find them gone
+    std::vector<std::string> problems;
+    if (auto m = subuids_.poll(&problems)) // before the records that need it
+        use_subuids(std::move(m), problems);
     if (!bpf_->emit_deltas([this] { ring_->drain(); }))
         deltas_incomplete_++;
     close_udp_flows();
@@ -310,6 +315,19 @@ void Agent::tick() {
         else
             agg_->add_overflow(uid, delta);
     }
+}
+
+// Subordinate uids count as their range's owner: in reports, and in the
+// kernel's per-user share of the flow table.
+void Agent::use_subuids(std::shared_ptr<const SubuidMap> m, const std::vector<std::string>& problems) {
+    for (const auto& p : problems)
+        log::warn(subuids_.path() + ": " + p);
+    size_t loaded = bpf_->set_subuid_ranges(m->ranges());
+    if (loaded < m->ranges().size())
+        log::warn(subuids_.path() + ": " + std::to_string(m->ranges().size() - loaded) + " ranges past the kernel's " +
+                  std::to_string(loaded) + " count in their own uid's flow share");
+    log::debug(subuids_.path() + ": " + std::to_string(m->ranges().size()) + " subordinate uid ranges");
+    agg_->set_subuids(std::move(m));
 }
 
 int64_t Agent::resolve_udp(const pdtt_flow_key& k) {

@@ -445,6 +445,20 @@ size_t Bpf::prune_udp_owners(const std::function<bool(uint64_t)>& alive) {
     return gone;
 }
 
+size_t Bpf::set_subuid_ranges(const std::vector<SubuidRange>& ranges) {
+    const uint32_t n = static_cast<uint32_t>(std::min<size_t>(ranges.size(), PDTT_SUBUID_RANGES));
+    uint32_t& count = skel_->bss->subuid_count;
+    // Never a count past what is written: shrink first, grow last.
+    count = std::min(count, n);
+    int fd = bpf_map__fd(skel_->maps.subuid_ranges);
+    for (uint32_t i = 0; i < n; i++) {
+        pdtt_subuid_range r{ranges[i].first, ranges[i].count, ranges[i].owner, 0};
+        bpf_map_update_elem(fd, &i, &r, BPF_ANY);
+    }
+    count = n;
+    return n;
+}
+
 std::vector<std::pair<uint32_t, Counters>> Bpf::take_overflow() {
     // Taken, not read: the map holds only what came since the last tick, so
     // uids that come and go (a rootless container's) never fill it for good.

@@ -8,6 +8,7 @@
 #include "config.hpp"
 #include "records.hpp"
 #include "skeleton.hpp"
+#include "subuid.hpp"
 
 #include <array>
 #include <cstdint>
@@ -85,6 +86,10 @@ public:
     // An entry goes when two calls in a row found it dead: a socket made
     // after the caller's socket dump is never dropped. Returns how many went.
     size_t prune_udp_owners(const std::function<bool(uint64_t)>& alive);
+    // The /etc/subuid ranges (sorted, disjoint) whose uids count in their
+    // owner's share of the flow table; returns how many the kernel took
+    // (at most PDTT_SUBUID_RANGES, the lowest).
+    size_t set_subuid_ranges(const std::vector<SubuidRange>& ranges);
     // Bytes of flows that found no slot, per owner uid, since the last call.
     std::vector<std::pair<uint32_t, Counters>> take_overflow();
     // Owners the I/O hooks cached before the flows older than the agent were

@@ -23,6 +23,7 @@
 #define PDTT_OVERFLOW_UIDS	  16384	 /* uids with bytes of flows that found no slot */
 #define PDTT_NOSLOT_FLOWS	  16384	 /* flows remembered as refused a slot */
 #define PDTT_MONITORED_MAX	  256	 /* monitored interfaces */
+#define PDTT_SUBUID_RANGES	  4096	 /* /etc/subuid ranges the flow-table shares know */
 
 /* TCX attach types (Linux 6.6); libbpf 1.1's headers predate them. */
 #define PDTT_BPF_TCX_INGRESS 46
@@ -78,7 +79,8 @@ struct pdtt_flow {
 			   * before that sk_uid */
 	__u32 pid;	  /* tgid, 0 when unknown */
 	__u32 ifindex;	  /* interface of the latest packet */
-	__u32 slot_uid;	  /* the uid whose share of the table the slot counts in */
+	__u32 slot_uid;	  /* the uid whose share of the table the slot counts in
+			   * (a subordinate uid's range owner) */
 	__u16 family;	  /* AF_INET or AF_INET6 as shown to users */
 	__u8 direction;	  /* enum pdtt_direction */
 	__u8 pad;
@@ -132,6 +134,16 @@ struct pdtt_owner {
 struct pdtt_noslot {
 	__u64 until_ns; /* ask again after this; 0: until the socket closes */
 	__u32 uid;
+	__u32 pad;
+};
+
+/* One /etc/subuid range (entries of subuid_ranges, sorted by first,
+ * disjoint): a subordinate uid's flows count in its owner's share of the
+ * flow table, so that a rootless container's 65,536 uids are one user. */
+struct pdtt_subuid_range {
+	__u32 first;
+	__u32 count;
+	__u32 owner;
 	__u32 pad;
 };
 

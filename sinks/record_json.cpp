@@ -95,6 +95,7 @@ json::object to_json(const FlowRecord& r, json::storage_ptr sp) {
     o["iface"] = text(id.iface, o.storage());
     o["user"] = text(id.user, o.storage());
     o["uid"] = id.uid;
+    o["raw_uid"] = id.raw_uid;
     o["pid"] = id.pid ? json::value(*id.pid) : json::value(nullptr);
     o["comm"] = id.comm ? text(*id.comm, o.storage()) : json::value(nullptr);
     o["cgroup"] = id.cgroup.empty() ? json::value(nullptr) : text(id.cgroup, o.storage());

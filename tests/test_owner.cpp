@@ -780,3 +780,123 @@ BOOST_FIXTURE_TEST_CASE(without_tcp_sendmsg_locked_a_hand_over_errs_by_at_most_o
                "alice sent " << a.tx << " of " << kFirst << ", bob's first write at most " << kHandoverWrite);
     check_books_balance(b);
 }
+
+// ---- subordinate uids ----
+
+namespace {
+
+constexpr uint32_t kSubuidBase = 2'100'000'000, kSubuidCount = 65536; // above any useradd range
+
+// /etc/subuid as it was, put back when the test ends, however it ends.
+struct SubuidBackup {
+    const fs::path path = "/etc/subuid";
+    std::optional<std::string> was;
+    SubuidBackup() {
+        if (std::ifstream in(path); in) {
+            std::ostringstream s;
+            s << in.rdbuf();
+            was = s.str();
+        }
+    }
+    ~SubuidBackup() {
+        if (was)
+            std::ofstream(path, std::ios::trunc) << *was;
+        else
+            fs::remove(path);
+    }
+    // Adds a line the way useradd does: a new file renamed over the old.
+    void add(const std::string& line) const {
+        const fs::path tmp = path.string() + ".pdtt-test";
+        std::string text = was.value_or("");
+        if (!text.empty() && text.back() != '\n')
+            text += '\n';
+        std::ofstream(tmp) << text << line << "\n";
+        fs::rename(tmp, path);
+    }
+};
+
+} // namespace
+
+// A process running as a uid of alice's /etc/subuid range (a rootless
+// container's uid 5, say) moves bytes on the monitored link: they are
+// alice's, with the raw uid beside, in her file. The range is added while
+// the agent runs: it reads the file again when it changes.
+BOOST_FIXTURE_TEST_CASE(subordinate_uid_is_reported_as_its_range_owner, Lab) {
+    SubuidBackup backup;
+    auto srv = serve(link.b_ip4());
+    start_agent({"-t", "1"});
+    backup.add(alice.name() + ":" + std::to_string(kSubuidBase) + ":" + std::to_string(kSubuidCount));
+    std::this_thread::sleep_for(2500ms); // two ticks: seen changed, then read
+    const uint32_t raw = kSubuidBase + 5;
+    constexpr uint64_t kTx = 300'000, kRx = 200'000;
+    Process p({PDTT_TRAFFIC_BIN, "send", "--to", link.b_ip4(), "--port", kPort, "--tx", std::to_string(kTx), "--rx",
+               std::to_string(kRx), "--uid", std::to_string(raw)},
+              host.name());
+    auto st = p.wait(30s);
+    BOOST_REQUIRE_MESSAGE(st && *st == 0, "transfer as uid " << raw << ": " << p.err());
+    auto to_srv = [](const FlowBook& f) { return f.proto() == "tcp" && f.rport() == std::stoi(kPort); };
+    BOOST_TEST(wait_for_closes(*agent, 1, to_srv), "the connection closed");
+    Books b = read_books(stop_agent());
+    BOOST_TEST_MESSAGE("subordinate uid user_report totals:" << summary(b));
+    auto flows = b.where(to_srv);
+    BOOST_TEST_REQUIRE(flows.size() == 1u);
+    const FlowBook& f = *flows[0];
+    BOOST_TEST_REQUIRE(f.close.has_value());
+    for (const json::object* r : {&f.open, &*f.close}) {
+        BOOST_TEST_CONTEXT(json::serialize(*r)) {
+            BOOST_TEST(opt_i64(*r, "uid") == int64_t(alice.uid()));
+            BOOST_TEST(opt_str(*r, "user") == alice.name());
+            BOOST_TEST(opt_i64(*r, "raw_uid") == int64_t(raw));
+        }
+    }
+    BOOST_TEST(f.owners.empty(), "owners " << show(f.chain()));
+    BOOST_TEST(sent_exactly(f.under(alice.uid()).tx, kTrafficHeader + kTx, f.retrans()));
+    BOOST_TEST(b.reports.count(int64_t(raw)) == 0u, "no user_report under the raw uid");
+    BOOST_TEST(sent_exactly(b.reports[alice.uid()].tx, kTrafficHeader + kTx, f.retrans()));
+    FileSums file = read_user_file(user_file(alice));
+    BOOST_TEST(sent_exactly(file.tx, kTrafficHeader + kTx, f.retrans()), "alice's file: tx " << file.tx);
+    BOOST_TEST(!fs::exists(dir / ("pdtt-uid-" + std::to_string(raw) + ".log")), "no file for the raw uid");
+    check_books_balance(b);
+}
+
+// A rootless container's 65,536 uids are one person: their flows count in
+// the range owner's share of the flow table, not one share per uid. With a
+// share of 4, eight connections from eight uids of alice's range hold 4
+// slots; the others' bytes are still alice's (her overflow row).
+BOOST_FIXTURE_TEST_CASE(subordinate_uids_share_their_owners_slots, Lab) {
+    SubuidBackup backup;
+    backup.add(alice.name() + ":" + std::to_string(kSubuidBase) + ":" + std::to_string(kSubuidCount));
+    auto srv = serve(link.b_ip4());
+    start_agent({"-t", "1", "--max-flows-per-user", "4"});
+    constexpr int kConns = 8;
+    constexpr uint64_t kTx = 20'000, kRx = 5'000;
+    std::vector<std::unique_ptr<Process>> senders;
+    for (int i = 0; i < kConns; i++)
+        senders.push_back(std::make_unique<Process>(
+            std::vector<std::string>{PDTT_TRAFFIC_BIN, "send", "--to", link.b_ip4(), "--port", kPort, "--tx",
+                                     std::to_string(kTx), "--rx", std::to_string(kRx), "--hold-ms", "2000", "--uid",
+                                     std::to_string(kSubuidBase + 100 + i)},
+            host.name()));
+    for (auto& s : senders) {
+        auto st = s->wait(30s);
+        BOOST_REQUIRE_MESSAGE(st && *st == 0, "sender: " << s->err());
+    }
+    std::this_thread::sleep_for(1500ms); // the last closes and overflow reach a report
+    std::vector<json::object> recs = stop_agent();
+    Books b = read_books(recs);
+    BOOST_TEST_MESSAGE("subordinate uid shares user_report totals:" << summary(b));
+    uint64_t share_full = 0, retrans = 0;
+    for (const auto& r : recs) {
+        if (opt_str(r, "type") == "agent_stats")
+            share_full = opt_u64(r, "flow_share_full");
+        if (opt_str(r, "type") == "flow_close")
+            retrans += opt_u64(r, "tcp_bytes_retrans");
+    }
+    BOOST_TEST(share_full >= uint64_t(kConns - 4), "connections refused a slot: " << share_full);
+    auto slots = b.where([](const FlowBook& f) { return f.rport() == std::stoi(kPort); });
+    BOOST_TEST(slots.size() <= 4u, "flows with a slot: " << slots.size());
+    BOOST_TEST(sent_exactly(b.reports[alice.uid()].tx, kConns * (kTrafficHeader + kTx), retrans),
+               "alice's user_report tx " << b.reports[alice.uid()].tx);
+    for (int i = 0; i < kConns; i++)
+        BOOST_TEST(b.reports.count(int64_t(kSubuidBase + 100 + i)) == 0u, "no report under a raw uid");
+}

@@ -18,6 +18,8 @@ __u64 next_owner_gen = 0;
 /* Bumped by the agent after it seeded the flows older than it: an owner
  * cached before then was cached for a socket with no flow yet. */
 __u32 owner_epoch = 0;
+/* Entries of subuid_ranges in use; the agent writes both. */
+__u32 subuid_count = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -135,5 +137,12 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } uid_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PDTT_SUBUID_RANGES);
+	__type(key, __u32);
+	__type(value, struct pdtt_subuid_range);
+} subuid_ranges SEC(".maps");
 
 #endif /* PDTT_LIB_MAPS_H */
