@@ -13,13 +13,14 @@ extern "C" {
 
 static_assert(sizeof(pdtt_flow_key) == 44, "pdtt_flow_key layout changed");
 static_assert(sizeof(pdtt_counters) == 32, "pdtt_counters layout changed");
-static_assert(sizeof(pdtt_flow) == 152, "pdtt_flow layout changed");
+static_assert(sizeof(pdtt_flow) == 160, "pdtt_flow layout changed");
 static_assert(sizeof(pdtt_port_key) == 8, "pdtt_port_key layout changed");
 static_assert(sizeof(pdtt_owner) == 48, "pdtt_owner layout changed");
 static_assert(sizeof(pdtt_event) == 168, "pdtt_event layout changed");
 static_assert(offsetof(pdtt_event, key) == 88, "pdtt_event.key moved");
 static_assert(offsetof(pdtt_event, comm) == 148, "pdtt_event.comm moved");
 static_assert(sizeof(pdtt_delta_args) == 24, "pdtt_delta_args layout changed");
+static_assert(sizeof(pdtt_subuid_range) == 16, "pdtt_subuid_range layout changed");
 
 namespace pdtt {
 

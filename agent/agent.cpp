@@ -204,6 +204,8 @@ Agent::Agent(const Config& cfg) :
         log::info("no cgroup mount: flows carry no cgroup or job");
     }
     agg_->set_classes(&cfg_.classes);
+    std::vector<std::string> problems;
+    use_subuids(subuids_.load_now(&problems), problems);
     ring_ = std::make_unique<RingReader>(io_, bpf_->ring_fd(), [this](const pdtt_event& e) { agg_->on_event(e); });
     // Everything that needed more is done; the cgroup resolver keeps what its handles need.
     log::info(
@@ -318,6 +320,9 @@ void Agent::tick_unless_reporting() {
 
 void Agent::tick() {
     ring_->drain(); // closes first, so the kernel's deltas find them gone
+    std::vector<std::string> problems;
+    if (auto m = subuids_.poll(&problems)) // before the records that need it
+        use_subuids(std::move(m), problems);
     if (!bpf_->emit_deltas([this] { ring_->drain(); }))
         deltas_incomplete_++;
     close_udp_flows();
@@ -335,6 +340,19 @@ void Agent::tick() {
     }
 }
 
+// Subordinate uids count as their range's owner: in reports, and in the
+// kernel's per-user share of the flow table.
+void Agent::use_subuids(std::shared_ptr<const SubuidMap> m, const std::vector<std::string>& problems) {
+    for (const auto& p : problems)
+        log::warn(subuids_.path() + ": " + p);
+    size_t loaded = bpf_->set_subuid_ranges(m->ranges());
+    if (loaded < m->ranges().size())
+        log::warn(subuids_.path() + ": " + std::to_string(m->ranges().size() - loaded) + " ranges past the kernel's " +
+                  std::to_string(loaded) + " count in their own uid's flow share");
+    log::debug(subuids_.path() + ": " + std::to_string(m->ranges().size()) + " subordinate uid ranges");
+    agg_->set_subuids(std::move(m));
+}
+
 int64_t Agent::resolve_udp(const pdtt_flow_key& k) {
     uint64_t now = WallClock::mono_now_ns();
     if (now - udp_socks_ns_ > 100'000'000) { // one socket table read serves a burst
@@ -348,9 +366,8 @@ int64_t Agent::resolve_udp(const pdtt_flow_key& k) {
     const UdpSocket* sock = udp_socks_.receiver(k);
     if (!sock)
         return kUnattributedUid;
-    // Teach the kernel side, so the port's next peers are attributed there.
-    pdtt_port_key owner_key{k.netns, k.lport, 0};
-    bpf_->set_udp_owner(owner_key, sock->uid, sock->cookie);
+    // Teach the kernel side, so the socket's next peers are attributed there.
+    bpf_->set_udp_owner(sock->cookie, sock->uid);
     return sock->uid;
 }
 

@@ -12,6 +12,7 @@
 #include "ring.hpp"
 #include "sink.hpp"
 #include "sockdiag.hpp"
+#include "subuid.hpp"
 #include "wall_clock.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -67,6 +68,7 @@ private:
     void tick_unless_reporting();
     int64_t resolve_udp(const pdtt_flow_key& k);
     void close_udp_flows(); // idle, or their socket is gone
+    void use_subuids(std::shared_ptr<const SubuidMap> m, const std::vector<std::string>& problems);
     void report(bool final);
     AgentStats stats(double interval_s) const;
     void shutdown();
@@ -92,6 +94,7 @@ private:
     UdpSockets udp_socks_;
     uint64_t udp_socks_ns_ = 0; // when udp_socks_ was read
     uint64_t udp_ticks_ = 0;    // ticks so far, for the udp_owners prune
+    SubuidWatcher subuids_;     // /etc/subuid
     bool stopping_ = false;
 };
 

@@ -42,9 +42,10 @@ Aggregator::Flow Aggregator::make_flow(const pdtt_event& e) {
     f.active_ns = e.ts_ns;
     id.iface = intern(ifname_(e.ifindex));
     if (e.uid != PDTT_UID_UNRESOLVED)
-        id.uid = e.uid;
+        id.raw_uid = e.uid;
     else
-        id.uid = resolve_ ? resolve_(e.key) : kUnattributedUid;
+        id.raw_uid = resolve_ ? resolve_(e.key) : kUnattributedUid;
+    id.uid = owner_of(id.raw_uid);
     id.user = user_name(id.uid, f.named);
     if (e.pid)
         id.pid = e.pid;
@@ -180,7 +181,7 @@ void Aggregator::add_overflow(int64_t uid, const Counters& delta) {
     if (delta.empty())
         return;
     static const std::string any = "*";
-    User& u = users_[uid];
+    User& u = users_[owner_of(uid)];
     u.cnt += delta;
     size_t pair = 0;
     add_to_pair(u, pair, any, any, delta);
@@ -202,7 +203,9 @@ void Aggregator::note_process(Flow& f, const pdtt_event& e) {
 // the bytes are the new one's. The owner is the user and the job: another
 // cgroup of the same job (a new step, a task's own) is only noted.
 bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
-    const bool new_uid = e.uid != PDTT_UID_UNRESOLVED && int64_t(e.uid) != f.id.uid;
+    const bool new_uid = e.uid != PDTT_UID_UNRESOLVED && owner_of(e.uid) != f.id.uid;
+    if (e.uid != PDTT_UID_UNRESOLVED && !new_uid)
+        f.id.raw_uid = e.uid;    // another uid of the owner's range: the same user
     CgroupInfoPtr old_cg = f.cg; // keeps the old job's views alive for the record
     if (e.cgroup != f.cgroup_id)
         set_cgroup(f, e.cgroup, lookup_cgroup(e.cgroup));
@@ -219,7 +222,8 @@ bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
     r.from_job = job_of(old_cg);
     const bool from_named = f.named;
     if (new_uid) {
-        f.id.uid = e.uid;
+        f.id.raw_uid = e.uid;
+        f.id.uid = owner_of(e.uid);
         f.id.user = user_name(f.id.uid, f.named);
         f.gen = UINT64_MAX; // its bytes from now on are in another user's rows
         f.job_gen = UINT64_MAX;

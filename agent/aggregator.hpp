@@ -8,6 +8,7 @@
 #include "classes.hpp"
 #include "names.hpp"
 #include "records.hpp"
+#include "subuid.hpp"
 #include "sink.hpp"
 #include "wall_clock.hpp"
 
@@ -50,6 +51,9 @@ public:
     // them before the first event.
     void set_cgroups(CgroupResolver* cgroups) { cgroups_ = cgroups; }
     void set_classes(const TrafficClasses* classes) { classes_ = classes && !classes->empty() ? classes : nullptr; }
+    // Subordinate uids are reported as their range's owner (raw_uid keeps
+    // the kernel's); null: none. Replaced whenever /etc/subuid changes.
+    void set_subuids(std::shared_ptr<const SubuidMap> m) { subuids_ = std::move(m); }
 
     void on_event(const pdtt_event& e);
     // Call after each delta pass's records were consumed. A record of a flow
@@ -126,6 +130,7 @@ private:
         std::vector<ClassCounters> classes;
     };
 
+    int64_t owner_of(int64_t raw) const { return subuids_ && raw >= 0 ? int64_t(subuids_->owner(uint32_t(raw))) : raw; }
     Flow make_flow(const pdtt_event& e);
     std::string_view user_name(int64_t uid, bool& named); // never waits
     // A flow record and what its views point into.
@@ -167,6 +172,7 @@ private:
     Resolve resolve_;
     CgroupResolver* cgroups_ = nullptr;
     const TrafficClasses* classes_ = nullptr;
+    std::shared_ptr<const SubuidMap> subuids_;
     uint64_t gen_ = 0;
     size_t udp_flows_ = 0;
     using FlowMap = std::unordered_map<pdtt_flow_key, Flow, FlowKeyHash, FlowKeyEq>;

@@ -73,19 +73,27 @@ private:
     std::string what_;
 };
 
-// The I/O hooks need these tracepoints in the kernel's BTF (Linux 6.11 added
-// tcp_sendmsg_locked).
-constexpr const char* kIoTracepoints[] = {"tcp_sendmsg_locked", "sock_send_length", "sock_recv_length"};
+// The I/O hooks need these tracepoints in the kernel's BTF: Linux 6.4 added
+// sock_send_length and sock_recv_length, 6.16 tcp_sendmsg_locked.
+constexpr const char* kTcpSendTracepoint = "tcp_sendmsg_locked";
+constexpr const char* kSockTracepoints[] = {"sock_send_length", "sock_recv_length"};
 
-bool kernel_has_io_tracepoints() {
+struct IoTracepoints {
+    bool sock = false, tcp_send = false;
+};
+
+IoTracepoints kernel_io_tracepoints() {
     btf* vmlinux = btf__load_vmlinux_btf();
     if (!vmlinux)
-        return false;
-    bool all = true;
-    for (const char* tp : kIoTracepoints)
-        all = all && btf__find_by_name_kind(vmlinux, ("btf_trace_" + std::string(tp)).c_str(), BTF_KIND_TYPEDEF) >= 0;
+        return {};
+    auto has = [&](const char* tp) {
+        return btf__find_by_name_kind(vmlinux, ("btf_trace_" + std::string(tp)).c_str(), BTF_KIND_TYPEDEF) >= 0;
+    };
+    IoTracepoints out;
+    out.sock = std::all_of(std::begin(kSockTracepoints), std::end(kSockTracepoints), has);
+    out.tcp_send = has(kTcpSendTracepoint);
     btf__free(vmlinux);
-    return all;
+    return out;
 }
 
 // Flow ids of the flows the agent seeds from the socket table: a range of
@@ -96,11 +104,12 @@ constexpr uint64_t kDeltaHeadroomDivisor = 4;
 // Runs of the delta program one pass may take before it gives up.
 constexpr int kMaxDeltaRuns = 1024;
 
-// Test-only: PDTT_TEST_FORCE=classic-tracepoint,clsact makes the agent take
-// the fallbacks it would take on an older kernel (no tp_btf; no TCX), so that
-// the tests can run them on this one. Unset, it changes nothing. Read once.
+// Test-only: PDTT_TEST_FORCE=classic-tracepoint,clsact,no-tcp-sendmsg-locked
+// makes the agent take the fallbacks it would take on an older kernel (no
+// tp_btf; no TCX; no tcp_sendmsg_locked), so that the tests can run them on
+// this one. Unset, it changes nothing. Read once.
 struct Forced {
-    bool classic_tracepoint = false, clsact = false;
+    bool classic_tracepoint = false, clsact = false, no_tcp_send = false;
 };
 
 const Forced& forced() {
@@ -115,11 +124,13 @@ const Forced& forced() {
                 out.classic_tracepoint = true;
             else if (v == "clsact")
                 out.clsact = true;
+            else if (v == "no-tcp-sendmsg-locked")
+                out.no_tcp_send = true;
             else if (!v.empty())
                 log::warn("PDTT_TEST_FORCE: unknown value '" + v + "' ignored");
             at = end + 1;
         }
-        if (out.classic_tracepoint || out.clsact)
+        if (out.classic_tracepoint || out.clsact || out.no_tcp_send)
             log::warn("PDTT_TEST_FORCE=" + list + ": fallbacks forced for a test");
         return out;
     }();
@@ -182,24 +193,29 @@ std::string xdp_unfit(const std::string& ifname) {
 void install_libbpf_logger() { libbpf_set_print(libbpf_print); }
 
 Bpf::Bpf(const BpfOptions& opts) : opts_(opts) {
-    // Each fallback gives up a little: first the I/O hooks (owners become
-    // sk_uid), then tp_btf (the classic tracepoint needs tracefs, not BTF).
+    // Each fallback gives up a little: first the hook before a TCP write's
+    // segments leave, then the other I/O hooks (owners become sk_uid), then
+    // tp_btf (the classic tracepoint needs tracefs, not BTF).
     struct Try {
-        bool btf_tracepoint, io_hooks;
+        bool btf_tracepoint, io_hooks, tcp_send;
     };
     std::vector<Try> tries;
     if (!forced().classic_tracepoint) {
-        if (kernel_has_io_tracepoints())
-            tries.push_back({true, true});
-        tries.push_back({true, false});
+        IoTracepoints io = kernel_io_tracepoints();
+        if (io.sock && io.tcp_send && !forced().no_tcp_send)
+            tries.push_back({true, true, true});
+        if (io.sock)
+            tries.push_back({true, true, false});
+        tries.push_back({true, false, false});
     }
-    tries.push_back({false, false});
+    tries.push_back({false, false, false});
     std::optional<Error> first;
     for (const Try& t : tries) {
         try {
-            skel_ = load(t.btf_tracepoint, t.io_hooks);
+            skel_ = load(t.btf_tracepoint, t.io_hooks, t.tcp_send);
             btf_tracepoint_ = t.btf_tracepoint;
             io_hooks_ = t.io_hooks;
+            tcp_send_hook_ = t.tcp_send;
             break;
         } catch (const Error& e) {
             log::debug(std::string("BPF load failed, trying with less: ") + e.what());
@@ -210,12 +226,14 @@ Bpf::Bpf(const BpfOptions& opts) : opts_(opts) {
     if (!skel_)
         throw *first;
     if (!io_hooks_)
-        log::warn("the I/O hooks (tracepoints tcp/tcp_sendmsg_locked, sock/sock_send_length, "
-                  "sock/sock_recv_length) are not available here: a flow's owner is its socket's uid, not the "
-                  "process that moves its bytes");
+        log::warn("the I/O hooks (tracepoints sock/sock_send_length, sock/sock_recv_length) are not available "
+                  "here: a flow's owner is its socket's uid, not the process that moves its bytes");
+    else if (!tcp_send_hook_)
+        log::warn("the tracepoint tcp/tcp_sendmsg_locked is not available here (Linux 6.16 added it): when a TCP "
+                  "socket changes owner, the new owner's first write is counted for the previous one");
 }
 
-Skeleton Bpf::load(bool btf_tracepoint, bool io_hooks) const {
+Skeleton Bpf::load(bool btf_tracepoint, bool io_hooks, bool tcp_send) const {
     return load_skeleton([&](pdtt_bpf& s) {
         s.rodata->target_netns = opts_.target_netns;
         s.rodata->ring_wakeup_bytes = opts_.ring_bytes / 4;
@@ -225,8 +243,9 @@ Skeleton Bpf::load(bool btf_tracepoint, bool io_hooks) const {
         bpf_map__set_max_entries(s.maps.events, opts_.ring_bytes);
         bpf_program__set_autoload(s.progs.pdtt_state_btf, btf_tracepoint);
         bpf_program__set_autoload(s.progs.pdtt_state_tp, !btf_tracepoint);
-        for (bpf_program* p : {s.progs.pdtt_tcp_send, s.progs.pdtt_sock_send, s.progs.pdtt_sock_recv})
+        for (bpf_program* p : {s.progs.pdtt_sock_send, s.progs.pdtt_sock_recv})
             bpf_program__set_autoload(p, io_hooks);
+        bpf_program__set_autoload(s.progs.pdtt_tcp_send, io_hooks && tcp_send);
     });
 }
 
@@ -247,7 +266,8 @@ void Bpf::attach_tracepoints() {
     };
     // The I/O hooks first: a flow established from now on finds its owner.
     if (io_hooks_) {
-        attach(skel_->progs.pdtt_tcp_send, "tp_btf/tcp_sendmsg_locked");
+        if (tcp_send_hook_)
+            attach(skel_->progs.pdtt_tcp_send, "tp_btf/tcp_sendmsg_locked");
         attach(skel_->progs.pdtt_sock_send, "tp_btf/sock_send_length");
         attach(skel_->progs.pdtt_sock_recv, "tp_btf/sock_recv_length");
     }
@@ -381,25 +401,24 @@ bool Bpf::take_flow(const pdtt_flow_key& k, pdtt_flow& out) {
     return true;
 }
 
-void Bpf::set_udp_owner(const pdtt_port_key& k, uint32_t uid, uint64_t cookie) {
-    // A fresh generation tells the port's flows to take it; the kernel counts
-    // its own up from 1. An owner the I/O hooks saw is better: keep it.
+void Bpf::set_udp_owner(uint64_t cookie, uint32_t uid) {
+    // A fresh generation tells the socket's flows to take it; the kernel
+    // counts its own up from 1. An owner the I/O hooks saw is better: keep it.
     pdtt_owner o{};
     o.uid = uid;
     o.gen = kSeededFlowIds | ++owner_gens_;
     o.cookie = cookie;
-    bpf_map_update_elem(bpf_map__fd(skel_->maps.udp_owners), &k, &o, BPF_NOEXIST);
+    bpf_map_update_elem(bpf_map__fd(skel_->maps.udp_owners), &cookie, &o, BPF_NOEXIST);
 }
 
 size_t Bpf::prune_udp_owners(const std::function<bool(uint64_t)>& alive) {
     int fd = bpf_map__fd(skel_->maps.udp_owners);
-    auto port_id = [](const pdtt_port_key& k) { return static_cast<uint64_t>(k.netns) << 16 | k.port; };
     // In batches: one syscall per few thousand entries, not two per entry.
     constexpr uint32_t kBatch = 4096;
-    std::vector<pdtt_port_key> keys(kBatch);
+    std::vector<uint64_t> keys(kBatch);
     std::vector<pdtt_owner> vals(kBatch);
-    std::vector<pdtt_port_key> dead;
-    std::unordered_map<uint64_t, uint64_t> suspects;
+    std::vector<uint64_t> dead;
+    std::unordered_set<uint64_t> suspects;
     uint64_t in = 0, out = 0;
     bool first = true;
     for (;;) {
@@ -409,14 +428,12 @@ size_t Bpf::prune_udp_owners(const std::function<bool(uint64_t)>& alive) {
         if (err && errno != ENOENT)
             break; // what was read is still pruned; the rest waits for the next call
         for (uint32_t i = 0; i < n; i++) {
-            if (alive(vals[i].cookie))
+            if (alive(keys[i]))
                 continue;
-            uint64_t id = port_id(keys[i]);
-            auto was = dead_owners_.find(id);
-            if (was != dead_owners_.end() && was->second == vals[i].cookie)
+            if (dead_owners_.count(keys[i]))
                 dead.push_back(keys[i]);
             else
-                suspects[id] = vals[i].cookie;
+                suspects.insert(keys[i]);
         }
         if (err)
             break; // ENOENT: that was the last batch
@@ -424,12 +441,23 @@ size_t Bpf::prune_udp_owners(const std::function<bool(uint64_t)>& alive) {
     }
     dead_owners_ = std::move(suspects);
     size_t gone = 0;
-    for (const auto& k : dead) {
-        pdtt_owner now{}; // a new socket on the port since the read keeps its entry
-        if (bpf_map_lookup_elem(fd, &k, &now) == 0 && !alive(now.cookie))
-            gone += bpf_map_delete_elem(fd, &k) == 0;
-    }
+    for (uint64_t k : dead) // a cookie is never reused: dead stays dead
+        gone += bpf_map_delete_elem(fd, &k) == 0;
     return gone;
+}
+
+size_t Bpf::set_subuid_ranges(const std::vector<SubuidRange>& ranges) {
+    const uint32_t n = static_cast<uint32_t>(std::min<size_t>(ranges.size(), PDTT_SUBUID_RANGES));
+    uint32_t& count = skel_->bss->subuid_count;
+    // Never a count past what is written: shrink first, grow last.
+    count = std::min(count, n);
+    int fd = bpf_map__fd(skel_->maps.subuid_ranges);
+    for (uint32_t i = 0; i < n; i++) {
+        pdtt_subuid_range r{ranges[i].first, ranges[i].count, ranges[i].owner, 0};
+        bpf_map_update_elem(fd, &i, &r, BPF_ANY);
+    }
+    count = n;
+    return n;
 }
 
 std::vector<std::pair<uint32_t, Counters>> Bpf::take_overflow() {

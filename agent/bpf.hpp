@@ -8,6 +8,7 @@
 #include "config.hpp"
 #include "records.hpp"
 #include "skeleton.hpp"
+#include "subuid.hpp"
 
 #include <array>
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace pdtt {
@@ -48,10 +50,12 @@ public:
     Bpf& operator=(const Bpf&) = delete;
 
     // The state tracepoint, and the I/O hooks that tell who moves the bytes
-    // where the kernel has them (io_hooks() says whether it does).
+    // where the kernel has them (io_hooks() says whether it does;
+    // tcp_send_hook() whether a TCP write's owner is known before it leaves).
     void attach_tracepoints();
     void detach_tracepoints() { tracepoints_.clear(); }
     bool io_hooks() const { return io_hooks_; }
+    bool tcp_send_hook() const { return tcp_send_hook_; }
     // The caller owns what these return: destroying it detaches.
     // The ingress hook --ingress asks for (see SPEC's Ingress hook); throws
     // pdtt::Error with exit status 3 when the device cannot have it.
@@ -76,14 +80,17 @@ public:
     size_t insert_flows(const std::vector<FlowEntry>& flows);
     // Removes a flow from the kernel table, returning its final counters.
     bool take_flow(const pdtt_flow_key& k, pdtt_flow& out);
-    // The owner of a local UDP port, for receivers that never sent; cookie:
-    // its socket's, so that prune_udp_owners knows when it is gone.
-    void set_udp_owner(const pdtt_port_key& k, uint32_t uid, uint64_t cookie);
-    // Drops the udp_owners entries of closed sockets (alive(cookie) false),
-    // so a port's next socket is not given its last owner. An entry goes
-    // when two calls in a row found it dead: a socket made after the
-    // caller's socket dump is never dropped. Returns how many went.
+    // The owner of a UDP socket (by its cookie) that the I/O hooks have not
+    // seen yet, from the socket table.
+    void set_udp_owner(uint64_t cookie, uint32_t uid);
+    // Drops the udp_owners entries of closed sockets (alive(cookie) false).
+    // An entry goes when two calls in a row found it dead: a socket made
+    // after the caller's socket dump is never dropped. Returns how many went.
     size_t prune_udp_owners(const std::function<bool(uint64_t)>& alive);
+    // The /etc/subuid ranges (sorted, disjoint) whose uids count in their
+    // owner's share of the flow table; returns how many the kernel took
+    // (at most PDTT_SUBUID_RANGES, the lowest).
+    size_t set_subuid_ranges(const std::vector<SubuidRange>& ranges);
     // Bytes of flows that found no slot, per owner uid, since the last call.
     std::vector<std::pair<uint32_t, Counters>> take_overflow();
     // Owners the I/O hooks cached before the flows older than the agent were
@@ -95,17 +102,18 @@ public:
     StatArray stats() const;       // summed over CPUs, since load
 
 private:
-    Skeleton load(bool btf_tracepoint, bool io_hooks) const;
+    Skeleton load(bool btf_tracepoint, bool io_hooks, bool tcp_send) const;
     int flows_fd() const;
 
     BpfOptions opts_;
     Skeleton skel_;
     bool btf_tracepoint_ = true;
     bool io_hooks_ = true;
-    uint64_t tick_ = 0;                                    // delta passes so far
-    uint64_t seeded_ = 0;                                  // flow ids handed to seeded flows
-    uint64_t owner_gens_ = 0;                              // udp_owners generations the agent wrote
-    std::unordered_map<uint64_t, uint64_t> dead_owners_;   // udp_owners port -> cookie found dead last prune
+    bool tcp_send_hook_ = true;                // tcp_sendmsg_locked: a TCP write's owner before its segments leave
+    uint64_t tick_ = 0;                        // delta passes so far
+    uint64_t seeded_ = 0;                      // flow ids handed to seeded flows
+    uint64_t owner_gens_ = 0;                  // udp_owners generations the agent wrote
+    std::unordered_set<uint64_t> dead_owners_; // udp_owners cookies found dead last prune
     std::vector<std::unique_ptr<Attachment>> tracepoints_; // after skel_: detached before it is destroyed
 };
 

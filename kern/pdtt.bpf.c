@@ -47,20 +47,17 @@ static __always_inline void ingress_packet(void *ctx, struct pkt *p, __u64 segs,
 	if (p->has_ports) {
 		packet_key(p, 0, &k);
 		f = bpf_map_lookup_elem(&flows, &k);
-		if (!f && !noslot_active(&k)) {
-			if (p->proto == IPPROTO_UDP) {
-				f = udp_rx_flow(ctx, &k);
-			} else if (tc && p->proto == IPPROTO_TCP) {
-				struct bpf_sock *sk = lookup_local(ctx, &k);
+		if (p->proto == IPPROTO_UDP) {
+			if (f || !noslot_active(&k))
+				f = udp_rx(ctx, &k, f);
+		} else if (!f && tc && p->proto == IPPROTO_TCP && !noslot_active(&k)) {
+			struct bpf_sock *sk = lookup_local(ctx, &k);
 
-				if (sk) {
-					f = tcp_flow_late(&k, sk, PDTT_UID_UNRESOLVED);
-					bpf_sk_release(sk);
-				}
+			if (sk) {
+				f = tcp_flow_late(&k, sk, PDTT_UID_UNRESOLVED);
+				bpf_sk_release(sk);
 			}
 		}
-		if (f && p->proto == IPPROTO_UDP)
-			udp_owner_sync(f, &k);
 	}
 	account(f, &k, p, 0, segs, ifindex);
 }
@@ -119,8 +116,8 @@ int pdtt_egress(struct __sk_buff *skb)
 			else if (p.proto == IPPROTO_TCP)
 				f = tcp_flow_late(&k, bpf_sk_fullsock(sk), bpf_get_socket_uid(skb));
 		}
-		if (f && p.proto == IPPROTO_UDP)
-			udp_owner_sync(f, &k);
+		if (f && p.proto == IPPROTO_UDP && sk)
+			udp_owner_tx(skb, f, &k);
 	}
 	account(f, &k, &p, 1, segs, ifindex);
 	return TC_ACT_UNSPEC;

@@ -23,6 +23,7 @@
 #define PDTT_OVERFLOW_UIDS	  16384	 /* uids with bytes of flows that found no slot */
 #define PDTT_NOSLOT_FLOWS	  16384	 /* flows remembered as refused a slot */
 #define PDTT_MONITORED_MAX	  256	 /* monitored interfaces */
+#define PDTT_SUBUID_RANGES	  4096	 /* /etc/subuid ranges the flow-table shares know */
 
 /* TCX attach types (Linux 6.6); libbpf 1.1's headers predate them. */
 #define PDTT_BPF_TCX_INGRESS 46
@@ -71,17 +72,21 @@ struct pdtt_flow {
 	__u64 id;	  /* flow_id: unique while the programs are loaded */
 	__u64 cgroup;	  /* cgroup id of the owner, 0 when unknown */
 	__u64 owner_gen;  /* UDP: the udp_owners generation last applied */
+	__u64 sk_cookie;  /* UDP: the receiving socket, whose udp_owners entry
+			   * received bytes follow; 0 until it has a cookie */
 	__u64 delta_tick; /* the delta pass that last looked at it */
 	__u32 uid;	  /* owner: euid of the process that last moved bytes,
 			   * before that sk_uid */
 	__u32 pid;	  /* tgid, 0 when unknown */
 	__u32 ifindex;	  /* interface of the latest packet */
-	__u32 slot_uid;	  /* the uid whose share of the table the slot counts in */
+	__u32 slot_uid;	  /* the uid whose share of the table the slot counts in
+			   * (a subordinate uid's range owner) */
 	__u16 family;	  /* AF_INET or AF_INET6 as shown to users */
 	__u8 direction;	  /* enum pdtt_direction */
 	__u8 pad;
 	char comm[PDTT_COMM_LEN]; /* "" when unknown */
-	__u8 pad2[4];
+	__u32 cgroup_ms;	  /* a change of cgroup alone last applied: CLOCK_MONOTONIC
+				   * in 2^20 ns units, wrapping; 0 never */
 };
 
 /* One ring buffer record; the same layout for every type. */
@@ -105,17 +110,16 @@ struct pdtt_event {
 	__u8 pad[4];
 };
 
-/* A local port in one namespace: key of listeners (who called listen())
- * and of udp_owners (who owns a UDP port; the agent writes it too, for
- * receivers that never sent). */
+/* A local port in one namespace: key of listeners (who called listen()). */
 struct pdtt_port_key {
 	__u32 netns; /* inode number of the network namespace */
 	__u16 port;  /* local port, host order */
 	__u16 pad;
 };
 
-/* Value of udp_owners: the process that last moved bytes on the port's
- * socket (pid 0 and no comm where the agent wrote it from the socket table). */
+/* Value of udp_owners, keyed by socket cookie: the process that last moved
+ * bytes on that socket (pid 0 and no comm where the agent wrote it from the
+ * socket table, or tc egress from the socket's uid). */
 struct pdtt_owner {
 	__u64 cgroup;
 	__u64 gen;    /* changes whenever the owner does */
@@ -130,6 +134,16 @@ struct pdtt_owner {
 struct pdtt_noslot {
 	__u64 until_ns; /* ask again after this; 0: until the socket closes */
 	__u32 uid;
+	__u32 pad;
+};
+
+/* One /etc/subuid range (entries of subuid_ranges, sorted by first,
+ * disjoint): a subordinate uid's flows count in its owner's share of the
+ * flow table, so that a rootless container's 65,536 uids are one user. */
+struct pdtt_subuid_range {
+	__u32 first;
+	__u32 count;
+	__u32 owner;
 	__u32 pad;
 };
 

@@ -87,6 +87,7 @@ template <typename W> void identity(W& w, const FlowId& id) {
     w.text("iface", id.iface);
     w.text("user", id.user);
     w.number("uid", id.uid);
+    w.number("raw_uid", id.raw_uid);
     w.number("pid", id.pid);
     w.text_or_null("comm", view(id.comm));
     w.text_or_null("cgroup", unless_empty(id.cgroup));

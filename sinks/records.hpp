@@ -67,6 +67,7 @@ struct FlowId {
     std::string_view cgroup;
     std::optional<std::string_view> job;
     std::optional<std::string_view> step;
+    int64_t raw_uid = kUnattributedUid; // the uid the kernel saw: a subordinate uid where uid is its range's owner
 };
 
 enum class FlowEvent { open, delta, close, owner };

@@ -287,7 +287,7 @@ struct Reset {
         for (__u32 i = 0; i < PDTT_STAT_MAX; i++)
             BOOST_TEST_REQUIRE(bpf_map_update_elem(b.stats_fd(), &i, zero_u64.data(), BPF_ANY) == 0, "stats cleared");
         b.drain();
-        pdtt_port_key okey{};
+        __u64 okey = 0; // socket cookie
         while (bpf_map_get_next_key(b.udp_owners_fd(), nullptr, &okey) == 0)
             BOOST_TEST_REQUIRE(bpf_map_delete_elem(b.udp_owners_fd(), &okey) == 0, "udp_owners cleared");
 
@@ -897,13 +897,15 @@ BOOST_FIXTURE_TEST_CASE(egress_udp_opens_a_flow_owned_by_the_sending_socket, Res
     BOOST_TEST(ev[0].type == PDTT_EV_FLOW_OPEN);
     BOOST_TEST(ev[0].uid == kTestRunSocketUid, "FLOW_OPEN carries the socket's uid");
 
-    // The sender's port is now known to belong to it.
-    pdtt_port_key ok{kNetns, udp4_unknown.key.lport, 0};
+    // The sending socket is now known to belong to its uid.
+    __u64 ok = 0;
     pdtt_owner owner{};
     owner.uid = 12345;
-    BOOST_TEST_REQUIRE(bpf_map_lookup_elem(bpf().udp_owners_fd(), &ok, &owner) == 0, "owner of the local port learnt");
-    BOOST_TEST(owner.uid == kTestRunSocketUid, "the port's owner is the socket's uid");
-    BOOST_TEST(owner.gen != 0u, "a generation the port's flows follow");
+    BOOST_TEST_REQUIRE(bpf_map_get_next_key(bpf().udp_owners_fd(), nullptr, &ok) == 0, "owner of the socket learnt");
+    BOOST_TEST_REQUIRE(bpf_map_lookup_elem(bpf().udp_owners_fd(), &ok, &owner) == 0);
+    BOOST_TEST(owner.uid == kTestRunSocketUid, "the socket's owner is its uid");
+    BOOST_TEST(owner.cookie == ok, "keyed by the socket's cookie");
+    BOOST_TEST(owner.gen != 0u, "a generation the socket's flows follow");
 
     BOOST_TEST_REQUIRE(
         run(Prog::tc, on(udp4_unknown, Prog::tc).eth({kIP}).ipv4(IPPROTO_UDP).udp().payload(36).build()).err == 0);
@@ -922,12 +924,14 @@ BOOST_FIXTURE_TEST_CASE(ingress_udp_to_a_bound_socket_opens_a_flow, Reset) {
     BOOST_TEST_REQUIRE(f.has_value(), "a socket receives it, so a flow opens");
     BOOST_TEST(f->cnt == (pdtt_counters{0, 200, 0, 1}));
     BOOST_TEST(f->direction == PDTT_DIR_INBOUND);
-    BOOST_TEST(f->uid == PDTT_UID_UNRESOLVED, "the kernel side does not know the receiver's owner yet");
+    BOOST_TEST(f->uid == ::geteuid(), "before any I/O hook saw it, the receiving socket's uid");
     BOOST_TEST(bpf().drain().size() == 1u, "one FLOW_OPEN");
 
-    // With the port's owner known (learnt from a send, or set by the agent),
-    // a new peer's flow carries it at once.
-    pdtt_port_key ok{kNetns, rx.port, 0};
+    // With the socket's owner known (learnt from its I/O, or set by the
+    // agent), a new peer's flow carries it at once.
+    __u64 ok = 0;
+    socklen_t oklen = sizeof(ok);
+    BOOST_TEST_REQUIRE(::getsockopt(rx.fd, SOL_SOCKET, SO_COOKIE, &ok, &oklen) == 0);
     pdtt_owner known{};
     known.uid = 4321;
     known.gen = 1;

@@ -6,6 +6,7 @@
 #define BOOST_TEST_MODULE owner
 #include <boost/test/unit_test.hpp>
 
+#include "cgroups.hpp"
 #include "lab_sshd.hpp"
 
 #include <map>
@@ -513,4 +514,389 @@ BOOST_FIXTURE_TEST_CASE(same_user_hand_over_is_no_change_of_owner, Lab) {
     BOOST_TEST(sent_exactly(f.under(alice.uid()).tx, kFirst + kSecond, f.retrans()));
     BOOST_TEST(received_exactly(f.under(alice.uid()).rx, 2 * kConfirm));
     check_books_balance(b);
+}
+
+// ---- UDP ports shared between addresses ----
+
+namespace {
+
+constexpr int kSharedPort = 5004;
+constexpr uint64_t kDgram = 1000, kReply = 100, kPerHalf = 200;
+
+// alice's UDP socket on the wildcard address (SO_REUSEADDR, not connected):
+// kPerHalf datagrams to the peer's server, each answered, then waits for
+// `go` to exist and sends kPerHalf more.
+const char* kAliceUdp = R"(import os,socket,struct,sys,time
+peer,port,sport,n,size,reply,go=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]),int(sys.argv[5]),int(sys.argv[6]),sys.argv[7]
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind(('0.0.0.0',sport))
+s.settimeout(5)
+def half():
+    for i in range(n):
+        s.sendto(struct.pack('>Q',reply)+b'a'*(size-8),(peer,port))
+        s.recvfrom(65536)
+half()
+print('half',flush=True)
+while not os.path.exists(go):
+    time.sleep(0.01)
+half()
+print('done',flush=True)
+)";
+
+// bob's socket bound to the same port on 127.0.0.1, receiving and answering
+// his own datagrams over loopback.
+const char* kBobUdp = R"(import socket,sys
+sport,n=int(sys.argv[1]),int(sys.argv[2])
+r=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
+r.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+r.bind(('127.0.0.1',sport))
+c=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
+c.settimeout(5)
+for i in range(n):
+    c.sendto(b'b'*1000,('127.0.0.1',sport))
+    d,a=r.recvfrom(65536)
+    r.sendto(b'r'*100,a)
+    c.recvfrom(65536)
+print('done',flush=True)
+)";
+
+} // namespace
+
+// bob binds alice's UDP port on another local address and moves bytes
+// there, between two halves of alice's transfer: her flow on the monitored
+// link stays hers, to the byte.
+BOOST_FIXTURE_TEST_CASE(udp_port_bound_by_another_user_elsewhere_takes_no_bytes, Lab) {
+    auto srv = serve(link.b_ip4(), {"--proto", "udp"});
+    start_agent({"-t", "1", "--udp-timeout", "2"});
+    const fs::path go = dir / "go";
+    Process a(as_user(alice, {"/usr/bin/python3", "-c", kAliceUdp, link.b_ip4(), kPort, std::to_string(kSharedPort),
+                              std::to_string(kPerHalf), std::to_string(kDgram), std::to_string(kReply), go.string()}),
+              host.name());
+    BOOST_REQUIRE_MESSAGE(a.wait_for_line("half", 20s), "alice's first half: " << a.err());
+    Process bob_io(as_user(bob, {"/usr/bin/python3", "-c", kBobUdp, std::to_string(kSharedPort), "200"}), host.name());
+    auto bst = bob_io.wait(20s);
+    BOOST_REQUIRE_MESSAGE(bst && *bst == 0, "bob's loopback traffic: " << bob_io.err());
+    std::ofstream{go};
+    auto ast = a.wait(20s);
+    BOOST_REQUIRE_MESSAGE(ast && *ast == 0, "alice's second half: " << a.err());
+
+    auto alices = [](const FlowBook& f) { return f.proto() == "udp" && f.lport() == kSharedPort; };
+    BOOST_TEST(wait_for_closes(*agent, 1, alices), "alice's UDP flow closed");
+    Books b = read_books(stop_agent());
+    BOOST_TEST_MESSAGE("shared udp port user_report totals:" << summary(b));
+    auto flows = b.where(alices);
+    BOOST_TEST_REQUIRE(flows.size() == 1u, "one flow on the monitored link");
+    const FlowBook& f = *flows[0];
+    BOOST_TEST(opt_i64(f.open, "uid") == int64_t(alice.uid()));
+    BOOST_TEST(f.owners.empty(), "flow_owner records: " << f.owners.size() << ", owners " << show(f.chain()));
+    Moved m = f.under(alice.uid());
+    BOOST_TEST(m.tx == 2 * kPerHalf * kDgram, "alice sent " << m.tx);
+    BOOST_TEST(m.rx == 2 * kPerHalf * kReply, "alice received " << m.rx);
+    BOOST_TEST(b.reports[bob.uid()].tx == 0u, "bob's loopback bytes are not on the link");
+    BOOST_TEST(b.reports[bob.uid()].rx == 0u);
+    check_books_balance(b);
+}
+
+// ---- one user, two cgroups, one socket ----
+
+namespace {
+
+constexpr uint64_t kTurns = 3000, kChunk = 1000; // writes per process, bytes per write
+
+// One TCP connection to a pdtt-traffic server, written in turn by two
+// processes of one user, each in a cgroup of its own: kTurns writes each.
+const char* kTwoCgroups = R"(import os,socket,struct,sys
+peer,port,uid,gid,cga,cgb,n,chunk=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]),sys.argv[5],sys.argv[6],int(sys.argv[7]),int(sys.argv[8])
+s=socket.create_connection((peer,port))
+ab_r,ab_w=os.pipe()
+ba_r,ba_w=os.pipe()
+pid=os.fork()
+with open(os.path.join(cgb if pid==0 else cga,'cgroup.procs'),'w') as f:
+    f.write('0')
+os.setgroups([])
+os.setresgid(gid,gid,gid)
+os.setresuid(uid,uid,uid)
+buf=b'x'*chunk
+if pid:
+    s.sendall(struct.pack('>QQ',2*n*chunk,0))
+    for i in range(n):
+        s.sendall(buf)
+        os.write(ab_w,b'.')
+        os.read(ba_r,1)
+    s.shutdown(socket.SHUT_WR)
+    s.recv(1)
+    os.waitpid(pid,0)
+    print('done',flush=True)
+else:
+    for i in range(n):
+        os.read(ab_r,1)
+        s.sendall(buf)
+        os.write(ba_w,b'.')
+    os._exit(0)
+)";
+
+// Two sibling cgroups below the cgroup2 root, removed when done.
+struct TwoCgroups {
+    fs::path top, a, b;
+    TwoCgroups() {
+        auto m = pdtt::find_cgroup2_mount();
+        BOOST_TEST_REQUIRE(m.has_value(), "no cgroup2 mount");
+        top = fs::path(m->mount_point) / ("pdtt-test-" + std::to_string(::getpid()));
+        a = top / "a";
+        b = top / "b";
+        fs::create_directories(a);
+        fs::create_directories(b);
+    }
+    ~TwoCgroups() {
+        for (int i = 0; i < 200; ++i) {
+            bool left = false;
+            for (const fs::path& p : {a, b, top})
+                if (::rmdir(p.c_str()) != 0 && errno != ENOENT)
+                    left = true;
+            if (!left)
+                return;
+            std::this_thread::sleep_for(10ms);
+        }
+        BOOST_ERROR("cgroups left behind under " << top);
+    }
+};
+
+} // namespace
+
+// Every turn is a change of cgroup alone: it must not cost a ring record
+// each (thousands a second), only move the bytes' job at a bounded rate.
+// The user's bytes stay exact, nothing is lost, and bob's transfer beside
+// it is counted exactly.
+BOOST_FIXTURE_TEST_CASE(cgroup_only_changes_do_not_flood_the_ring, Lab) {
+    TwoCgroups cg;
+    auto srv = serve(link.b_ip4());
+    start_agent({"-t", "1"});
+    // Outside `ip netns exec`, whose own /sys hides the cgroup2 mount.
+    Process writers({"nsenter", "--net=/run/netns/" + host.name(), "/usr/bin/python3", "-c", kTwoCgroups, link.b_ip4(),
+                     kPort, std::to_string(alice.uid()), std::to_string(alice.gid()), cg.a.string(), cg.b.string(),
+                     std::to_string(kTurns), std::to_string(kChunk)});
+    constexpr uint64_t kBobTx = 2'000'000, kBobRx = 1'000'000;
+    Process bobs(as_user(bob, {PDTT_TRAFFIC_BIN, "send", "--to", link.b_ip4(), "--port", kPort, "--tx",
+                               std::to_string(kBobTx), "--rx", std::to_string(kBobRx)}),
+                 host.name());
+    auto wst = writers.wait(60s);
+    BOOST_REQUIRE_MESSAGE(wst && *wst == 0, "the two writers: " << writers.err());
+    auto bst = bobs.wait(60s);
+    BOOST_REQUIRE_MESSAGE(bst && *bst == 0, "bob's transfer: " << bobs.err());
+    const uint64_t resent = resent_bytes_max(host);
+
+    auto to_srv = [](const FlowBook& f) { return f.proto() == "tcp" && f.rport() == std::stoi(kPort); };
+    BOOST_TEST(wait_for_closes(*agent, 2, to_srv), "both connections closed");
+    std::vector<json::object> recs = stop_agent();
+    Books b = read_books(recs);
+    BOOST_TEST_MESSAGE("two cgroups user_report totals:" << summary(b));
+    uint64_t events = 0, drops = 0;
+    for (const auto& r : recs)
+        if (opt_str(r, "type") == "agent_stats") {
+            events = opt_u64(r, "events"); // cumulative: the last one has all
+            drops = opt_u64(r, "ring_drops");
+        }
+    BOOST_TEST(events < 200u, events << " ring records for " << 2 * kTurns << " writes in turn");
+    BOOST_TEST(drops == 0u);
+
+    auto flows = b.where(to_srv);
+    BOOST_TEST_REQUIRE(flows.size() == 2u);
+    for (const FlowBook* f : flows) {
+        BOOST_TEST_REQUIRE(f->close.has_value());
+        const int64_t uid = opt_i64(*f->close, "uid");
+        const uint64_t retrans = f->retrans();
+        BOOST_TEST_CONTEXT("flow " << flow_key(f->open) << " of uid " << uid) {
+            if (uid == int64_t(alice.uid())) {
+                BOOST_TEST(sent_exactly(f->under(uid).tx, kTrafficHeader + 2 * kTurns * kChunk, retrans),
+                           "alice sent " << f->under(uid).tx);
+                BOOST_TEST(f->under(0).tx == 0u, "root wrote nothing");
+            } else {
+                BOOST_TEST(uid == int64_t(bob.uid()));
+                BOOST_TEST(sent_exactly(f->under(uid).tx, kTrafficHeader + kBobTx, retrans));
+                BOOST_TEST(received_exactly(f->under(uid).rx, kBobRx, resent));
+            }
+        }
+    }
+    check_books_balance(b);
+}
+
+// ---- without tcp_sendmsg_locked ----
+
+namespace {
+
+// PDTT_TEST_FORCE for the agents started while it lives (they inherit it).
+struct Force {
+    explicit Force(const char* what) { ::setenv("PDTT_TEST_FORCE", what, 1); }
+    ~Force() { ::unsetenv("PDTT_TEST_FORCE"); }
+    Force(const Force&) = delete;
+    Force& operator=(const Force&) = delete;
+};
+
+constexpr uint64_t kHandoverWrite = 256 * 1024; // pdtt-handover's largest send()
+
+} // namespace
+
+// Kernels 6.4 to 6.15 have sock_send_length but not tcp_sendmsg_locked: the
+// agent loads without it and says so once; a hand-over is still counted,
+// the new owner's first write (some of it already sent when the hook runs)
+// going to the previous owner.
+BOOST_FIXTURE_TEST_CASE(without_tcp_sendmsg_locked_a_hand_over_errs_by_at_most_one_write, Lab) {
+    Force force("no-tcp-sendmsg-locked");
+    Process sink({PDTT_HANDOVER_BIN, "sink", "--bind", link.b_ip4(), "--port", kSinkPort, "--parts",
+                  std::to_string(kFirst) + "," + std::to_string(kSecond)},
+                 peer.name());
+    BOOST_REQUIRE_MESSAGE(sink.wait_for_line("ready", 10s), "sink did not start: " << sink.err());
+    start_agent({"-t", "1", "-v"});
+    const std::string err = agent->err();
+    auto count = [&](const std::string& part) {
+        std::size_t n = 0;
+        for (auto at = err.find(part); at != std::string::npos; at = err.find(part, at + 1))
+            n++;
+        return n;
+    };
+    BOOST_TEST(count("tcp_sendmsg_locked is not available") == 1u, "said once at start: " << err);
+    BOOST_TEST(count("attached tp_btf/tcp_sendmsg_locked") == 0u);
+    BOOST_TEST(count("attached tp_btf/sock_send_length") == 1u);
+    Writers w = two_writers(*this, alice, bob, link.b_ip4(), kSinkPort,
+                            {"--tx", std::to_string(kFirst), "--tx-b", std::to_string(kSecond)});
+    BOOST_REQUIRE(w.a && w.b);
+    auto st = sink.wait(10s);
+    BOOST_REQUIRE_MESSAGE(st && *st == 0, "sink: " << sink.err());
+    auto to_sink = [](const FlowBook& f) { return f.rport() == std::stoi(kSinkPort); };
+    BOOST_TEST(wait_for_closes(*agent, 1, to_sink), "the connection closed");
+    Books b = read_books(stop_agent());
+    BOOST_TEST_MESSAGE("forced no tcp_sendmsg_locked user_report totals:" << summary(b));
+    auto flows = b.where(to_sink);
+    BOOST_TEST_REQUIRE(flows.size() == 1u);
+    const FlowBook& f = *flows[0];
+    BOOST_TEST_REQUIRE(f.close.has_value());
+    BOOST_TEST((f.chain() == std::vector<int64_t>{int64_t(alice.uid()), int64_t(bob.uid())}),
+               "owners " << show(f.chain()));
+    const uint64_t retrans = f.retrans();
+    Moved a = f.under(alice.uid()), bb = f.under(bob.uid());
+    BOOST_TEST(sent_exactly(a.tx + bb.tx, kFirst + kSecond, retrans), "sent " << a.tx + bb.tx);
+    BOOST_TEST((a.tx >= kFirst && a.tx <= kFirst + kHandoverWrite + retrans),
+               "alice sent " << a.tx << " of " << kFirst << ", bob's first write at most " << kHandoverWrite);
+    check_books_balance(b);
+}
+
+// ---- subordinate uids ----
+
+namespace {
+
+constexpr uint32_t kSubuidBase = 2'100'000'000, kSubuidCount = 65536; // above any useradd range
+
+// /etc/subuid as it was, put back when the test ends, however it ends.
+struct SubuidBackup {
+    const fs::path path = "/etc/subuid";
+    std::optional<std::string> was;
+    SubuidBackup() {
+        if (std::ifstream in(path); in) {
+            std::ostringstream s;
+            s << in.rdbuf();
+            was = s.str();
+        }
+    }
+    ~SubuidBackup() {
+        if (was)
+            std::ofstream(path, std::ios::trunc) << *was;
+        else
+            fs::remove(path);
+    }
+    // Adds a line the way useradd does: a new file renamed over the old.
+    void add(const std::string& line) const {
+        const fs::path tmp = path.string() + ".pdtt-test";
+        std::string text = was.value_or("");
+        if (!text.empty() && text.back() != '\n')
+            text += '\n';
+        std::ofstream(tmp) << text << line << "\n";
+        fs::rename(tmp, path);
+    }
+};
+
+} // namespace
+
+// A process running as a uid of alice's /etc/subuid range (a rootless
+// container's uid 5, say) moves bytes on the monitored link: they are
+// alice's, with the raw uid beside, in her file. The range is added while
+// the agent runs: it reads the file again when it changes.
+BOOST_FIXTURE_TEST_CASE(subordinate_uid_is_reported_as_its_range_owner, Lab) {
+    SubuidBackup backup;
+    auto srv = serve(link.b_ip4());
+    start_agent({"-t", "1"});
+    backup.add(alice.name() + ":" + std::to_string(kSubuidBase) + ":" + std::to_string(kSubuidCount));
+    std::this_thread::sleep_for(2500ms); // two ticks: seen changed, then read
+    const uint32_t raw = kSubuidBase + 5;
+    constexpr uint64_t kTx = 300'000, kRx = 200'000;
+    Process p({PDTT_TRAFFIC_BIN, "send", "--to", link.b_ip4(), "--port", kPort, "--tx", std::to_string(kTx), "--rx",
+               std::to_string(kRx), "--uid", std::to_string(raw)},
+              host.name());
+    auto st = p.wait(30s);
+    BOOST_REQUIRE_MESSAGE(st && *st == 0, "transfer as uid " << raw << ": " << p.err());
+    auto to_srv = [](const FlowBook& f) { return f.proto() == "tcp" && f.rport() == std::stoi(kPort); };
+    BOOST_TEST(wait_for_closes(*agent, 1, to_srv), "the connection closed");
+    Books b = read_books(stop_agent());
+    BOOST_TEST_MESSAGE("subordinate uid user_report totals:" << summary(b));
+    auto flows = b.where(to_srv);
+    BOOST_TEST_REQUIRE(flows.size() == 1u);
+    const FlowBook& f = *flows[0];
+    BOOST_TEST_REQUIRE(f.close.has_value());
+    for (const json::object* r : {&f.open, &*f.close}) {
+        BOOST_TEST_CONTEXT(json::serialize(*r)) {
+            BOOST_TEST(opt_i64(*r, "uid") == int64_t(alice.uid()));
+            BOOST_TEST(opt_str(*r, "user") == alice.name());
+            BOOST_TEST(opt_i64(*r, "raw_uid") == int64_t(raw));
+        }
+    }
+    BOOST_TEST(f.owners.empty(), "owners " << show(f.chain()));
+    BOOST_TEST(sent_exactly(f.under(alice.uid()).tx, kTrafficHeader + kTx, f.retrans()));
+    BOOST_TEST(b.reports.count(int64_t(raw)) == 0u, "no user_report under the raw uid");
+    BOOST_TEST(sent_exactly(b.reports[alice.uid()].tx, kTrafficHeader + kTx, f.retrans()));
+    FileSums file = read_user_file(user_file(alice));
+    BOOST_TEST(sent_exactly(file.tx, kTrafficHeader + kTx, f.retrans()), "alice's file: tx " << file.tx);
+    BOOST_TEST(!fs::exists(dir / ("pdtt-uid-" + std::to_string(raw) + ".log")), "no file for the raw uid");
+    check_books_balance(b);
+}
+
+// A rootless container's 65,536 uids are one person: their flows count in
+// the range owner's share of the flow table, not one share per uid. With a
+// share of 4, eight connections from eight uids of alice's range hold 4
+// slots; the others' bytes are still alice's (her overflow row).
+BOOST_FIXTURE_TEST_CASE(subordinate_uids_share_their_owners_slots, Lab) {
+    SubuidBackup backup;
+    backup.add(alice.name() + ":" + std::to_string(kSubuidBase) + ":" + std::to_string(kSubuidCount));
+    auto srv = serve(link.b_ip4());
+    start_agent({"-t", "1", "--max-flows-per-user", "4"});
+    constexpr int kConns = 8;
+    constexpr uint64_t kTx = 20'000, kRx = 5'000;
+    std::vector<std::unique_ptr<Process>> senders;
+    for (int i = 0; i < kConns; i++)
+        senders.push_back(std::make_unique<Process>(
+            std::vector<std::string>{PDTT_TRAFFIC_BIN, "send", "--to", link.b_ip4(), "--port", kPort, "--tx",
+                                     std::to_string(kTx), "--rx", std::to_string(kRx), "--hold-ms", "2000", "--uid",
+                                     std::to_string(kSubuidBase + 100 + i)},
+            host.name()));
+    for (auto& s : senders) {
+        auto st = s->wait(30s);
+        BOOST_REQUIRE_MESSAGE(st && *st == 0, "sender: " << s->err());
+    }
+    std::this_thread::sleep_for(1500ms); // the last closes and overflow reach a report
+    std::vector<json::object> recs = stop_agent();
+    Books b = read_books(recs);
+    BOOST_TEST_MESSAGE("subordinate uid shares user_report totals:" << summary(b));
+    uint64_t share_full = 0, retrans = 0;
+    for (const auto& r : recs) {
+        if (opt_str(r, "type") == "agent_stats")
+            share_full = opt_u64(r, "flow_share_full");
+        if (opt_str(r, "type") == "flow_close")
+            retrans += opt_u64(r, "tcp_bytes_retrans");
+    }
+    BOOST_TEST(share_full >= uint64_t(kConns - 4), "connections refused a slot: " << share_full);
+    auto slots = b.where([](const FlowBook& f) { return f.rport() == std::stoi(kPort); });
+    BOOST_TEST(slots.size() <= 4u, "flows with a slot: " << slots.size());
+    BOOST_TEST(sent_exactly(b.reports[alice.uid()].tx, kConns * (kTrafficHeader + kTx), retrans),
+               "alice's user_report tx " << b.reports[alice.uid()].tx);
+    for (int i = 0; i < kConns; i++)
+        BOOST_TEST(b.reports.count(int64_t(kSubuidBase + 100 + i)) == 0u, "no report under a raw uid");
 }

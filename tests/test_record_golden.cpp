@@ -40,6 +40,7 @@ FlowRecord flow(FlowEvent type) {
     r.id.flow_id = 18446744073709551615ull;
     r.id.iface = "eth0";
     r.id.uid = 1000;
+    r.id.raw_uid = 1000;
     r.id.user = "alice";
     r.id.pid = 4242;
     r.id.comm = "rsync";
@@ -69,6 +70,7 @@ FlowRecord unowned(FlowEvent type) {
     FlowRecord r = flow(type);
     r.id.flow_id = 0;
     r.id.uid = kUnattributedUid;
+    r.id.raw_uid = kUnattributedUid;
     r.id.user = kUnattributedUser;
     r.id.pid.reset();
     r.id.comm.reset();
@@ -193,24 +195,28 @@ BOOST_AUTO_TEST_CASE(flow_records) {
               s.flow_close(flow(FlowEvent::close));
           }),
           "{\"v\":1,\"type\":\"flow_open\",\"ts\":\"2024-01-15T10:30:00.123456Z\",\"flow_id\":18446744073709551615,"
-          "\"iface\":\"eth0\",\"user\":\"alice\",\"uid\":1000,\"pid\":4242,\"comm\":\"rsync\",\"cgroup\":\"system.sl"
+          "\"iface\":\"eth0\",\"user\":\"alice\",\"uid\":1000,\"raw_uid\":1000,\"pid\":4242,\"comm\":\"rsync\","
+          "\"cgroup\":\"system.sl"
           "ice/slurmstepd.scope/job_42/step_0/user/task_0\",\"job\":\"42\",\"step\":\"0\",\"proto\":\"tcp\","
           "\"family\":\"ipv4\",\"local\":\"192.168.1.100\",\"lport\":40000,\"remote\":\"93.184.216.34\","
           "\"rport\":443,\"direction\":\"outbound\"}\n"
           "{\"v\":1,\"type\":\"flow_delta\",\"ts\":\"2024-01-15T10:30:00.123456Z\",\"flow_id\":18446744073709551615,"
-          "\"iface\":\"eth0\",\"user\":\"alice\",\"uid\":1000,\"pid\":4242,\"comm\":\"rsync\",\"cgroup\":\"system.sl"
+          "\"iface\":\"eth0\",\"user\":\"alice\",\"uid\":1000,\"raw_uid\":1000,\"pid\":4242,\"comm\":\"rsync\","
+          "\"cgroup\":\"system.sl"
           "ice/slurmstepd.scope/job_42/step_0/user/task_0\",\"job\":\"42\",\"step\":\"0\",\"proto\":\"tcp\","
           "\"family\":\"ipv4\",\"local\":\"192.168.1.100\",\"lport\":40000,\"remote\":\"93.184.216.34\","
           "\"rport\":443,\"direction\":\"outbound\",\"tx_bytes\":100,\"rx_bytes\":200,\"tx_packets\":3,"
           "\"rx_packets\":4}\n"
           "{\"v\":1,\"type\":\"flow_owner\",\"ts\":\"2024-01-15T10:30:00.123456Z\",\"flow_id\":18446744073709551615,"
-          "\"iface\":\"eth0\",\"user\":\"alice\",\"uid\":1000,\"pid\":4242,\"comm\":\"rsync\",\"cgroup\":\"system.sl"
+          "\"iface\":\"eth0\",\"user\":\"alice\",\"uid\":1000,\"raw_uid\":1000,\"pid\":4242,\"comm\":\"rsync\","
+          "\"cgroup\":\"system.sl"
           "ice/slurmstepd.scope/job_42/step_0/user/task_0\",\"job\":\"42\",\"step\":\"0\",\"proto\":\"tcp\","
           "\"family\":\"ipv4\",\"local\":\"192.168.1.100\",\"lport\":40000,\"remote\":\"93.184.216.34\","
           "\"rport\":443,\"direction\":\"outbound\",\"from_uid\":0,\"from_user\":\"root\",\"from_job\":\"41\","
           "\"tx_bytes\":100,\"rx_bytes\":200,\"tx_packets\":3,\"rx_packets\":4}\n"
           "{\"v\":1,\"type\":\"flow_close\",\"ts\":\"2024-01-15T10:30:00.123456Z\",\"flow_id\":18446744073709551615,"
-          "\"iface\":\"eth0\",\"user\":\"alice\",\"uid\":1000,\"pid\":4242,\"comm\":\"rsync\",\"cgroup\":\"system.sl"
+          "\"iface\":\"eth0\",\"user\":\"alice\",\"uid\":1000,\"raw_uid\":1000,\"pid\":4242,\"comm\":\"rsync\","
+          "\"cgroup\":\"system.sl"
           "ice/slurmstepd.scope/job_42/step_0/user/task_0\",\"job\":\"42\",\"step\":\"0\",\"proto\":\"tcp\","
           "\"family\":\"ipv4\",\"local\":\"192.168.1.100\",\"lport\":40000,\"remote\":\"93.184.216.34\","
           "\"rport\":443,\"direction\":\"outbound\",\"tx_bytes\":100,\"rx_bytes\":200,\"tx_packets\":3,"
@@ -225,17 +231,17 @@ BOOST_AUTO_TEST_CASE(flow_records_of_nobody) {
               s.flow_close(unowned(FlowEvent::close));
           }),
           "{\"v\":1,\"type\":\"flow_open\",\"ts\":\"2024-01-15T10:30:00.123456Z\",\"flow_id\":0,\"iface\":\"eth0\","
-          "\"user\":\"unattributed\",\"uid\":-1,\"pid\":null,\"comm\":null,\"cgroup\":null,\"job\":null,"
+          "\"user\":\"unattributed\",\"uid\":-1,\"raw_uid\":-1,\"pid\":null,\"comm\":null,\"cgroup\":null,\"job\":null,"
           "\"step\":null,\"proto\":\"udp\",\"family\":\"ipv6\",\"local\":\"fd00:201::1\",\"lport\":40000,"
           "\"remote\":\"fd00:201:ffff:ffff:ffff:ffff:ffff:ffff\",\"rport\":443,\"direction\":\"unknown\"}\n"
           "{\"v\":1,\"type\":\"flow_owner\",\"ts\":\"2024-01-15T10:30:00.123456Z\",\"flow_id\":0,\"iface\":\"eth0\","
-          "\"user\":\"unattributed\",\"uid\":-1,\"pid\":null,\"comm\":null,\"cgroup\":null,\"job\":null,"
+          "\"user\":\"unattributed\",\"uid\":-1,\"raw_uid\":-1,\"pid\":null,\"comm\":null,\"cgroup\":null,\"job\":null,"
           "\"step\":null,\"proto\":\"udp\",\"family\":\"ipv6\",\"local\":\"fd00:201::1\",\"lport\":40000,"
           "\"remote\":\"fd00:201:ffff:ffff:ffff:ffff:ffff:ffff\",\"rport\":443,\"direction\":\"unknown\","
           "\"from_uid\":0,\"from_user\":\"root\",\"from_job\":null,\"tx_bytes\":100,\"rx_bytes\":200,"
           "\"tx_packets\":3,\"rx_packets\":4}\n"
           "{\"v\":1,\"type\":\"flow_close\",\"ts\":\"2024-01-15T10:30:00.123456Z\",\"flow_id\":0,\"iface\":\"eth0\","
-          "\"user\":\"unattributed\",\"uid\":-1,\"pid\":null,\"comm\":null,\"cgroup\":null,\"job\":null,"
+          "\"user\":\"unattributed\",\"uid\":-1,\"raw_uid\":-1,\"pid\":null,\"comm\":null,\"cgroup\":null,\"job\":null,"
           "\"step\":null,\"proto\":\"udp\",\"family\":\"ipv6\",\"local\":\"fd00:201::1\",\"lport\":40000,"
           "\"remote\":\"fd00:201:ffff:ffff:ffff:ffff:ffff:ffff\",\"rport\":443,\"direction\":\"unknown\","
           "\"tx_bytes\":100,\"rx_bytes\":200,\"tx_packets\":3,\"rx_packets\":4,\"tcp_bytes_acked\":99,"
@@ -249,7 +255,8 @@ BOOST_AUTO_TEST_CASE(flow_records_with_hostile_strings) {
               s.flow_close(hostile(FlowEvent::close));
           }),
           "{\"v\":1,\"type\":\"flow_open\",\"ts\":\"2024-01-15T10:30:00.123456Z\",\"flow_id\":18446744073709551615,"
-          "\"iface\":\"eth\\\"0\\\\\",\"user\":\"\357\277\275u]\\\"\",\"uid\":1000,\"pid\":4242,\"comm\":\"a\\\"b\\\\"
+          "\"iface\":\"eth\\\"0\\\\\",\"user\":\"\357\277\275u]\\\"\",\"uid\":1000,\"raw_uid\":1000,\"pid\":4242,"
+          "\"comm\":\"a\\\"b\\\\"
           "c]\\u0001\\n\\u001f\177\357\277\275\357\277\275\357\277\275(\357\277\275\",\"cgroup\":\"a/a\\\"b\\\\c]\\u"
           "0001\\n\\u001f\177\357\277\275\357\277\275\357\277\275(\357\277\275\",\"job\":\"j\\\\a\\\"b\\\\c]\\u0001\\"
           "n\\u001f\177\357\277\275\357\277\275\357\277\275(\357\277\275\",\"step\":\"a\\\"b\\\\c]\\u0001\\n\\u001f\177"
@@ -257,7 +264,8 @@ BOOST_AUTO_TEST_CASE(flow_records_with_hostile_strings) {
           "\"local\":\"192.168.1.100\",\"lport\":40000,\"remote\":\"93.184.216.34\",\"rport\":443,\"direction\":\"in"
           "bound\"}\n"
           "{\"v\":1,\"type\":\"flow_owner\",\"ts\":\"2024-01-15T10:30:00.123456Z\",\"flow_id\":18446744073709551615,"
-          "\"iface\":\"eth\\\"0\\\\\",\"user\":\"\357\277\275u]\\\"\",\"uid\":1000,\"pid\":4242,\"comm\":\"a\\\"b\\\\"
+          "\"iface\":\"eth\\\"0\\\\\",\"user\":\"\357\277\275u]\\\"\",\"uid\":1000,\"raw_uid\":1000,\"pid\":4242,"
+          "\"comm\":\"a\\\"b\\\\"
           "c]\\u0001\\n\\u001f\177\357\277\275\357\277\275\357\277\275(\357\277\275\",\"cgroup\":\"a/a\\\"b\\\\c]\\u"
           "0001\\n\\u001f\177\357\277\275\357\277\275\357\277\275(\357\277\275\",\"job\":\"j\\\\a\\\"b\\\\c]\\u0001\\"
           "n\\u001f\177\357\277\275\357\277\275\357\277\275(\357\277\275\",\"step\":\"a\\\"b\\\\c]\\u0001\\n\\u001f\177"
@@ -267,7 +275,8 @@ BOOST_AUTO_TEST_CASE(flow_records_with_hostile_strings) {
           "001f\177\357\277\275\357\277\275\357\277\275(\357\277\275\",\"tx_bytes\":100,\"rx_bytes\":200,"
           "\"tx_packets\":3,\"rx_packets\":4}\n"
           "{\"v\":1,\"type\":\"flow_close\",\"ts\":\"2024-01-15T10:30:00.123456Z\",\"flow_id\":18446744073709551615,"
-          "\"iface\":\"eth\\\"0\\\\\",\"user\":\"\357\277\275u]\\\"\",\"uid\":1000,\"pid\":4242,\"comm\":\"a\\\"b\\\\"
+          "\"iface\":\"eth\\\"0\\\\\",\"user\":\"\357\277\275u]\\\"\",\"uid\":1000,\"raw_uid\":1000,\"pid\":4242,"
+          "\"comm\":\"a\\\"b\\\\"
           "c]\\u0001\\n\\u001f\177\357\277\275\357\277\275\357\277\275(\357\277\275\",\"cgroup\":\"a/a\\\"b\\\\c]\\u"
           "0001\\n\\u001f\177\357\277\275\357\277\275\357\277\275(\357\277\275\",\"job\":\"j\\\\a\\\"b\\\\c]\\u0001\\"
           "n\\u001f\177\357\277\275\357\277\275\357\277\275(\357\277\275\",\"step\":\"a\\\"b\\\\c]\\u0001\\n\\u001f\177"
@@ -377,7 +386,8 @@ BOOST_FIXTURE_TEST_CASE(flow_records, UtcZone) {
     check(rfc5424::format_flow_owner(kHeader, flow(FlowEvent::owner)),
           "<134>1 2024-01-15T10:30:00.123456+00:00 host.example pdtt 1234 flow_owner [pdtt@32473 v=\"1\" "
           "ts=\"2024-01-15T10:30:00.123456Z\" flow_id=\"18446744073709551615\" iface=\"eth0\" user=\"alice\" "
-          "uid=\"1000\" pid=\"4242\" comm=\"rsync\" cgroup=\"system.slice/slurmstepd.scope/job_42/step_0/user/task_0"
+          "uid=\"1000\" raw_uid=\"1000\" pid=\"4242\" comm=\"rsync\" "
+          "cgroup=\"system.slice/slurmstepd.scope/job_42/step_0/user/task_0"
           "\" job=\"42\" step=\"0\" proto=\"tcp\" family=\"ipv4\" local=\"192.168.1.100\" lport=\"40000\" "
           "remote=\"93.184.216.34\" rport=\"443\" direction=\"outbound\" from_uid=\"0\" from_user=\"root\" "
           "from_job=\"41\" tx_bytes=\"100\" rx_bytes=\"200\" tx_packets=\"3\" rx_packets=\"4\"] tcp 192.168.1.100:40"
@@ -385,7 +395,8 @@ BOOST_FIXTURE_TEST_CASE(flow_records, UtcZone) {
     check(rfc5424::format_flow_close(kHeader, flow(FlowEvent::close)),
           "<134>1 2024-01-15T10:30:00.123456+00:00 host.example pdtt 1234 flow_close [pdtt@32473 v=\"1\" "
           "ts=\"2024-01-15T10:30:00.123456Z\" flow_id=\"18446744073709551615\" iface=\"eth0\" user=\"alice\" "
-          "uid=\"1000\" pid=\"4242\" comm=\"rsync\" cgroup=\"system.slice/slurmstepd.scope/job_42/step_0/user/task_0"
+          "uid=\"1000\" raw_uid=\"1000\" pid=\"4242\" comm=\"rsync\" "
+          "cgroup=\"system.slice/slurmstepd.scope/job_42/step_0/user/task_0"
           "\" job=\"42\" step=\"0\" proto=\"tcp\" family=\"ipv4\" local=\"192.168.1.100\" lport=\"40000\" "
           "remote=\"93.184.216.34\" rport=\"443\" direction=\"outbound\" tx_bytes=\"100\" rx_bytes=\"200\" "
           "tx_packets=\"3\" rx_packets=\"4\" tcp_bytes_acked=\"99\" tcp_bytes_received=\"198\" tcp_bytes_retrans=\"7"
@@ -394,6 +405,7 @@ BOOST_FIXTURE_TEST_CASE(flow_records, UtcZone) {
     check(rfc5424::format_flow_owner(kHeader, unowned(FlowEvent::owner)),
           "<134>1 2024-01-15T10:30:00.123456+00:00 host.example pdtt 1234 flow_owner [pdtt@32473 v=\"1\" "
           "ts=\"2024-01-15T10:30:00.123456Z\" flow_id=\"0\" iface=\"eth0\" user=\"unattributed\" uid=\"-1\" "
+          "raw_uid=\"-1\" "
           "proto=\"udp\" family=\"ipv6\" local=\"fd00:201::1\" lport=\"40000\" remote=\"fd00:201:ffff:ffff:ffff:ffff"
           ":ffff:ffff\" rport=\"443\" direction=\"unknown\" from_uid=\"0\" from_user=\"root\" tx_bytes=\"100\" "
           "rx_bytes=\"200\" tx_packets=\"3\" rx_packets=\"4\"] udp [fd00:201::1]:40000 -> [fd00:201:ffff:ffff:ffff:f"
@@ -401,6 +413,7 @@ BOOST_FIXTURE_TEST_CASE(flow_records, UtcZone) {
     check(rfc5424::format_flow_close(kHeader, unowned(FlowEvent::close)),
           "<134>1 2024-01-15T10:30:00.123456+00:00 host.example pdtt 1234 flow_close [pdtt@32473 v=\"1\" "
           "ts=\"2024-01-15T10:30:00.123456Z\" flow_id=\"0\" iface=\"eth0\" user=\"unattributed\" uid=\"-1\" "
+          "raw_uid=\"-1\" "
           "proto=\"udp\" family=\"ipv6\" local=\"fd00:201::1\" lport=\"40000\" remote=\"fd00:201:ffff:ffff:ffff:ffff"
           ":ffff:ffff\" rport=\"443\" direction=\"unknown\" tx_bytes=\"100\" rx_bytes=\"200\" tx_packets=\"3\" "
           "rx_packets=\"4\" tcp_bytes_acked=\"99\" tcp_bytes_received=\"198\" tcp_bytes_retrans=\"7\" "
@@ -412,7 +425,8 @@ BOOST_FIXTURE_TEST_CASE(flow_records_with_hostile_strings, UtcZone) {
     check(rfc5424::format_flow_owner(kHeader, hostile(FlowEvent::owner)),
           "<134>1 2024-01-15T10:30:00.123456+00:00 host.example pdtt 1234 flow_owner [pdtt@32473 v=\"1\" "
           "ts=\"2024-01-15T10:30:00.123456Z\" flow_id=\"18446744073709551615\" iface=\"eth\\\"0\\\\\" "
-          "user=\"\357\277\275u\\]\\\"\" uid=\"1000\" pid=\"4242\" comm=\"a\\\"b\\\\c\\]#001#012#037#177\357\277\275"
+          "user=\"\357\277\275u\\]\\\"\" uid=\"1000\" raw_uid=\"1000\" pid=\"4242\" "
+          "comm=\"a\\\"b\\\\c\\]#001#012#037#177\357\277\275"
           "\357\277\275\357\277\275(\357\277\275\" cgroup=\"a/a\\\"b\\\\c\\]#001#012#037#177\357\277\275\357\277\275"
           "\357\277\275(\357\277\275\" job=\"j\\\\a\\\"b\\\\c\\]#001#012#037#177\357\277\275\357\277\275\357\277\275"
           "(\357\277\275\" step=\"a\\\"b\\\\c\\]#001#012#037#177\357\277\275\357\277\275\357\277\275(\357\277\275\" "
@@ -424,7 +438,8 @@ BOOST_FIXTURE_TEST_CASE(flow_records_with_hostile_strings, UtcZone) {
     check(rfc5424::format_flow_close(kHeader, hostile(FlowEvent::close)),
           "<134>1 2024-01-15T10:30:00.123456+00:00 host.example pdtt 1234 flow_close [pdtt@32473 v=\"1\" "
           "ts=\"2024-01-15T10:30:00.123456Z\" flow_id=\"18446744073709551615\" iface=\"eth\\\"0\\\\\" "
-          "user=\"\357\277\275u\\]\\\"\" uid=\"1000\" pid=\"4242\" comm=\"a\\\"b\\\\c\\]#001#012#037#177\357\277\275"
+          "user=\"\357\277\275u\\]\\\"\" uid=\"1000\" raw_uid=\"1000\" pid=\"4242\" "
+          "comm=\"a\\\"b\\\\c\\]#001#012#037#177\357\277\275"
           "\357\277\275\357\277\275(\357\277\275\" cgroup=\"a/a\\\"b\\\\c\\]#001#012#037#177\357\277\275\357\277\275"
           "\357\277\275(\357\277\275\" job=\"j\\\\a\\\"b\\\\c\\]#001#012#037#177\357\277\275\357\277\275\357\277\275"
           "(\357\277\275\" step=\"a\\\"b\\\\c\\]#001#012#037#177\357\277\275\357\277\275\357\277\275(\357\277\275\" "

@@ -120,6 +120,7 @@ FlowRecord flow(FlowEvent type) {
     r.ts = at(123456);
     r.id.iface = "eth0";
     r.id.uid = 1000;
+    r.id.raw_uid = 1000;
     r.id.user = "alice";
     r.id.pid = 4242;
     r.id.comm = "rsync";
@@ -469,8 +470,8 @@ BOOST_AUTO_TEST_CASE(every_record_type_has_its_keys_in_order) {
     BOOST_REQUIRE(lines.size() == 5u);
 
     using K = std::vector<std::string>;
-    K id = {"ts",   "flow_id", "iface",  "user",  "uid",   "pid",    "comm",  "cgroup",   "job",
-            "step", "proto",   "family", "local", "lport", "remote", "rport", "direction"};
+    K id = {"ts",  "flow_id", "iface", "user",   "uid",   "raw_uid", "pid",    "comm",  "cgroup",
+            "job", "step",    "proto", "family", "local", "lport",   "remote", "rport", "direction"};
     K cnt = {"tx_bytes", "rx_bytes", "tx_packets", "rx_packets"};
     auto cat = [](K a, const K& b) {
         a.insert(a.end(), b.begin(), b.end());
@@ -493,11 +494,12 @@ BOOST_AUTO_TEST_CASE(every_record_type_has_its_keys_in_order) {
         BOOST_TEST(o.at("v").as_int64() == 1);
         BOOST_TEST(o.at("type").as_string() == types[i]);
     }
-    BOOST_TEST(lines[0] == "{\"v\":1,\"type\":\"flow_open\",\"ts\":\"2024-01-15T10:30:00.123456Z\","
-                           "\"flow_id\":0,\"iface\":\"eth0\",\"user\":\"alice\",\"uid\":1000,\"pid\":4242,"
-                           "\"comm\":\"rsync\",\"cgroup\":null,\"job\":null,\"step\":null,"
-                           "\"proto\":\"tcp\",\"family\":\"ipv4\",\"local\":\"192.168.1.100\",\"lport\":40000,"
-                           "\"remote\":\"93.184.216.34\",\"rport\":443,\"direction\":\"outbound\"}");
+    BOOST_TEST(lines[0] ==
+               "{\"v\":1,\"type\":\"flow_open\",\"ts\":\"2024-01-15T10:30:00.123456Z\","
+               "\"flow_id\":0,\"iface\":\"eth0\",\"user\":\"alice\",\"uid\":1000,\"raw_uid\":1000,\"pid\":4242,"
+               "\"comm\":\"rsync\",\"cgroup\":null,\"job\":null,\"step\":null,"
+               "\"proto\":\"tcp\",\"family\":\"ipv4\",\"local\":\"192.168.1.100\",\"lport\":40000,"
+               "\"remote\":\"93.184.216.34\",\"rport\":443,\"direction\":\"outbound\"}");
 
     json::object close = json::parse(lines[2]).as_object();
     BOOST_TEST(close.at("tx_bytes").to_number<uint64_t>() == 100u);

@@ -70,11 +70,14 @@ static __always_inline struct pdtt_noslot *noslot_active(const struct pdtt_flow_
 	return ns;
 }
 
-/* A packet of a flow refused a slot: still its owner's. */
+/* A packet of a flow refused a slot: still its owner's. Not noslot_active():
+ * the caller judged the flow refused a moment ago, and a refusal that
+ * expired in between (a flow sending once a second meets its 1 s retry)
+ * must not make this packet unattributed. */
 static __always_inline int account_noslot(const struct pdtt_flow_key *k, const struct pkt *p,
 					  int egress, __u64 segs)
 {
-	struct pdtt_noslot *ns = noslot_active(k);
+	struct pdtt_noslot *ns = bpf_map_lookup_elem(&noslot, k);
 	struct pdtt_counters *c;
 
 	if (!ns)

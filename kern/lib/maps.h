@@ -18,6 +18,8 @@ __u64 next_owner_gen = 0;
 /* Bumped by the agent after it seeded the flows older than it: an owner
  * cached before then was cached for a socket with no flow yet. */
 __u32 owner_epoch = 0;
+/* Entries of subuid_ranges in use; the agent writes both. */
+__u32 subuid_count = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -72,13 +74,15 @@ struct {
 	__type(value, struct owner);
 } listeners SEC(".maps");
 
-/* Owners of local UDP ports: kept by the I/O hooks, learnt from senders at
- * tc egress before their first hook, and by the agent from the socket table
- * for receivers that never sent. The agent drops entries of closed sockets. */
+/* Owners of UDP sockets, by socket cookie: kept by the I/O hooks, learnt
+ * from senders at tc egress before their first hook. Keyed by the socket,
+ * not its port: another user's socket on the same port (another address,
+ * SO_REUSEADDR) owns its own bytes only. The agent drops entries of closed
+ * sockets. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct pdtt_port_key);
+	__type(key, __u64); /* socket cookie */
 	__type(value, struct pdtt_owner);
 } udp_owners SEC(".maps");
 
@@ -133,5 +137,12 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } uid_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PDTT_SUBUID_RANGES);
+	__type(key, __u32);
+	__type(value, struct pdtt_subuid_range);
+} subuid_ranges SEC(".maps");
 
 #endif /* PDTT_LIB_MAPS_H */

@@ -16,16 +16,26 @@
 #include "sock.h"
 #include "udp.h"
 
+/* A change of cgroup alone (one user's two jobs, or a job and a process
+ * outside it, writing one socket in turn) applies at most this often per
+ * flow, so that alternating writers cannot flood the ring: the bytes in
+ * between stay with the current cgroup. 2^10 units of 2^20 ns: 1.07 s, the
+ * delta interval. A change of uid always applies at once. */
+#define CGROUP_HOLD_UNITS 1024
+#define CGROUP_UNIT_SHIFT 20
+
 /*
  * The bytes counted so far stay with the old owner: FLOW_OWNER carries the
  * totals at the change. A new pid or comm of the same uid and cgroup is only
- * noted. Returns 0 when the ring is full: the old owner stays, and the
- * caller asks again on its next call.
+ * noted. Returns 0 when the change must wait (the ring is full, or a cgroup
+ * changed too recently): the old owner stays, and the caller asks again on
+ * its next call.
  */
 static __always_inline int flow_set_owner(struct pdtt_flow *f, const struct pdtt_flow_key *k,
 					  __u32 uid, __u32 pid, __u64 cgroup, const char *comm)
 {
 	struct pdtt_event *e = NULL;
+	__u32 now = 0;
 
 	if (f->uid == uid && f->cgroup == cgroup) {
 		if (f->pid != pid) {
@@ -37,12 +47,19 @@ static __always_inline int flow_set_owner(struct pdtt_flow *f, const struct pdtt
 	/* Before its first monitored packet a flow has nothing to hand over:
 	 * its FLOW_OPEN will name the new owner. */
 	if (f->seen) {
+		if (f->uid == uid) {
+			now = (bpf_ktime_get_ns() >> CGROUP_UNIT_SHIFT) | 1; /* never 0 */
+			if (f->cgroup_ms && (__s32)(now - f->cgroup_ms) < CGROUP_HOLD_UNITS)
+				return 0;
+		}
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 		if (!e) {
 			stat_inc(PDTT_STAT_OWNER_DEFERRED);
 			return 0;
 		}
 	}
+	if (now)
+		f->cgroup_ms = now;
 	if (f->uid != uid)
 		slot_move(f, uid);
 	f->uid = uid;
@@ -57,15 +74,49 @@ static __always_inline int flow_set_owner(struct pdtt_flow *f, const struct pdtt
 	return 1;
 }
 
-/* A UDP flow follows its local port's owner, which the I/O hooks keep: from
- * the packet path, so a new owner's datagram is counted for it. */
-static __always_inline void udp_owner_sync(struct pdtt_flow *f, const struct pdtt_flow_key *k)
+/* A UDP flow follows its socket's owner, which the I/O hooks keep: from the
+ * packet path, so a new owner's datagram is counted for it. */
+static __always_inline void udp_owner_apply(struct pdtt_flow *f, const struct pdtt_flow_key *k,
+					    const struct pdtt_owner *o)
 {
-	struct pdtt_port_key ok = udp_owner_key(k);
-	struct pdtt_owner *o = bpf_map_lookup_elem(&udp_owners, &ok);
-
 	if (o && o->gen != f->owner_gen && flow_set_owner(f, k, o->uid, o->pid, o->cgroup, o->comm))
 		f->owner_gen = o->gen;
+}
+
+/*
+ * A received datagram's flow, found (f) or made, following the owner of the
+ * socket the kernel delivers it to. Only a datagram some local socket will
+ * receive opens a flow: a flood to closed ports must not fill the table. A
+ * flow opened before its socket had a cookie looks the socket up again
+ * until it has one (the socket's first read makes it).
+ */
+static __always_inline struct pdtt_flow *udp_rx(void *ctx, const struct pdtt_flow_key *k,
+						struct pdtt_flow *f)
+{
+	if (!f || !f->sk_cookie) {
+		struct bpf_sock *sk = lookup_local(ctx, k);
+		__u64 cookie;
+		__u32 uid;
+
+		if (!sk)
+			return f;
+		cookie = udp_sock_cookie(sk, &uid);
+		bpf_sk_release(sk);
+		if (!f)
+			return udp_flow_create(k, udp_owner_of(cookie), uid, cookie,
+					       PDTT_DIR_INBOUND);
+		f->sk_cookie = cookie;
+	}
+	udp_owner_apply(f, k, udp_owner_of(f->sk_cookie));
+	return f;
+}
+
+/* Sent: the sending socket's owner, datagram by datagram, once it is known
+ * (an existing flow keeps its owner for a socket not seen yet). */
+static __always_inline void udp_owner_tx(struct __sk_buff *skb, struct pdtt_flow *f,
+					 const struct pdtt_flow_key *k)
+{
+	udp_owner_apply(f, k, udp_owner_of(bpf_get_socket_cookie(skb)));
 }
 
 static __always_inline int tcp_owner_moved(struct sock *sk, __u32 uid, __u32 pid, __u64 cgroup)
@@ -90,22 +141,19 @@ static __always_inline int tcp_owner_moved(struct sock *sk, __u32 uid, __u32 pid
 	return flow_set_owner(f, &k, uid, pid, cgroup, comm);
 }
 
-static __always_inline int udp_owner_moved(struct sock *sk, __u32 netns, __u32 uid, __u32 pid,
-					   __u64 cgroup)
+static __always_inline int udp_owner_moved(struct sock *sk, __u32 uid, __u32 pid, __u64 cgroup)
 {
-	struct pdtt_port_key ok = {
-		.netns = netns, .port = sk->__sk_common.skc_num, /* host order */
-	};
+	__u64 cookie = bpf_get_socket_cookie(sk);
 	struct pdtt_owner o = {
 		.uid = uid,
 		.pid = pid,
 		.cgroup = cgroup,
 		.gen = __sync_fetch_and_add(&next_owner_gen, 1) + 1,
-		.cookie = bpf_get_socket_cookie(sk),
+		.cookie = cookie,
 	};
 
 	bpf_get_current_comm(o.comm, sizeof(o.comm));
-	if (bpf_map_update_elem(&udp_owners, &ok, &o, BPF_ANY))
+	if (bpf_map_update_elem(&udp_owners, &cookie, &o, BPF_ANY))
 		stat_inc(PDTT_STAT_AUX_FULL);
 	return 1;
 }
@@ -151,7 +199,7 @@ static __always_inline void io_hook(struct sock *sk)
 	if (proto == IPPROTO_TCP)
 		done = tcp_owner_moved(sk, uid, pid, cgroup);
 	else
-		done = udp_owner_moved(sk, netns, uid, pid, cgroup);
+		done = udp_owner_moved(sk, uid, pid, cgroup);
 	if (done) {
 		last->uid = uid;
 		last->pid = pid;

@@ -47,6 +47,33 @@ static __always_inline void overflow_unreported(const struct pdtt_flow *f)
 	__sync_fetch_and_add(&c->rx_packets, f->cnt.rx_packets - f->reported.rx_packets);
 }
 
+#define SUBUID_SEARCH_STEPS 13 /* log2(PDTT_SUBUID_RANGES) + 1 */
+
+/* The uid whose share of the table a flow of uid counts in: the owner of
+ * its /etc/subuid range, else itself. A binary search of the sorted ranges;
+ * global, so that the verifier checks it once, not at every call site. */
+__noinline __u32 share_uid(__u32 uid)
+{
+	__u32 lo = 0, hi = subuid_count;
+
+	if (hi > PDTT_SUBUID_RANGES)
+		hi = PDTT_SUBUID_RANGES;
+	for (int i = 0; i < SUBUID_SEARCH_STEPS && lo < hi; i++) {
+		__u32 mid = lo + (hi - lo) / 2;
+		struct pdtt_subuid_range *r = bpf_map_lookup_elem(&subuid_ranges, &mid);
+
+		if (!r)
+			break;
+		if (uid < r->first)
+			hi = mid;
+		else if (uid - r->first < r->count)
+			return r->owner;
+		else
+			lo = mid + 1;
+	}
+	return uid;
+}
+
 static __always_inline int slot_take(__u32 uid)
 {
 	__u64 one = 1, *n;
@@ -88,14 +115,15 @@ static __always_inline struct pdtt_flow *flow_insert(const struct pdtt_flow_key 
 						     struct pdtt_flow *f, __u64 retry_ns)
 {
 	struct pdtt_noslot ns = {.uid = f->uid};
+	__u32 share = share_uid(f->uid);
 	long err;
 
-	if (slot_take(f->uid)) {
-		f->slot_uid = f->uid;
+	if (slot_take(share)) {
+		f->slot_uid = share;
 		err = bpf_map_update_elem(&flows, k, f, BPF_NOEXIST);
 		if (!err)
 			return bpf_map_lookup_elem(&flows, k);
-		slot_give(f->uid);
+		slot_give(share);
 		if (err == -EEXIST) /* another CPU won */
 			return bpf_map_lookup_elem(&flows, k);
 		stat_inc(PDTT_STAT_FLOW_FULL);
@@ -108,13 +136,17 @@ static __always_inline struct pdtt_flow *flow_insert(const struct pdtt_flow_key 
 	return NULL;
 }
 
-/* A flow's slot counts in its owner's share: it moves with the owner, even
- * past the new owner's share (the flow has its slot already). */
+/* A flow's slot counts in its owner's share (a subordinate uid's: its range
+ * owner's): it moves with the owner, even past the new owner's share (the
+ * flow has its slot already). */
 static __always_inline void slot_move(struct pdtt_flow *f, __u32 uid)
 {
 	__u64 one = 1, *n;
 
-	if (!max_slots_per_uid || f->slot_uid == PDTT_SLOT_NONE || f->slot_uid == uid)
+	if (!max_slots_per_uid || f->slot_uid == PDTT_SLOT_NONE)
+		return;
+	uid = share_uid(uid);
+	if (f->slot_uid == uid)
 		return;
 	slot_give(f->slot_uid);
 	f->slot_uid = uid;

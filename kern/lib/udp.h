@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * UDP has no state transitions to hook: a UDP flow is created by its first
- * packet, owned by its local port's entry in udp_owners. The agent closes
+ * packet, owned by its socket's entry in udp_owners (the sender's on
+ * egress, the receiver's on ingress). The agent closes
  * it when it goes idle or its socket is gone.
  */
 #ifndef PDTT_LIB_UDP_H
@@ -18,15 +19,26 @@
 
 #define UDP_NOSLOT_RETRY_NS 1000000000ull /* a refused UDP flow asks again after 1 s */
 
-static __always_inline struct pdtt_port_key udp_owner_key(const struct pdtt_flow_key *k)
+/* A socket's cookie as the kernel holds it: 0 until someone asked for it
+ * (the I/O hooks and sock_diag do). The packet path cannot make one for a
+ * socket it looked up. */
+static __always_inline __u64 udp_sock_cookie(struct bpf_sock *bsk, __u32 *uid)
 {
-	struct pdtt_port_key ok = {.netns = k->netns, .port = k->lport};
+	struct sock *sk = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct sock));
 
-	return ok;
+	*uid = sk->sk_uid.val;
+	return sk->__sk_common.skc_cookie.counter;
 }
 
+static __always_inline struct pdtt_owner *udp_owner_of(__u64 cookie)
+{
+	return cookie ? bpf_map_lookup_elem(&udp_owners, &cookie) : NULL;
+}
+
+/* o: the socket's owner entry; without one, the socket's uid. */
 static __always_inline struct pdtt_flow *udp_flow_create(const struct pdtt_flow_key *k,
-							 const struct pdtt_owner *o, __u8 direction)
+							 const struct pdtt_owner *o, __u32 sk_uid,
+							 __u64 cookie, __u8 direction)
 {
 	struct pdtt_flow f = {};
 
@@ -37,8 +49,9 @@ static __always_inline struct pdtt_flow *udp_flow_create(const struct pdtt_flow_
 		f.owner_gen = o->gen;
 		__builtin_memcpy(f.comm, o->comm, sizeof(f.comm));
 	} else {
-		f.uid = PDTT_UID_UNRESOLVED;
+		f.uid = sk_uid;
 	}
+	f.sk_cookie = cookie;
 	f.id = new_flow_id();
 	f.direction = direction;
 	f.family = is_v4(k->raddr) ? AF_INET : AF_INET6;
@@ -46,38 +59,33 @@ static __always_inline struct pdtt_flow *udp_flow_create(const struct pdtt_flow_
 	return flow_insert(k, &f, UDP_NOSLOT_RETRY_NS);
 }
 
-/* Only a datagram some local socket will receive opens a flow: a flood to
- * closed ports must not fill the table. */
-static __always_inline struct pdtt_flow *udp_rx_flow(void *ctx, const struct pdtt_flow_key *k)
+/* The owner entry of the socket sending skb, made from the socket's uid
+ * before its first sock_send_length (which runs after the datagram left). */
+static __always_inline struct pdtt_owner *udp_sender(struct __sk_buff *skb, __u64 cookie)
 {
-	struct pdtt_port_key ok = udp_owner_key(k);
-	struct bpf_sock *sk = lookup_local(ctx, k);
-
-	if (!sk)
-		return NULL;
-	bpf_sk_release(sk);
-	return udp_flow_create(k, bpf_map_lookup_elem(&udp_owners, &ok), PDTT_DIR_INBOUND);
-}
-
-/* A local sender. Before its first sock_send_length (which runs after the
- * datagram left) its port's owner is its socket's uid. */
-static __always_inline struct pdtt_flow *udp_tx_flow(struct __sk_buff *skb,
-						     const struct pdtt_flow_key *k)
-{
-	struct pdtt_port_key ok = udp_owner_key(k);
-	struct pdtt_owner *o = bpf_map_lookup_elem(&udp_owners, &ok);
+	struct pdtt_owner *o = bpf_map_lookup_elem(&udp_owners, &cookie);
 
 	if (!o) {
 		struct pdtt_owner n = {
 			.uid = bpf_get_socket_uid(skb),
 			.gen = __sync_fetch_and_add(&next_owner_gen, 1) + 1,
-			.cookie = bpf_get_socket_cookie(skb),
+			.cookie = cookie,
 		};
 
-		bpf_map_update_elem(&udp_owners, &ok, &n, BPF_NOEXIST);
-		o = bpf_map_lookup_elem(&udp_owners, &ok);
+		bpf_map_update_elem(&udp_owners, &cookie, &n, BPF_NOEXIST);
+		o = bpf_map_lookup_elem(&udp_owners, &cookie);
 	}
-	return udp_flow_create(k, o, PDTT_DIR_OUTBOUND);
+	return o;
+}
+
+/* A local sender. */
+static __always_inline struct pdtt_flow *udp_tx_flow(struct __sk_buff *skb,
+						     const struct pdtt_flow_key *k)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb);
+
+	return udp_flow_create(k, udp_sender(skb, cookie), bpf_get_socket_uid(skb), cookie,
+			       PDTT_DIR_OUTBOUND);
 }
 
 #endif /* PDTT_LIB_UDP_H */
