@@ -216,7 +216,7 @@ Agent::Agent(const Config& cfg) :
 Agent::~Agent() = default;
 
 void Agent::attach(Iface& i) {
-    // --ingress decides, per SPEC: native XDP on NICs whose driver runs it
+    // --ingress decides (README: How it works): native XDP on NICs whose driver runs it
     // well, tc elsewhere (virtio_net, veth, tun accept XDP but pay for it).
     i.links.push_back(bpf_->attach_ingress(i.name, i.ifindex, cfg_.ingress, cfg_.xdp_mode));
     i.links.push_back(bpf_->attach_tc(i.name, i.ifindex, false));
@@ -454,7 +454,7 @@ void Agent::shutdown() {
         return;
     stopping_ = true;
     notify_.stopping();
-    // SPEC: exit within two seconds of the signal, whatever the sinks are
+    // Exit within two seconds of the signal, whatever the sinks are
     // doing; the rest is the final report, detaching and exit itself.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1200);
     log::debug("stopping: final report");

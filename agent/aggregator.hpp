@@ -68,7 +68,7 @@ public:
     void report(Timestamp end, double interval_s);
     // A record whose user's name is still being looked up is held, with its
     // own bytes, ts and interval_s, until the name arrives or `wait` has
-    // passed (then it names "uid-N"): SPEC's Lifecycle. A user's records
+    // passed (then it names "uid-N"). A user's records
     // keep their order, other users' are not held up. release_held sends
     // those that may go (call it every tick); flush_held sends them all,
     // after waiting for their names until `until` (shutdown).

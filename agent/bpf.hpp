@@ -57,7 +57,7 @@ public:
     bool io_hooks() const { return io_hooks_; }
     bool tcp_send_hook() const { return tcp_send_hook_; }
     // The caller owns what these return: destroying it detaches.
-    // The ingress hook --ingress asks for (see SPEC's Ingress hook); throws
+    // The ingress hook --ingress asks for (README: How it works); throws
     // pdtt::Error with exit status 3 when the device cannot have it.
     std::unique_ptr<Attachment> attach_ingress(const std::string& ifname, int ifindex, IngressHook hook, XdpMode mode);
     std::unique_ptr<Attachment> attach_xdp(const std::string& ifname, int ifindex, XdpMode mode);

@@ -1,5 +1,5 @@
 // cgroup ids (what the kernel programs read for the task that moves a flow's
-// bytes) to cgroup paths and Slurm jobs (SPEC: Job). A cgroup's id is the
+// bytes) to cgroup paths and Slurm jobs (docs/records.md: cgroup, job, step). A cgroup's id is the
 // inode number of its directory in the hierarchy's mount, and also its file
 // handle, so with CAP_DAC_READ_SEARCH open_by_handle_at() resolves one in a
 // few microseconds; without it a worker thread walks the mount.

@@ -1,4 +1,4 @@
-// Traffic classes of remote addresses (SPEC: Traffic classes, --class):
+// Traffic classes of remote addresses (--class; docs/records.md: classes):
 // the most specific class whose CIDRs contain an address, else "other".
 #pragma once
 

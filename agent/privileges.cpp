@@ -30,7 +30,7 @@ namespace {
 // - CAP_DAC_READ_SEARCH: only when the cgroup resolver uses file handles
 //   (open_by_handle_at() demands it).
 // - CAP_CHOWN: only when the agent is not in group adm, to give new log
-//   files group adm (SPEC); the shipped unit has SupplementaryGroups=adm.
+//   files group adm (docs/operations.md); the shipped unit has SupplementaryGroups=adm.
 struct Kept {
     int cap;
     const char* name;

@@ -1,4 +1,4 @@
-// Least privilege once the kernel side is attached (SPEC: Lifecycle): the
+// Least privilege once the kernel side is attached: the
 // agent keeps only the capabilities it still uses, and no_new_privs.
 #pragma once
 

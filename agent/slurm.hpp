@@ -1,4 +1,4 @@
-// Slurm job and step from a cgroup path (SPEC: Job). Pure text, no kernel.
+// Slurm job and step from a cgroup path (docs/records.md: job, step). Pure text, no kernel.
 #pragma once
 
 #include <optional>

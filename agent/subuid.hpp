@@ -1,5 +1,5 @@
 // Subordinate uids (subuid(5)): a rootless container or Apptainer
-// --fakeroot runs as uids of a range /etc/subuid gives one user, and SPEC
+// --fakeroot runs as uids of a range /etc/subuid gives one user, and pdtt
 // reports them as that user, with the raw uid beside it.
 #pragma once
 

@@ -1,6 +1,6 @@
 // Per-user log files in the original pdtt_xdp_user report format.
 //
-// The log directory may be shared with the users being accounted (SPEC's
+// The log directory may be shared with the users being accounted (the README's
 // own -l /tmp/traffic), so every name in it is hostile until checked: files
 // are opened relative to a directory fd, never follow a link, never block
 // (a FIFO), and are written only when they are regular files of our own
@@ -29,7 +29,7 @@ namespace {
 
 constexpr int kOpenFlags = O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
 
-// Group adm, where it exists: log readers are in it (SPEC: Lifecycle).
+// Group adm, where it exists: log readers are in it.
 std::optional<gid_t> adm_gid() {
     struct group gr {};
     struct group* found = nullptr;

@@ -1,4 +1,4 @@
-// The fields of every record, in SPEC's order, written down once. The JSON
+// The fields of every record, in the order docs/records.md gives, written down once. The JSON
 // writer (record_json.cpp) and the syslog STRUCTURED-DATA writer
 // (syslog_format.cpp) both walk these lists, so a field added here is in
 // both, in the same place: adding a field is one line.

@@ -78,7 +78,7 @@ inline uint64_t resent_segments(const Netns& ns) {
 // Upper bound of the payload bytes `ns` sent twice.
 inline uint64_t resent_bytes_max(const Netns& ns) { return resent_segments(ns) * kMaxSegmentPayload; }
 
-// TCP counts what crossed the wire, so resent payload counts again (SPEC).
+// TCP counts what crossed the wire, so resent payload counts again.
 // Sent bytes net of the kernel's own resend count are exactly what the
 // application wrote. Received duplicates only the sender can count: what
 // was received lies between what was moved and that plus everything the
@@ -361,7 +361,7 @@ struct Lab {
     }
 
     // SIGTERM once the last connections have closed; the agent must exit 0
-    // within two seconds (SPEC).
+    // within two seconds.
     std::vector<json::object> stop_agent() {
         tcp_settled(host);
         tcp_settled(peer);

@@ -1,4 +1,4 @@
-// Command line and config file parsing (SPEC: Command line).
+// Command line and config file parsing.
 #define BOOST_TEST_MODULE config
 #include <boost/test/unit_test.hpp>
 

@@ -191,7 +191,7 @@ BOOST_FIXTURE_TEST_CASE(another_namespaces_traffic_over_the_monitored_link_is_un
     // macvlan of the agent's veth end, with its own address (.3). Its
     // frames leave through that veth's egress and arrive through its
     // ingress, so the agent sees them; its sockets are not in the
-    // monitored namespace, so their bytes are unattributed (SPEC).
+    // monitored namespace, so their bytes are unattributed.
     QuietNetns twin;
     run_ok("ip -n " + host.name() + " link add pdtmv link " + link.a_name() + " type macvlan mode bridge");
     run_ok("ip -n " + host.name() + " link set pdtmv netns " + twin.name());

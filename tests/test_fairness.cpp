@@ -1,4 +1,4 @@
-// Fairness (SPEC "What is counted"): no unprivileged user can make other
+// Fairness (README: What is counted): no unprivileged user can make other
 // users' traffic go unattributed or uncounted, and deltas reach every
 // interval's report however many flows move and however small the ring.
 // Real kernel, namespaces, test users (issue #10).

@@ -138,7 +138,7 @@ uint64_t sent_segments(const Netns& ns) {
 // counts one per skb, so the receiver's view is the sender's count). The
 // default hooks, nothing forced. Measured on Linux 6.18: exactly one
 // segment each way falls outside the flow's counts (before or after the
-// flow knows its socket, so unattributed by SPEC); GSO counted as one
+// flow knows its socket, so unattributed); GSO counted as one
 // packet would be some 70 instead of some 1400.
 BOOST_FIXTURE_TEST_CASE(gso_packets_are_counted_as_segments, Fallback) {
     start_agent({"-t", "1"});

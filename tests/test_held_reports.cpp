@@ -1,5 +1,5 @@
 // A report whose user's name is still being looked up waits for it,
-// bounded, and the aggregator never waits (SPEC: Lifecycle). The name
+// bounded, and the aggregator never waits. The name
 // service here is a lookup that answers only when the test lets it. No root.
 #define BOOST_TEST_MODULE held_reports
 #include <boost/test/unit_test.hpp>

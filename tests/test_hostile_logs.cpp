@@ -1,4 +1,4 @@
-// Hostile log directories (SPEC: Lifecycle): logs go to a shared sticky
+// Hostile log directories: logs go to a shared sticky
 // directory where an unprivileged user has planted a FIFO, a file of his
 // own, a directory, a symlink and a hard link under the names the agent
 // will use. The agent writes none of them, says so naming each, keeps

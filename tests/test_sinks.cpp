@@ -59,7 +59,7 @@ std::string slurp(const fs::path& p) {
     return ss.str();
 }
 
-// The user and rows of SPEC's example.
+// The user and rows of the README's file example.
 UserReport spec_report() {
     UserReport r;
     r.ts = at();

@@ -1,6 +1,6 @@
 // A slow name service (an LDAP server that takes seconds): the agent's
 // loop never waits for it, and a user's report waits for the name, bounded,
-// rather than going out as uid-N (SPEC: Lifecycle). The slowness is the
+// rather than going out as uid-N. The slowness is the
 // test-only PDTT_TEST_NAME_DELAY_MS, which makes every passwd lookup of the
 // agent that much slower.
 #define BOOST_TEST_MODULE slow_names

@@ -1,4 +1,4 @@
-// /etc/subuid parsing and the raw uid -> range owner mapping (SPEC: a
+// /etc/subuid parsing and the raw uid -> range owner mapping (a
 // subordinate uid is reported as the user who owns its range). No root.
 #define BOOST_TEST_MODULE subuid
 #include <boost/test/unit_test.hpp>

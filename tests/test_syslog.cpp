@@ -722,7 +722,7 @@ BOOST_AUTO_TEST_CASE(a_name_lookup_in_flight_does_not_hold_up_exit) {
     BOOST_TEST(took < 2000ms, "exit took " << took.count() << " ms with a lookup in flight");
 }
 
-// SPEC: "shutdown takes at most 2 s in all, whatever the sinks are doing":
+// "shutdown takes at most 2 s in all, whatever the sinks are doing":
 // two receivers that accept and never read, and stdout a pipe nobody reads.
 BOOST_FIXTURE_TEST_CASE(sigint_exits_within_2_s_with_two_stalled_receivers_and_a_stalled_stdout, SyslogLab) {
     asio::io_context io;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks the shipped systemd unit (SPEC: Lifecycle, least privilege). Steps:
+# Checks the shipped systemd unit (least privilege). Steps:
 #   verify     systemd-analyze verify has nothing to say about it
 #   security   systemd-analyze security: exposure at most 3.5
 #   options    the agent accepts the options ExecStart= gives it
@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 agent=$(realpath "${1:?usage: check-unit.sh PDTT-AGENT [UNIT-FILE]}")
 unit=$(realpath "${2:-$here/conf/pdtt-agent.service}")
 name=$(basename "$unit")
-max_exposure=35   # tenths: SPEC says 3.5
+max_exposure=35   # tenths: at most 3.5
 failed=()
 
 die() {
@@ -74,7 +74,7 @@ wait_for() {
     return 1
 }
 
-# stop PID: SIGINT, and the agent must be gone within 5 s (SPEC: 2 s).
+# stop PID: SIGINT, and the agent must be gone within 5 s (its own limit: 2 s).
 # Sets rc to its exit status, or "hung". Not in a subshell: it waits.
 stop() {
     kill -INT "$1" 2>/dev/null || true

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pdtt benchmarks (SPEC "Performance targets"), side by side in one run:
+# pdtt benchmarks (BENCHMARKS.md: Performance targets), side by side in one run:
 # every figure interleaves runs without the agent and with it (and with the
 # tools users have today), so that a noisy machine moves both alike.
 #
