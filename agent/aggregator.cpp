@@ -392,7 +392,10 @@ void Aggregator::send_flow(const FlowRecord& r, const Flow& f, bool from_named, 
         dispatch(r);
         return;
     }
-    hold({std::chrono::steady_clock::now() + name_wait_, HeldFlow{r, f.cg, std::move(from_cg)}});
+    Held h{std::chrono::steady_clock::now() + name_wait_, HeldFlow{r, f.cg, std::move(from_cg)}};
+    // Its flow's kept identity may be gone (or name another user) when it goes out.
+    std::get<HeldFlow>(h.record).r.id_json = nullptr;
+    hold(std::move(h));
 }
 
 template <class Report> void Aggregator::send_or_hold(Report&& r, std::chrono::steady_clock::time_point now) {

@@ -5,14 +5,18 @@
 #include <boost/test/unit_test.hpp>
 
 #include "aggregator.hpp"
+#include "factory.hpp"
 #include "metrics_sink.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/json.hpp>
 
 #include <netinet/in.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <string>
@@ -158,6 +162,37 @@ BOOST_FIXTURE_TEST_CASE(flow_records_wait_for_the_name_in_order, Fixture) {
         BOOST_TEST(cap->flows[i].id.user == "user1005");
     }
     BOOST_TEST(cap->flows[2].cnt.tx_bytes == 400u);
+}
+
+// A held flow record goes out after its flow is gone: the JSON sink must not
+// reach for the flow's kept identity then (it did, through a dangling
+// pointer, once flows kept their JSON text).
+BOOST_FIXTURE_TEST_CASE(held_flow_records_go_out_as_json_after_their_flow_is_gone, Fixture) {
+    char* buf = nullptr;
+    size_t len = 0;
+    std::FILE* mem = open_memstream(&buf, &len);
+    sinks.push_back(make_json_sink(mem));
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, 1005, 100));
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, 1005, 300));
+    agg.on_event(ev(PDTT_EV_FLOW_CLOSE, 1, 1005, 400)); // the flow is forgotten
+    BOOST_TEST(agg.held() == 3u);
+    let_names_answer(1005);
+    agg.release_held(Steady::now());
+    sinks.back()->flush();
+    std::fflush(mem);
+    std::string text(buf, len);
+    sinks.pop_back();
+    std::fclose(mem);
+    std::free(buf);
+    std::istringstream lines(text);
+    int n = 0;
+    for (std::string line; std::getline(lines, line); ++n) {
+        BOOST_TEST_INFO(line);
+        auto o = boost::json::parse(line).as_object();
+        BOOST_TEST(o.at("user").as_string() == "user1005");
+        BOOST_TEST(o.at("flow_id").as_int64() == 1);
+    }
+    BOOST_TEST(n == 3);
 }
 
 // Shutdown: everything held goes out, with the names that arrive in time.
