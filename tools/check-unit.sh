@@ -190,13 +190,22 @@ sandbox() {
     mknod -m 0 /run/systemd/inaccessible/blk b 0 0
 
     mkdir -m 0700 "$run"
+    # The binary too must be where the sandbox lets the service see it: a
+    # build below /tmp, /var/tmp, /home or /root is hidden there.
+    local exe=$agent
+    case $agent in
+    /tmp/* | /var/tmp/* | /home/* | /root/*)
+        exe=$run/pdtt-agent
+        cp "$agent" "$exe"
+        ;;
+    esac
     mkdir -p "$tmp/config/systemd/user/$name.d"
     cp "$unit" "$tmp/config/systemd/user/$name"
     # The unit as shipped but for what it runs and where its output goes.
     cat >"$tmp/config/systemd/user/$name.d/check.conf" <<EOF
 [Service]
 ExecStart=
-ExecStart=$agent -c /dev/null -i lo -t 60 -l $prefix --stdout json
+ExecStart=$exe -c /dev/null -i lo -t 60 -l $prefix --stdout json
 StandardOutput=file:$tmp/sandbox.out
 StandardError=file:$tmp/sandbox.err
 TimeoutStartSec=20
