@@ -313,6 +313,10 @@ BOOST_FIXTURE_TEST_CASE(metrics_job_series_equal_the_job_reports, Fixture) {
     auto m = make_metrics_sink({"", "", "0.1"}, io);
     MetricsSink* metrics = m.get();
     sinks.push_back(std::move(m));
+    struct Remove { // the sink goes before io, whose services its timer uses
+        SinkList& sinks;
+        ~Remove() { sinks.pop_back(); }
+    } remove{sinks};
     agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, "10.0.0.2", 1001, 0, 100, 10)); // opened in softirq: no cgroup
     agg.on_event(ev(PDTT_EV_FLOW_OWNER, 1, "10.0.0.2", 1001, task0, 500, 50));
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, "10.0.0.2", 1001, task0, 800, 80));
