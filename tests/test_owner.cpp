@@ -379,6 +379,32 @@ Writers two_writers(Lab& lab, const TestUser& a, const TestUser& b, const std::s
     return {owner_pid(out.substr(0, nl), a.uid()), owner_pid(out.substr(nl == std::string::npos ? 0 : nl), b.uid())};
 }
 
+// Alice writes kFirst bytes, then bob kSecond, on one TCP connection to the
+// sink (started, taking both parts); the agent's books once it closed, and
+// that connection's flow.
+struct TwoWriterRun {
+    Writers w;
+    Books books;
+    const FlowBook* flow = nullptr;
+};
+bool to_sink(const FlowBook& f) { return f.rport() == std::stoi(kSinkPort); }
+TwoWriterRun two_writers_to_sink(Lab& lab, Process& sink, const std::string& what) {
+    TwoWriterRun run;
+    run.w = two_writers(lab, lab.alice, lab.bob, lab.link.b_ip4(), kSinkPort,
+                        {"--tx", std::to_string(kFirst), "--tx-b", std::to_string(kSecond)});
+    BOOST_REQUIRE(run.w.a && run.w.b);
+    auto st = sink.wait(10s);
+    BOOST_REQUIRE_MESSAGE(st && *st == 0, "sink: " << sink.err());
+    BOOST_TEST(wait_for_closes(*lab.agent, 1, to_sink), "the connection closed");
+    run.books = read_books(lab.stop_agent());
+    BOOST_TEST_MESSAGE(what << " user_report totals:" << summary(run.books));
+    auto flows = run.books.where(to_sink);
+    BOOST_TEST_REQUIRE(flows.size() == 1u);
+    run.flow = flows[0];
+    BOOST_TEST_REQUIRE(run.flow->close.has_value());
+    return run;
+}
+
 } // namespace
 
 // ---- sshd: rsync and scp through root's sshd to a user ----
@@ -419,19 +445,10 @@ BOOST_FIXTURE_TEST_CASE(tcp_socket_written_by_two_users_splits_exactly, Lab) {
                  peer.name());
     BOOST_REQUIRE_MESSAGE(sink.wait_for_line("ready", 10s), "sink did not start: " << sink.err());
     start_agent({"-t", "1"});
-    Writers w = two_writers(*this, alice, bob, link.b_ip4(), kSinkPort,
-                            {"--tx", std::to_string(kFirst), "--tx-b", std::to_string(kSecond)});
-    BOOST_REQUIRE(w.a && w.b);
-    auto st = sink.wait(10s);
-    BOOST_REQUIRE_MESSAGE(st && *st == 0, "sink: " << sink.err());
-    auto to_sink = [](const FlowBook& f) { return f.rport() == std::stoi(kSinkPort); };
-    BOOST_TEST(wait_for_closes(*agent, 1, to_sink), "the connection closed");
-    Books b = read_books(stop_agent());
-    BOOST_TEST_MESSAGE("two writers tcp user_report totals:" << summary(b));
-    auto flows = b.where(to_sink);
-    BOOST_TEST_REQUIRE(flows.size() == 1u);
-    const FlowBook& f = *flows[0];
-    BOOST_TEST_REQUIRE(f.close.has_value());
+    TwoWriterRun run = two_writers_to_sink(*this, sink, "two writers tcp");
+    const Writers& w = run.w;
+    Books& b = run.books;
+    const FlowBook& f = *run.flow;
     BOOST_TEST(opt_i64(f.open, "uid") == int64_t(alice.uid()));
     BOOST_TEST(opt_i64(f.open, "pid") == *w.a);
     BOOST_TEST(opt_str(f.open, "direction") == "outbound");
@@ -758,19 +775,9 @@ BOOST_FIXTURE_TEST_CASE(without_tcp_sendmsg_locked_a_hand_over_errs_by_at_most_o
     BOOST_TEST(count("tcp_sendmsg_locked is not available") == 1u, "said once at start: " << err);
     BOOST_TEST(count("attached tp_btf/tcp_sendmsg_locked") == 0u);
     BOOST_TEST(count("attached tp_btf/sock_send_length") == 1u);
-    Writers w = two_writers(*this, alice, bob, link.b_ip4(), kSinkPort,
-                            {"--tx", std::to_string(kFirst), "--tx-b", std::to_string(kSecond)});
-    BOOST_REQUIRE(w.a && w.b);
-    auto st = sink.wait(10s);
-    BOOST_REQUIRE_MESSAGE(st && *st == 0, "sink: " << sink.err());
-    auto to_sink = [](const FlowBook& f) { return f.rport() == std::stoi(kSinkPort); };
-    BOOST_TEST(wait_for_closes(*agent, 1, to_sink), "the connection closed");
-    Books b = read_books(stop_agent());
-    BOOST_TEST_MESSAGE("forced no tcp_sendmsg_locked user_report totals:" << summary(b));
-    auto flows = b.where(to_sink);
-    BOOST_TEST_REQUIRE(flows.size() == 1u);
-    const FlowBook& f = *flows[0];
-    BOOST_TEST_REQUIRE(f.close.has_value());
+    TwoWriterRun run = two_writers_to_sink(*this, sink, "forced no tcp_sendmsg_locked");
+    Books& b = run.books;
+    const FlowBook& f = *run.flow;
     BOOST_TEST((f.chain() == std::vector<int64_t>{int64_t(alice.uid()), int64_t(bob.uid())}),
                "owners " << show(f.chain()));
     const uint64_t retrans = f.retrans();
