@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "factory.hpp"
+#include "sample_records.hpp"
 #include "syslog_format.hpp"
 
 #include <cstdio>
@@ -15,18 +16,10 @@
 #include <vector>
 
 using namespace pdtt;
+using pdtt::test::at;
+using pdtt::test::UtcZone;
 
 namespace {
-
-// 2024-01-15 10:30:00 UTC plus micros.
-Timestamp at(int64_t micros) { return Timestamp(std::chrono::microseconds(int64_t{1705314600} * 1'000'000 + micros)); }
-
-struct UtcZone {
-    UtcZone() {
-        setenv("TZ", "UTC", 1);
-        tzset();
-    }
-};
 
 const rfc5424::Header kHeader{16, "host.example", "pdtt", "1234"};
 
@@ -34,34 +27,15 @@ const rfc5424::Header kHeader{16, "host.example", "pdtt", "1234"};
 const std::string kHostile = "a\"b\\c]\x01\n\x1f\x7f\xff\xfe\xc3(\xe2\x82";
 
 FlowRecord flow(FlowEvent type) {
-    FlowRecord r;
-    r.type = type;
-    r.ts = at(123456);
+    FlowRecord r = test::sample_flow(type);
     r.id.flow_id = 18446744073709551615ull;
-    r.id.iface = "eth0";
-    r.id.uid = 1000;
-    r.id.raw_uid = 1000;
-    r.id.user = "alice";
-    r.id.pid = 4242;
-    r.id.comm = "rsync";
-    r.id.proto = "tcp";
-    r.id.family = "ipv4";
-    r.id.local = "192.168.1.100";
-    r.id.lport = 40000;
-    r.id.remote = "93.184.216.34";
-    r.id.rport = 443;
-    r.id.direction = Direction::outbound;
     r.id.cgroup = "system.slice/slurmstepd.scope/job_42/step_0/user/task_0";
     r.id.job = "42";
     r.id.step = "0";
-    r.cnt = {100, 200, 3, 4};
     r.from_uid = 0;
     r.from_user = "root";
     r.from_job = "41";
-    r.tcp_bytes_acked = 99;
-    r.tcp_bytes_received = 198;
     r.tcp_bytes_retrans = 7;
-    r.duration_ms = 1500;
     return r;
 }
 

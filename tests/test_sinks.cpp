@@ -4,6 +4,7 @@
 #include "errors.hpp"
 #include "factory.hpp"
 #include "format.hpp"
+#include "sample_records.hpp"
 
 #include <boost/json.hpp>
 #include <csignal>
@@ -23,20 +24,10 @@
 namespace fs = std::filesystem;
 namespace json = boost::json;
 using namespace pdtt;
+using pdtt::test::at;
+using pdtt::test::UtcZone;
 
 namespace {
-
-// 2024-01-15 10:30:00 UTC plus micros.
-Timestamp at(int64_t micros = 0) {
-    return Timestamp(std::chrono::microseconds(int64_t{1705314600} * 1'000'000 + micros));
-}
-
-struct UtcZone {
-    UtcZone() {
-        setenv("TZ", "UTC", 1);
-        tzset();
-    }
-};
 
 // A fresh directory under /tmp, removed at the end of the test.
 struct TempDir {
@@ -114,29 +105,7 @@ std::vector<std::string> keys_of(const json::object& o) {
     return k;
 }
 
-FlowRecord flow(FlowEvent type) {
-    FlowRecord r;
-    r.type = type;
-    r.ts = at(123456);
-    r.id.iface = "eth0";
-    r.id.uid = 1000;
-    r.id.raw_uid = 1000;
-    r.id.user = "alice";
-    r.id.pid = 4242;
-    r.id.comm = "rsync";
-    r.id.proto = "tcp";
-    r.id.family = "ipv4";
-    r.id.local = "192.168.1.100";
-    r.id.lport = 40000;
-    r.id.remote = "93.184.216.34";
-    r.id.rport = 443;
-    r.id.direction = Direction::outbound;
-    r.cnt = {100, 200, 3, 4};
-    r.tcp_bytes_acked = 99;
-    r.tcp_bytes_received = 198;
-    r.duration_ms = 1500;
-    return r;
-}
+FlowRecord flow(FlowEvent type) { return test::sample_flow(type); }
 
 } // namespace
 
