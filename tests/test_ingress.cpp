@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "agent_lab.hpp"
+#include "fd.hpp"
 #include "packets.hpp"
 #include "pdtt.skel.h"
 #include "skeleton.hpp"
@@ -13,8 +14,11 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -116,6 +120,94 @@ struct Loaded {
 };
 
 const pkt::Addr kRemote = pkt::v4(10, 78, 0, 2), kLocal = pkt::v4(10, 78, 0, 1);
+
+// A tc program that runs behind the agent's on the same hook and records
+// the skb's linear length as the next program sees it: whether the agent's
+// program pulled bytes into the head. Assembled here: the test build
+// compiles no BPF of its own.
+struct LinearProbe {
+    int map = -1, prog = -1, link = -1;
+
+    explicit LinearProbe(int ifindex) {
+        map = bpf_map_create(BPF_MAP_TYPE_ARRAY, "pdtt_t_linear", 4, 8, 1, nullptr);
+        BOOST_REQUIRE(map >= 0);
+        auto ins = [](uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm) {
+            bpf_insn i{};
+            i.code = code;
+            i.dst_reg = dst;
+            i.src_reg = src;
+            i.off = off;
+            i.imm = imm;
+            return i;
+        };
+        const bpf_insn code[] = {
+            ins(BPF_ALU64 | BPF_MOV | BPF_X, 6, 1, 0, 0),                           // r6 = skb
+            ins(BPF_LDX | BPF_MEM | BPF_W, 2, 6, offsetof(__sk_buff, data), 0),     // r2 = data
+            ins(BPF_LDX | BPF_MEM | BPF_W, 3, 6, offsetof(__sk_buff, data_end), 0), // r3 = data_end
+            ins(BPF_ALU64 | BPF_SUB | BPF_X, 3, 2, 0, 0),                           // r3 -= r2
+            ins(BPF_ST | BPF_MEM | BPF_W, 10, 0, -4, 0),                            // key 0
+            ins(BPF_STX | BPF_MEM | BPF_DW, 10, 3, -16, 0),                         // value
+            ins(BPF_LD | BPF_DW | BPF_IMM, 1, BPF_PSEUDO_MAP_FD, 0, map),
+            ins(0, 0, 0, 0, 0), // r1 = map
+            ins(BPF_ALU64 | BPF_MOV | BPF_X, 2, 10, 0, 0),
+            ins(BPF_ALU64 | BPF_ADD | BPF_K, 2, 0, 0, -4),
+            ins(BPF_ALU64 | BPF_MOV | BPF_X, 3, 10, 0, 0),
+            ins(BPF_ALU64 | BPF_ADD | BPF_K, 3, 0, 0, -16),
+            ins(BPF_ALU64 | BPF_MOV | BPF_K, 4, 0, 0, 0),
+            ins(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_map_update_elem),
+            ins(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, -1), // TCX_NEXT
+            ins(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+        };
+        prog = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "pdtt_t_linear", "GPL", code, std::size(code), nullptr);
+        BOOST_REQUIRE_MESSAGE(prog >= 0, "probe load: " << std::strerror(errno));
+        link = bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(PDTT_BPF_TCX_EGRESS),
+                               nullptr); // appended: after the agent's
+        BOOST_REQUIRE_MESSAGE(link >= 0, "probe attach: " << std::strerror(errno));
+    }
+    ~LinearProbe() {
+        for (int fd : {link, prog, map})
+            if (fd >= 0)
+                ::close(fd);
+    }
+    LinearProbe(const LinearProbe&) = delete;
+    LinearProbe& operator=(const LinearProbe&) = delete;
+
+    uint64_t last() const {
+        uint32_t key = 0;
+        uint64_t v = 0;
+        BOOST_REQUIRE(bpf_map_lookup_elem(map, &key, &v) == 0);
+        return v;
+    }
+};
+
+// Sends frame out of ifindex with only its first `linear` bytes in the
+// skb's head and the rest in pages, as a driver or the stack may hand them
+// to tc: AF_PACKET takes the head's length from the virtio-net header for
+// frames of a page or more.
+void send_split(int ifindex, const pkt::Bytes& frame, uint16_t linear) {
+    BOOST_REQUIRE(frame.size() >= 4096);
+    int fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    BOOST_REQUIRE(fd >= 0);
+    int one = 1;
+    BOOST_REQUIRE(::setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0);
+    struct { // uapi linux/virtio_net.h's virtio_net_hdr (that header is not C++): no GSO, no checksum
+        uint8_t flags = 0, gso_type = 0;
+        uint16_t hdr_len = 0, gso_size = 0, csum_start = 0, csum_offset = 0;
+    } vh;
+    static_assert(sizeof(vh) == 10);
+    vh.hdr_len = linear;
+    pkt::Bytes buf(sizeof(vh));
+    std::memcpy(buf.data(), &vh, sizeof(vh));
+    buf.insert(buf.end(), frame.begin(), frame.end());
+    sockaddr_ll to{};
+    to.sll_family = AF_PACKET;
+    to.sll_ifindex = ifindex;
+    to.sll_protocol = htons(ETH_P_IP);
+    ssize_t n = ::sendto(fd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to));
+    int err = errno;
+    ::close(fd);
+    BOOST_REQUIRE_MESSAGE(n == static_cast<ssize_t>(buf.size()), "AF_PACKET send: " << std::strerror(err));
+}
 
 } // namespace
 
@@ -248,4 +340,33 @@ BOOST_FIXTURE_TEST_CASE(auto_picks_tc_on_a_veth_and_xdp_only_when_asked, Lab) {
     BOOST_TEST(xdp_mode() == "generic", "generic only when asked for by name");
     stop_agent();
     BOOST_TEST(attached().empty(), "left attached: " << attached());
+}
+
+BOOST_FIXTURE_TEST_CASE(tc_pulls_headers_into_the_head_only_when_they_are_not_there, Lab) {
+    // The stack's skbs hold their headers in the head and their payload in
+    // pages: pulling would copy payload, and unclone every TCP segment.
+    // Headers a driver left in pages must still be pulled and parsed.
+    run_ok("ip -n " + host.name() + " link set " + link.a_name() + " mtu 9000");
+    run_ok("ip -n " + peer.name() + " link set " + link.b_name() + " mtu 9000");
+    const int ifindex = link.a_ifindex();
+    Loaded l;
+    EnterNetns in(host);
+    pdtt::Fd egress(bpf_link_create(bpf_program__fd(l.skel->progs.pdtt_egress), ifindex,
+                                    static_cast<bpf_attach_type>(PDTT_BPF_TCX_EGRESS), nullptr));
+    BOOST_REQUIRE(egress.get() >= 0);
+    LinearProbe probe(ifindex);
+    const pkt::Addr self = pkt::v4(10, 200, 7, 1), other = pkt::v4(10, 200, 7, 9);
+
+    const pkt::Bytes tcp =
+        pkt::Frame(self, other, 40000, 5001).eth({ETH_P_IP}).ipv4(IPPROTO_TCP).tcp().payload(5000).build();
+    send_split(ifindex, tcp, 14 + 20 + 20);
+    BOOST_TEST(probe.last() == 54u, "headers in the head: nothing pulled, the head is still " << probe.last());
+
+    // ICMP has no flow: its bytes land in the unattributed counters.
+    const pkt::Bytes icmp =
+        pkt::Frame(self, other, 0, 0).eth({ETH_P_IP}).ipv4(IPPROTO_ICMP).icmp_echo().payload(5000).build();
+    pdtt_counters before = l.unattributed();
+    send_split(ifindex, icmp, 14);
+    BOOST_TEST(probe.last() == 128u, "only the Ethernet header in the head: pulled to " << probe.last());
+    BOOST_TEST(l.unattributed().tx_bytes - before.tx_bytes == 5008u, "the pulled frame is counted");
 }

@@ -78,25 +78,20 @@ static __always_inline int parse_frame(void *data, void *end, __u64 frame_len, i
 }
 
 /*
- * tc's entry, on both hooks, after GRO (super-packets allowed). An Ethernet
- * device's frame starts with its link header; tun and WireGuard have none,
- * IPoIB 24 bytes of its own: those are parsed from the network header, with
- * the skb's protocol. Headers outside the linear part (tun) are pulled in.
+ * tc's entry, on both hooks, after GRO (super-packets allowed), parsing what
+ * is in the linear part. An Ethernet device's frame starts with its link
+ * header; tun and WireGuard have none, IPoIB 24 bytes of its own: those are
+ * parsed from the network header, with the skb's protocol.
  */
-static __always_inline int parse_skb(struct __sk_buff *skb, struct pkt *p)
+static __always_inline int parse_skb_linear(struct __sk_buff *skb, struct pkt *p)
 {
 	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
 	__u32 len = skb->len;
-	__u32 want = len < SKB_PULL_LEN ? len : SKB_PULL_LEN;
-	void *data, *end;
-	__u16 type;
+	void *data = (void *)(long)SKB_LOAD(skb, data);
+	void *end = (void *)(long)SKB_LOAD(skb, data_end);
+	__u16 type = kskb->dev->type;
 	long off;
 
-	if ((long)(SKB_LOAD(skb, data_end) - SKB_LOAD(skb, data)) < want)
-		bpf_skb_pull_data(skb, want); /* on failure the checks below refuse */
-	data = (void *)(long)SKB_LOAD(skb, data);
-	end = (void *)(long)SKB_LOAD(skb, data_end);
-	type = kskb->dev->type;
 	if (type == ARPHRD_ETHER || type == ARPHRD_LOOPBACK)
 		return parse_frame(data, end, len, 1, p);
 	/* What lies in front of the network header, from where tc's data starts. */
@@ -104,6 +99,29 @@ static __always_inline int parse_skb(struct __sk_buff *skb, struct pkt *p)
 	if (off < 0 || off > MAX_L2_LEN || off > len)
 		return PKT_IGNORE;
 	return parse_l3(data + off, end, skb->protocol, len - off, 1, p);
+}
+
+/*
+ * Headers outside the linear part (tun; drivers that receive into pages)
+ * are pulled in, but only then: the stack's own skbs carry every header in
+ * the linear part and their payload in pages. Pulling those would copy
+ * payload into the head, and the head itself of a clone (every TCP segment
+ * sent is one): 150 ns more per super-packet, and received segments that
+ * tcp_try_coalesce can no longer merge.
+ */
+static __always_inline int parse_skb(struct __sk_buff *skb, struct pkt *p)
+{
+	__u32 len = skb->len;
+	__u32 want = len < SKB_PULL_LEN ? len : SKB_PULL_LEN;
+
+	if (parse_skb_linear(skb, p) == PKT_IP)
+		return PKT_IP;
+	if ((long)(SKB_LOAD(skb, data_end) - SKB_LOAD(skb, data)) >= want)
+		return PKT_IGNORE; /* all of it was there: not ours, or malformed */
+	if (bpf_skb_pull_data(skb, want))
+		return PKT_IGNORE;
+	__builtin_memset(p, 0, sizeof(*p));
+	return parse_skb_linear(skb, p);
 }
 
 #endif /* PDTT_LIB_ETH_H */
