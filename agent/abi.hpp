@@ -13,7 +13,7 @@ extern "C" {
 
 static_assert(sizeof(pdtt_flow_key) == 44, "pdtt_flow_key layout changed");
 static_assert(sizeof(pdtt_counters) == 32, "pdtt_counters layout changed");
-static_assert(sizeof(pdtt_flow) == 160, "pdtt_flow layout changed");
+static_assert(sizeof(pdtt_flow) == 168, "pdtt_flow layout changed");
 static_assert(sizeof(pdtt_port_key) == 8, "pdtt_port_key layout changed");
 static_assert(sizeof(pdtt_owner) == 48, "pdtt_owner layout changed");
 static_assert(sizeof(pdtt_event) == 168, "pdtt_event layout changed");

@@ -74,13 +74,32 @@ static __always_inline int flow_set_owner(struct pdtt_flow *f, const struct pdtt
 	return 1;
 }
 
-/* A UDP flow follows its socket's owner, which the I/O hooks keep: from the
- * packet path, so a new owner's datagram is counted for it. */
-static __always_inline void udp_owner_apply(struct pdtt_flow *f, const struct pdtt_flow_key *k,
-					    const struct pdtt_owner *o)
+/*
+ * A UDP flow follows the owner entry of the socket that moves its datagram
+ * (cookie), which the I/O hooks keep: from the packet path, so a new
+ * owner's datagram is counted for it. The entry needs a look only after a
+ * write to udp_owners, or for a socket other than the flow's own (two
+ * sockets sending one 5-tuple): most datagrams skip the lookup.
+ */
+static __always_inline void udp_follow(struct pdtt_flow *f, const struct pdtt_flow_key *k,
+				       __u64 cookie)
 {
-	if (o && o->gen != f->owner_gen && flow_set_owner(f, k, o->uid, o->pid, o->cgroup, o->comm))
+	__u32 seen = owner_changes_now();
+	struct pdtt_owner *o;
+
+	if (f->owner_seen == seen && cookie == f->sk_cookie)
+		return;
+	o = udp_owner_of(cookie);
+	if (o && o->gen != f->owner_gen) {
+		if (!flow_set_owner(f, k, o->uid, o->pid, o->cgroup, o->comm))
+			return; /* waits: looked at again on the next datagram */
 		f->owner_gen = o->gen;
+	}
+	/* Noted only while the flow still holds what this look found: another
+	 * CPU may have applied a newer entry in between, and this count must
+	 * not vouch for an older one. */
+	if (cookie == f->sk_cookie && (!o || f->owner_gen == o->gen))
+		f->owner_seen = seen;
 }
 
 /*
@@ -95,8 +114,8 @@ static __always_inline struct pdtt_flow *udp_rx(void *ctx, const struct pdtt_flo
 {
 	if (!f || !f->sk_cookie) {
 		struct bpf_sock *sk = lookup_local(ctx, k);
+		__u32 uid, seen = owner_changes_now();
 		__u64 cookie;
-		__u32 uid;
 
 		if (!sk)
 			return f;
@@ -104,10 +123,10 @@ static __always_inline struct pdtt_flow *udp_rx(void *ctx, const struct pdtt_flo
 		bpf_sk_release(sk);
 		if (!f)
 			return udp_flow_create(k, udp_owner_of(cookie), uid, cookie,
-					       PDTT_DIR_INBOUND);
+					       PDTT_DIR_INBOUND, seen);
 		f->sk_cookie = cookie;
 	}
-	udp_owner_apply(f, k, udp_owner_of(f->sk_cookie));
+	udp_follow(f, k, f->sk_cookie);
 	return f;
 }
 
@@ -116,7 +135,7 @@ static __always_inline struct pdtt_flow *udp_rx(void *ctx, const struct pdtt_flo
 static __always_inline void udp_owner_tx(struct __sk_buff *skb, struct pdtt_flow *f,
 					 const struct pdtt_flow_key *k)
 {
-	udp_owner_apply(f, k, udp_owner_of(bpf_get_socket_cookie(skb)));
+	udp_follow(f, k, bpf_get_socket_cookie(skb));
 }
 
 static __always_inline int tcp_owner_moved(struct sock *sk, __u32 uid, __u32 pid, __u64 cgroup)
@@ -155,6 +174,8 @@ static __always_inline int udp_owner_moved(struct sock *sk, __u32 uid, __u32 pid
 	bpf_get_current_comm(o.comm, sizeof(o.comm));
 	if (bpf_map_update_elem(&udp_owners, &cookie, &o, BPF_ANY))
 		stat_inc(PDTT_STAT_AUX_FULL);
+	else
+		owner_changed();
 	return 1;
 }
 

@@ -35,12 +35,24 @@ static __always_inline struct pdtt_owner *udp_owner_of(__u64 cookie)
 	return cookie ? bpf_map_lookup_elem(&udp_owners, &cookie) : NULL;
 }
 
-/* o: the socket's owner entry; without one, the socket's uid. */
+/* Read before a look at udp_owners; bumped after every write to it. */
+static __always_inline __u32 owner_changes_now(void)
+{
+	return *(volatile __u32 *)&owner_changes;
+}
+
+static __always_inline void owner_changed(void)
+{
+	__sync_fetch_and_add(&owner_changes, 1);
+}
+
+/* o: the socket's owner entry, looked up at owner_changes == seen; without
+ * one, the socket's uid. */
 static __always_inline struct pdtt_flow *udp_flow_create(const struct pdtt_flow_key *k,
 							 const struct pdtt_owner *o, __u32 sk_uid,
-							 __u64 cookie, __u8 direction)
+							 __u64 cookie, __u8 direction, __u32 seen)
 {
-	struct pdtt_flow f = {};
+	struct pdtt_flow f = {.owner_seen = seen};
 
 	if (o) {
 		f.uid = o->uid;
@@ -72,7 +84,8 @@ static __always_inline struct pdtt_owner *udp_sender(struct __sk_buff *skb, __u6
 			.cookie = cookie,
 		};
 
-		bpf_map_update_elem(&udp_owners, &cookie, &n, BPF_NOEXIST);
+		if (!bpf_map_update_elem(&udp_owners, &cookie, &n, BPF_NOEXIST))
+			owner_changed();
 		o = bpf_map_lookup_elem(&udp_owners, &cookie);
 	}
 	return o;
@@ -82,10 +95,11 @@ static __always_inline struct pdtt_owner *udp_sender(struct __sk_buff *skb, __u6
 static __always_inline struct pdtt_flow *udp_tx_flow(struct __sk_buff *skb,
 						     const struct pdtt_flow_key *k)
 {
+	__u32 seen = owner_changes_now();
 	__u64 cookie = bpf_get_socket_cookie(skb);
 
 	return udp_flow_create(k, udp_sender(skb, cookie), bpf_get_socket_uid(skb), cookie,
-			       PDTT_DIR_OUTBOUND);
+			       PDTT_DIR_OUTBOUND, seen);
 }
 
 #endif /* PDTT_LIB_UDP_H */
