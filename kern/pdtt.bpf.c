@@ -50,7 +50,9 @@ static __always_inline void ingress_packet(void *ctx, struct pkt *p, __u64 segs,
 		if (p->proto == IPPROTO_UDP) {
 			if (f || !noslot_active(&k))
 				f = udp_rx(ctx, &k, f);
-		} else if (!f && tc && p->proto == IPPROTO_TCP && !noslot_active(&k)) {
+		} else if (!f && tc && p->proto == IPPROTO_TCP && !p->syn && !noslot_active(&k)) {
+			/* (A handshake segment's socket is still opening, which
+			 * tcp_flow_late refuses: it is not looked up.) */
 			struct bpf_sock *sk = lookup_local(ctx, &k);
 
 			if (sk) {
@@ -109,8 +111,9 @@ int pdtt_egress(struct __sk_buff *skb)
 
 		packet_key(&p, 1, &k);
 		f = bpf_map_lookup_elem(&flows, &k);
-		/* Forwarded packets have no socket and stay unattributed. */
-		if (!f && sk && sock_in_target_netns(sk) && !noslot_active(&k)) {
+		/* Forwarded packets have no socket and stay unattributed. A
+		 * handshake segment's socket is opening: tcp_flow_late refuses it. */
+		if (!f && sk && !p.syn && sock_in_target_netns(sk) && !noslot_active(&k)) {
 			if (p.proto == IPPROTO_UDP)
 				f = udp_tx_flow(skb, &k);
 			else if (p.proto == IPPROTO_TCP)

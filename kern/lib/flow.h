@@ -57,11 +57,17 @@ static __always_inline void add_packet(struct pdtt_counters *c, const struct pkt
 	}
 }
 
+/* A flow's refusal of a slot; none before the first refusal. */
+static __always_inline struct pdtt_noslot *noslot_of(const struct pdtt_flow_key *k)
+{
+	return noslot_used ? bpf_map_lookup_elem(&noslot, k) : NULL;
+}
+
 /* The refusal of a flow refused a slot, while it holds; an expired one is
  * gone, so that the flow asks for a slot again. */
 static __always_inline struct pdtt_noslot *noslot_active(const struct pdtt_flow_key *k)
 {
-	struct pdtt_noslot *ns = bpf_map_lookup_elem(&noslot, k);
+	struct pdtt_noslot *ns = noslot_of(k);
 
 	if (ns && ns->until_ns && ns->until_ns < bpf_ktime_get_ns()) {
 		bpf_map_delete_elem(&noslot, k);
@@ -77,7 +83,7 @@ static __always_inline struct pdtt_noslot *noslot_active(const struct pdtt_flow_
 static __always_inline int account_noslot(const struct pdtt_flow_key *k, const struct pkt *p,
 					  int egress, __u64 segs)
 {
-	struct pdtt_noslot *ns = bpf_map_lookup_elem(&noslot, k);
+	struct pdtt_noslot *ns = noslot_of(k);
 	struct pdtt_counters *c;
 
 	if (!ns)

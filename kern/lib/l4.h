@@ -24,6 +24,7 @@ static __always_inline int parse_l4(void *l4, void *end, __u8 proto, __u64 ip_pa
 			return PKT_IGNORE;
 		p->sport = bpf_ntohs(th->source);
 		p->dport = bpf_ntohs(th->dest);
+		p->syn = th->syn;
 		p->payload = ip_payload - hlen;
 		p->has_ports = 1;
 	} else if (proto == IPPROTO_UDP) {

@@ -18,6 +18,9 @@ __u64 next_owner_gen = 0;
 /* Bumped by the agent after it seeded the flows older than it: an owner
  * cached before then was cached for a socket with no flow yet. */
 __u32 owner_epoch = 0;
+/* Set at the first flow refused a slot: until then noslot is empty, and the
+ * packet path need not look there. */
+__u32 noslot_used = 0;
 /* Writes to udp_owners so far (the kernel's and the agent's), counted after
  * each: a UDP flow that took its owner at this count has nothing new to take. */
 __u32 owner_changes = 0;

@@ -150,7 +150,7 @@ static __always_inline int tcp_owner_moved(struct sock *sk, __u32 uid, __u32 pid
 	f = bpf_map_lookup_elem(&flows, &k);
 	if (!f) {
 		/* Refused a slot: its bytes go to the overflow of who moves them. */
-		struct pdtt_noslot *ns = bpf_map_lookup_elem(&noslot, &k);
+		struct pdtt_noslot *ns = noslot_of(&k);
 
 		if (ns)
 			ns->uid = uid;

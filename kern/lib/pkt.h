@@ -12,6 +12,7 @@ struct pkt {
 	__u16 dport;
 	__u8 proto;
 	__u8 has_ports; /* first (or only) fragment with an L4 header */
+	__u8 syn;	/* TCP: a handshake segment (SYN or SYN-ACK) */
 	__u64 payload;	/* transport payload bytes */
 };
 

@@ -132,6 +132,8 @@ static __always_inline struct pdtt_flow *flow_insert(const struct pdtt_flow_key 
 	}
 	if (retry_ns)
 		ns.until_ns = bpf_ktime_get_ns() + retry_ns;
+	if (!noslot_used)
+		noslot_used = 1; /* before the entry: a reader that skips the map misses nothing */
 	bpf_map_update_elem(&noslot, k, &ns, BPF_ANY);
 	return NULL;
 }

@@ -92,7 +92,7 @@ static __always_inline void flow_closed(struct sock *sk, const int btf)
 	f = bpf_map_lookup_elem(&flows, &k);
 	if (f)
 		flow_end(&k, f, tcp_of(sk, btf), btf);
-	else
+	else if (noslot_used)
 		bpf_map_delete_elem(&noslot, &k);
 }
 
