@@ -149,12 +149,12 @@ static __always_inline void handle_state(struct sock *sk, int oldstate, int news
 
 	switch (newstate) {
 	case TCP_SYN_SENT: /* inside connect(): the owner is current */
-		current_owner(&o);
+		current_owner(&o, btf);
 		if (bpf_map_update_elem(&connecting, &skp, &o, BPF_ANY))
 			stat_inc(PDTT_STAT_AUX_FULL);
 		break;
 	case TCP_LISTEN: /* inside listen() */
-		current_owner(&o);
+		current_owner(&o, btf);
 		if (bpf_map_update_elem(&listeners, &lk, &o, BPF_ANY))
 			stat_inc(PDTT_STAT_AUX_FULL);
 		break;

@@ -34,14 +34,15 @@ std::string nullable(const json::object& o, const char* k) {
     return o.at(k).is_null() ? "null" : json::value_to<std::string>(o.at(k));
 }
 
-// What both cgroup layouts must show: alice's flows carry the job, bob's
-// none, no flow changes owner, and job_report sums alice's flows.
+// What both cgroup layouts must show: alice's flows carry the job from
+// their flow_open on, bob's none, no flow changes owner, and job_report
+// sums alice's flows.
 struct JobCheck {
     const TestUser& alice;
     const TestUser& bob;
     std::string cgroup, job, step, report_cgroup;
     uint64_t flow_tx = 0, flow_rx = 0, job_tx = 0, job_rx = 0;
-    int alice_closes = 0, bob_closes = 0;
+    int alice_opens = 0, alice_closes = 0, bob_closes = 0;
 
     // False for a record of another type, which the caller may look at.
     bool take(const json::object& r) {
@@ -61,6 +62,12 @@ struct JobCheck {
                 BOOST_TEST(nullable(r, "job") == "null");
                 BOOST_TEST(nullable(r, "step") == "null");
             }
+        } else if (type == "flow_open" && i64(r, "uid") == alice.uid()) {
+            // connect() ran in the job: the flow opens with it, before its first write.
+            BOOST_TEST_INFO("flow_open " << json::serialize(r));
+            alice_opens++;
+            BOOST_TEST(nullable(r, "job") == job);
+            BOOST_TEST(nullable(r, "cgroup") == cgroup);
         } else if (type == "flow_owner") {
             // One cgroup, one job: no flow of these changes its owner.
             BOOST_ERROR("unexpected flow_owner " << json::serialize(r));
@@ -80,6 +87,7 @@ struct JobCheck {
     }
 
     void verify(uint64_t min_flow_tx) const {
+        BOOST_TEST(alice_opens == 2);
         BOOST_TEST(alice_closes == 2);
         BOOST_TEST(bob_closes == 1);
         BOOST_TEST(flow_tx > min_flow_tx);

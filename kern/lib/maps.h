@@ -55,7 +55,9 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/* Who opened a socket: connect() or listen(). */
 struct owner {
+	__u64 cgroup;
 	__u32 pid;
 	char comm[PDTT_COMM_LEN];
 };

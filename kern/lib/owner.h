@@ -145,7 +145,7 @@ static __always_inline int tcp_owner_moved(struct sock *sk, __u32 uid, __u32 pid
 	char comm[PDTT_COMM_LEN];
 	__u16 family;
 
-	if (sock_key(sk, &k, &family))
+	if (sock_key_read(sk, &k, &family, 1)) /* a tp_btf program's socket */
 		return 1;
 	f = bpf_map_lookup_elem(&flows, &k);
 	if (!f) {

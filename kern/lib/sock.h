@@ -12,6 +12,7 @@
 #include "consts.h"
 #include "maps.h"
 #include "ipv4.h"
+#include "cgroup.h"
 
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
@@ -66,14 +67,13 @@ static __always_inline int sock_key_read(struct sock *sk, struct pdtt_flow_key *
 	return 0;
 }
 
-static __always_inline int sock_key(struct sock *sk, struct pdtt_flow_key *k, __u16 *family)
-{
-	return sock_key_read(sk, k, family, 0);
-}
-
-static __always_inline void current_owner(struct owner *o)
+/* The caller's cgroup too (the job), so that a flow opens with the one its
+ * first write finds: no FLOW_OWNER a connection for learning it. btf: the
+ * cgroup v1 kfunc is a tracing program's only. */
+static __always_inline void current_owner(struct owner *o, const int btf)
 {
 	o->pid = bpf_get_current_pid_tgid() >> 32;
+	o->cgroup = btf ? owner_cgroup_id(bpf_get_current_task_btf()) : bpf_get_current_cgroup_id();
 	bpf_get_current_comm(o->comm, sizeof(o->comm));
 }
 

@@ -70,6 +70,7 @@ static __always_inline void flow_established(struct sock *sk, int oldstate, cons
 		goto out;
 	if (o) {
 		f.pid = o->pid;
+		f.cgroup = o->cgroup;
 		__builtin_memcpy(f.comm, o->comm, sizeof(f.comm));
 	}
 	f.uid = SK_READ(btf, sk, sk_uid.val);
