@@ -149,9 +149,7 @@ static __always_inline void handle_state(struct sock *sk, int oldstate, int news
 
 	switch (newstate) {
 	case TCP_SYN_SENT: /* inside connect(): the owner is current */
-		current_owner(&o, btf);
-		if (bpf_map_update_elem(&connecting, &skp, &o, BPF_ANY))
-			stat_inc(PDTT_STAT_AUX_FULL);
+		flow_connecting(sk, btf);
 		break;
 	case TCP_LISTEN: /* inside listen() */
 		current_owner(&o, btf);
@@ -163,8 +161,10 @@ static __always_inline void handle_state(struct sock *sk, int oldstate, int news
 			flow_established(sk, oldstate, btf);
 		break;
 	case TCP_CLOSE:
-		if (oldstate == TCP_SYN_SENT)
-			bpf_map_delete_elem(&connecting, &skp);
+		if (oldstate == TCP_SYN_SENT) {
+			if (!btf)
+				bpf_map_delete_elem(&connecting, &skp);
+		}
 		else if (oldstate == TCP_LISTEN)
 			bpf_map_delete_elem(&listeners, &lk);
 		else

@@ -62,9 +62,11 @@ struct owner {
 	char comm[PDTT_COMM_LEN];
 };
 
-/* Active opens: connect() runs in the owner, ESTABLISHED in softirq. This
- * and listeners are plain hashes, not LRU, so that a full one shows in
- * aux_table_full; both lose their entries at the next state change. */
+/* Active opens: connect() runs in the owner, ESTABLISHED in softirq. The
+ * classic tracepoint's only: the tp_btf program keeps the owner in the
+ * socket's io_owners storage. This and listeners are plain hashes, not LRU,
+ * so that a full one shows in aux_table_full; both lose their entries at the
+ * next state change. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -100,7 +102,8 @@ struct io_owner {
 	__u64 cgroup;
 	__u32 uid;
 	__u32 pid;
-	__u32 epoch; /* owner_epoch when cached */
+	__u32 epoch;	 /* owner_epoch when cached */
+	__u32 connected; /* made at SYN_SENT, by connect(): the flow is outbound */
 	char comm[PDTT_COMM_LEN];
 };
 

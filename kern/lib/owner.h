@@ -204,13 +204,7 @@ static __always_inline void io_hook(struct sock *sk)
 	task = bpf_get_current_task_btf();
 	if (task->flags & PF_KTHREAD)
 		return; /* kTLS, NFS, NBD workers: acting for the socket's owner */
-	/* Effective: Samba and ProFTPD switch only that. But a setuid-root
-	 * program handed a user's socket acts for its real user. */
-	uid = task->cred->euid.val;
-	if (uid == 0)
-		uid = task->cred->uid.val;
-	pid = bpf_get_current_pid_tgid() >> 32;
-	cgroup = owner_cgroup_id(task);
+	task_owner(task, &uid, &pid, &cgroup);
 	last = bpf_sk_storage_get(&io_owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!last)
 		return;

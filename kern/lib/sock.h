@@ -70,6 +70,19 @@ static __always_inline int sock_key_read(struct sock *sk, struct pdtt_flow_key *
 /* The caller's cgroup too (the job), so that a flow opens with the one its
  * first write finds: no FLOW_OWNER a connection for learning it. btf: the
  * cgroup v1 kfunc is a tracing program's only. */
+/* Who the current task moves bytes for: its effective uid (Samba and ProFTPD
+ * switch only that), but a setuid-root program handed a user's socket acts
+ * for its real user. */
+static __always_inline void task_owner(struct task_struct *task, __u32 *uid, __u32 *pid,
+				       __u64 *cgroup)
+{
+	*uid = task->cred->euid.val;
+	if (*uid == 0)
+		*uid = task->cred->uid.val;
+	*pid = bpf_get_current_pid_tgid() >> 32;
+	*cgroup = owner_cgroup_id(task);
+}
+
 static __always_inline void current_owner(struct owner *o, const int btf)
 {
 	o->pid = bpf_get_current_pid_tgid() >> 32;

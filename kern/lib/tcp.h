@@ -40,16 +40,55 @@ static __always_inline void flow_end(const struct pdtt_flow_key *k, struct pdtt_
 	flow_remove(k, f);
 }
 
+/*
+ * Inside connect() (SYN_SENT): the caller owns the socket. tp_btf: in the
+ * socket's io_owners storage, as if it had moved bytes already, so that its
+ * first write finds itself there and leaves at once; the classic tracepoint
+ * has no socket storage and keeps it in connecting.
+ */
+static __always_inline void flow_connecting(struct sock *sk, const int btf)
+{
+	__u64 skp = (__u64)sk;
+
+	if (btf) {
+		struct io_owner *io =
+			bpf_sk_storage_get(&io_owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+		if (!io) {
+			stat_inc(PDTT_STAT_AUX_FULL);
+			return;
+		}
+		task_owner(bpf_get_current_task_btf(), &io->uid, &io->pid, &io->cgroup);
+		io->epoch = owner_epoch;
+		io->connected = 1;
+		bpf_get_current_comm(io->comm, sizeof(io->comm));
+	} else {
+		struct owner o;
+
+		current_owner(&o, btf);
+		if (bpf_map_update_elem(&connecting, &skp, &o, BPF_ANY))
+			stat_inc(PDTT_STAT_AUX_FULL);
+	}
+}
+
 static __always_inline void flow_established(struct sock *sk, int oldstate, const int btf)
 {
 	struct pdtt_flow_key k = {};
 	struct pdtt_flow f = {}, *stale;
-	struct owner *o, *connected;
+	struct owner *o = NULL, *connected = NULL;
+	struct io_owner *io = NULL;
 	__u64 skp = (__u64)sk;
 
 	/* Outbound also after a simultaneous open (SYN_SENT, SYN_RECV, then
-	 * ESTABLISHED): connect() was called. */
-	o = connected = bpf_map_lookup_elem(&connecting, &skp);
+	 * ESTABLISHED): connect() was called. An accepted socket has storage
+	 * of its own, if any (io_owners is not cloned). */
+	if (btf) {
+		io = bpf_sk_storage_get(&io_owners, sk, 0, 0);
+		if (io && !io->connected)
+			io = NULL;
+	} else {
+		o = connected = bpf_map_lookup_elem(&connecting, &skp);
+	}
 	if (sock_key_read(sk, &k, &f.family, btf))
 		goto out;
 	/* An entry of this 5-tuple belongs to an earlier connection whose close
@@ -57,7 +96,7 @@ static __always_inline void flow_established(struct sock *sk, int oldstate, cons
 	stale = bpf_map_lookup_elem(&flows, &k);
 	if (stale)
 		flow_end(&k, stale, NULL, btf);
-	if (connected) {
+	if (io || connected) {
 		f.direction = PDTT_DIR_OUTBOUND;
 	} else {
 		struct pdtt_port_key lk = {.netns = k.netns, .port = k.lport};
@@ -68,12 +107,17 @@ static __always_inline void flow_established(struct sock *sk, int oldstate, cons
 	/* Flows that never cross a monitored interface take no slot. */
 	if (!sock_monitored(sk, btf))
 		goto out;
-	if (o) {
+	f.uid = SK_READ(btf, sk, sk_uid.val);
+	if (io) { /* the connecting process, as its first write will find it */
+		f.uid = io->uid;
+		f.pid = io->pid;
+		f.cgroup = io->cgroup;
+		__builtin_memcpy(f.comm, io->comm, sizeof(f.comm));
+	} else if (o) {
 		f.pid = o->pid;
 		f.cgroup = o->cgroup;
 		__builtin_memcpy(f.comm, o->comm, sizeof(f.comm));
 	}
-	f.uid = SK_READ(btf, sk, sk_uid.val);
 	f.open_ns = bpf_ktime_get_ns();
 	f.id = new_flow_id();
 	flow_insert(&k, &f, 0);
