@@ -104,12 +104,12 @@ constexpr uint64_t kDeltaHeadroomDivisor = 4;
 // Runs of the delta program one pass may take before it gives up.
 constexpr int kMaxDeltaRuns = 1024;
 
-// Test-only: PDTT_TEST_FORCE=classic-tracepoint,clsact,no-tcp-sendmsg-locked
+// Test-only: PDTT_TEST_FORCE=classic-tracepoint,clsact,no-tcp-sendmsg-locked,idle-hooks
 // makes the agent take the fallbacks it would take on an older kernel (no
 // tp_btf; no TCX; no tcp_sendmsg_locked), so that the tests can run them on
 // this one. Unset, it changes nothing. Read once.
 struct Forced {
-    bool classic_tracepoint = false, clsact = false, no_tcp_send = false;
+    bool classic_tracepoint = false, clsact = false, no_tcp_send = false, idle_hooks = false;
 };
 
 const Forced& forced() {
@@ -126,12 +126,18 @@ const Forced& forced() {
                 out.clsact = true;
             else if (v == "no-tcp-sendmsg-locked")
                 out.no_tcp_send = true;
+            else if (v == "idle-hooks")
+                out.idle_hooks = true;
             else if (!v.empty())
                 log::warn("PDTT_TEST_FORCE: unknown value '" + v + "' ignored");
             at = end + 1;
         }
         if (out.classic_tracepoint || out.clsact || out.no_tcp_send)
             log::warn("PDTT_TEST_FORCE=" + list + ": fallbacks forced for a test");
+        if (out.idle_hooks)
+            log::warn("PDTT_TEST_FORCE=idle-hooks: the packet programs, state tracepoint and I/O hooks return at once, "
+                      "nothing "
+                      "is counted (a benchmark's reference)");
         return out;
     }();
     return f;
@@ -239,6 +245,7 @@ Skeleton Bpf::load(bool btf_tracepoint, bool io_hooks, bool tcp_send) const {
         s.rodata->ring_wakeup_bytes = opts_.ring_bytes / 4;
         s.rodata->max_slots_per_uid = opts_.max_flows_per_uid;
         s.rodata->cgroup1_hierarchy = opts_.cgroup1_hierarchy;
+        s.rodata->idle_hooks = forced().idle_hooks;
         bpf_map__set_max_entries(s.maps.flows, opts_.flow_entries);
         bpf_map__set_max_entries(s.maps.events, opts_.ring_bytes);
         bpf_program__set_autoload(s.progs.pdtt_state_btf, btf_tracepoint);

@@ -72,6 +72,8 @@ int pdtt_xdp(struct xdp_md *ctx)
 	struct pkt p = {};
 	__u64 len = end - data;
 
+	if (idle_hooks)
+		return XDP_PASS;
 	/* Multi-buffer frames (jumbo, native XDP) are longer than their head. */
 	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_xdp_get_buff_len))
 		len = bpf_xdp_get_buff_len(ctx);
@@ -90,6 +92,8 @@ int pdtt_ingress(struct __sk_buff *skb)
 	__u64 segs = skb->gso_segs ? skb->gso_segs : 1;
 	__u32 ifindex = skb->ifindex; /* read once: the verifier refuses a moved ctx */
 
+	if (idle_hooks)
+		return TC_ACT_UNSPEC;
 	if (parse_skb(skb, &p) == PKT_IP)
 		ingress_packet(skb, &p, segs, ifindex, 1);
 	return TC_ACT_UNSPEC;
@@ -104,7 +108,7 @@ int pdtt_egress(struct __sk_buff *skb)
 	__u64 segs = skb->gso_segs ? skb->gso_segs : 1;
 	__u32 ifindex = skb->ifindex;
 
-	if (parse_skb(skb, &p) != PKT_IP)
+	if (idle_hooks || parse_skb(skb, &p) != PKT_IP)
 		return TC_ACT_UNSPEC;
 	if (p.has_ports) {
 		struct bpf_sock *sk = skb->sk;
@@ -136,6 +140,8 @@ static __always_inline void handle_state(struct sock *sk, int oldstate, int news
 
 	/* Most transitions (FIN_WAIT*, TIME_WAIT, CLOSE_WAIT, ...) mean nothing
 	 * to us: leave before reading the socket. */
+	if (idle_hooks)
+		return;
 	if (newstate != TCP_SYN_SENT && newstate != TCP_LISTEN && newstate != TCP_CLOSE &&
 	    !(newstate == TCP_ESTABLISHED &&
 	      (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)))

@@ -193,7 +193,7 @@ static __always_inline void io_hook(struct sock *sk)
 	__u8 proto;
 	int done;
 
-	if (family != AF_INET && family != AF_INET6)
+	if (idle_hooks || (family != AF_INET && family != AF_INET6))
 		return; /* Unix sockets fire these tracepoints too */
 	proto = sk->sk_protocol;
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)

@@ -151,14 +151,16 @@ tool_start() {
     TOOL_ERR=$TMPD/$tag.err
     case $variant in
     none) ;;
-    pdtt | pdtt-auto | pdtt-tc | pdtt-generic | pdtt-native)
-        # pdtt: the default (--ingress auto); the others one ingress mode each.
-        local ingress=()
+    pdtt | pdtt-auto | pdtt-tc | pdtt-generic | pdtt-native | pdtt-idle)
+        # pdtt: the default (--ingress auto); the others one ingress mode
+        # each; idle: tc with every program returning at once (run.sh).
+        local ingress=() force=
         case $variant in
         pdtt-tc) ingress=(--ingress tc) ;;
         pdtt-generic | pdtt-native) ingress=(--ingress xdp --xdp-mode "${variant#pdtt-}") ;;
+        pdtt-idle) ingress=(--ingress tc) force=idle-hooks ;;
         esac
-        spawn "$TOOL_OUT" "$TOOL_ERR" ip netns exec "$NS_A" "$AGENT" -i "$VETH_A" --stdout json --no-files \
+        spawn "$TOOL_OUT" "$TOOL_ERR" ip netns exec "$NS_A" env PDTT_TEST_FORCE="$force" "$AGENT" -i "$VETH_A" --stdout json --no-files \
             -t "$AGENT_INTERVAL" "${ingress[@]}" "${AGENT_EXTRA[@]}"
         TOOL_PID=$SPAWNED
         wait_for "$TOOL_ERR" monitoring "$TOOL_PID" 30 ||

@@ -118,7 +118,7 @@ def main():
 
     def ingress_variants(fig):
         return [v for v in OrderedDict.fromkeys(r["variant"] for r in rows if r["figure"] == fig)
-                if v.startswith("pdtt")]
+                if v.startswith("pdtt") and v != "pdtt-idle"]  # idle: a reference, no target
 
     for fig in ("bulk-rx", "bulk-tx"):
         for v in ingress_variants(fig):
