@@ -168,13 +168,13 @@ static __always_inline void handle_state(struct sock *sk, int oldstate, int news
 		break;
 	case TCP_CLOSE:
 		if (oldstate == TCP_SYN_SENT) {
-			if (!btf)
+			if (!btf) /* tp_btf: the storage goes with the socket */
 				bpf_map_delete_elem(&connecting, &skp);
-		}
-		else if (oldstate == TCP_LISTEN)
+		} else if (oldstate == TCP_LISTEN) {
 			bpf_map_delete_elem(&listeners, &lk);
-		else
+		} else {
 			flow_closed(sk, btf);
+		}
 		break;
 	}
 }

@@ -87,7 +87,7 @@ struct pdtt_flow {
 	char comm[PDTT_COMM_LEN]; /* "" when unknown */
 	__u32 cgroup_ms;	  /* a change of cgroup alone last applied: CLOCK_MONOTONIC
 				   * in 2^20 ns units, wrapping; 0 never */
-	__u32 owner_seen; /* UDP: owner_changes when its socket's owner was last taken */
+	__u32 owner_seen;	  /* UDP: owner_changes when its socket's owner was last taken */
 };
 
 /* One ring buffer record; the same layout for every type. */
