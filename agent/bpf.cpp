@@ -233,7 +233,7 @@ Bpf::Bpf(const BpfOptions& opts) : opts_(opts) {
         throw *first;
     if (!io_hooks_)
         log::warn("the I/O hooks (tracepoints sock/sock_send_length, sock/sock_recv_length) are not available "
-                  "here: a flow's owner is its socket's uid, not the process that moves its bytes");
+                  "here: a flow's owner is the process that opened it, not the process that moves its bytes");
     else if (!tcp_send_hook_)
         log::warn("the tracepoint tcp/tcp_sendmsg_locked is not available here (Linux 6.16 added it): when a TCP "
                   "socket changes owner, the new owner's first write is counted for the previous one");
@@ -489,10 +489,7 @@ std::vector<std::pair<uint32_t, Counters>> Bpf::take_overflow() {
     return out;
 }
 
-void Bpf::owners_seeded() {
-    skel_->bss->owner_epoch++;
-    owners_changed(); // the seeded flows took no owner entry yet
-}
+void Bpf::owners_seeded() { skel_->bss->owner_epoch++; }
 
 // After a write to udp_owners: UDP flows look at their entry again.
 void Bpf::owners_changed() { __atomic_fetch_add(&skel_->bss->owner_changes, 1, __ATOMIC_SEQ_CST); }

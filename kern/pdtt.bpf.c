@@ -227,6 +227,7 @@ struct delta_pass {
 	__u64 limit; /* stop when the ring holds this much */
 	__u32 more;
 	__u32 emitted;
+	__u32 stale_seen; /* an owner_changes value no UDP flow may vouch for */
 };
 
 static long emit_delta(struct bpf_map *map, struct pdtt_flow_key *k, struct pdtt_flow *f,
@@ -235,6 +236,9 @@ static long emit_delta(struct bpf_map *map, struct pdtt_flow_key *k, struct pdtt
 	struct pdtt_counters now;
 	struct pdtt_event *e;
 
+	if (k->proto == IPPROTO_UDP)
+		f->owner_seen =
+			pass->stale_seen; /* looks at its owner entry again: see udp_follow */
 	if (!f->seen || f->delta_tick == pass->tick)
 		return 0;
 	now.tx_bytes = f->cnt.tx_bytes;
@@ -270,7 +274,7 @@ static long emit_delta(struct bpf_map *map, struct pdtt_flow_key *k, struct pdtt
 SEC("syscall")
 int pdtt_emit_deltas(struct pdtt_delta_args *args)
 {
-	struct delta_pass pass = {.tick = args->tick};
+	struct delta_pass pass = {.tick = args->tick, .stale_seen = owner_changes_now() - 1};
 	__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
 
 	pass.limit = size > args->headroom ? size - args->headroom : 0;

@@ -76,7 +76,7 @@ struct pdtt_flow {
 			   * received bytes follow; 0 until it has a cookie */
 	__u64 delta_tick; /* the delta pass that last looked at it */
 	__u32 uid;	  /* owner: euid of the process that last moved bytes,
-			   * before that sk_uid */
+			   * before that the connecting process's, or sk_uid */
 	__u32 pid;	  /* tgid, 0 when unknown */
 	__u32 ifindex;	  /* interface of the latest packet */
 	__u32 slot_uid;	  /* the uid whose share of the table the slot counts in

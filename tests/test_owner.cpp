@@ -615,6 +615,57 @@ BOOST_FIXTURE_TEST_CASE(udp_port_bound_by_another_user_elsewhere_takes_no_bytes,
     check_books_balance(b);
 }
 
+namespace {
+
+// Two sockets of one process on one UDP 5-tuple (SO_REUSEADDR, the same
+// port, the same peer), written in turn under two effective uids: b's
+// owner entry is made first (one datagram elsewhere), then a, b, a, b, a
+// send n datagrams each. No server: the peer answers with port
+// unreachables, which are not UDP.
+const char* kTwoSockets = R"(import os,socket,sys,time
+peer,port,sport,ua,ub,n,size=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]),int(sys.argv[5]),int(sys.argv[6]),int(sys.argv[7])
+def sock():
+    s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+    s.bind(('0.0.0.0',sport))
+    return s
+a,b=sock(),sock()
+def send(uid,s,k,dst):
+    os.seteuid(uid)
+    for i in range(k):
+        s.sendto(b'x'*size,dst)
+    os.seteuid(0)
+send(ub,b,1,(peer,port+1))
+for who in 'ababa':
+    send(ua if who=='a' else ub,a if who=='a' else b,n,(peer,port))
+    time.sleep(0.05)
+print('done',flush=True)
+)";
+
+} // namespace
+
+// Each datagram is its sending socket's owner's, even when another socket
+// shares the flow's 5-tuple: a turn of the other socket must not leave the
+// flow with the other owner once its own socket sends again.
+BOOST_FIXTURE_TEST_CASE(udp_5_tuple_shared_by_two_sockets_follows_the_sending_socket, Lab) {
+    constexpr uint64_t n = 50, size = 1000;
+    constexpr int sport = 5006;
+    start_agent({"-t", "1"});
+    Process p({"/usr/bin/python3", "-c", kTwoSockets, link.b_ip4(), kPort, std::to_string(sport),
+               std::to_string(alice.uid()), std::to_string(bob.uid()), std::to_string(n), std::to_string(size)},
+              host.name());
+    auto st = p.wait(20s);
+    BOOST_REQUIRE_MESSAGE(st && *st == 0, "the two sockets: " << p.err());
+    Books b = read_books(stop_agent());
+    BOOST_TEST_MESSAGE("two sockets, one 5-tuple:" << summary(b));
+    // A socket's first datagram leaves before its first hook: it is its
+    // creator's (root made both), then every one is its sender's.
+    BOOST_TEST(b.reports[0].tx == 2 * size, "root sent " << b.reports[0].tx);
+    BOOST_TEST(b.reports[alice.uid()].tx == 3 * n * size - size, "alice sent " << b.reports[alice.uid()].tx);
+    BOOST_TEST(b.reports[bob.uid()].tx == 2 * n * size, "bob sent " << b.reports[bob.uid()].tx);
+    check_books_balance(b);
+}
+
 // ---- one user, two cgroups, one socket ----
 
 namespace {

@@ -16,9 +16,11 @@ const volatile __u32 max_slots_per_uid = 0; /* 0: no bound */
  * costs can be told from what they do. Nothing is counted. */
 const volatile __u32 idle_hooks = 0;
 
-/* Counters shared by every CPU. */
-__u64 next_flow_id = 0;
-__u64 next_owner_gen = 0;
+/* Counters shared by every CPU, bumped at every new flow and owner entry:
+ * in a section of their own, so that the flags below (read on every packet
+ * and hook) do not share their cache line. */
+__u64 next_flow_id SEC(".data.counters") = 0;
+__u64 next_owner_gen SEC(".data.counters") = 0;
 /* Bumped by the agent after it seeded the flows older than it: an owner
  * cached before then was cached for a socket with no flow yet. */
 __u32 owner_epoch = 0;

@@ -95,10 +95,17 @@ static __always_inline void udp_follow(struct pdtt_flow *f, const struct pdtt_fl
 			return; /* waits: looked at again on the next datagram */
 		f->owner_gen = o->gen;
 	}
-	/* Noted only while the flow still holds what this look found: another
-	 * CPU may have applied a newer entry in between, and this count must
-	 * not vouch for an older one. */
-	if (cookie == f->sk_cookie && (!o || f->owner_gen == o->gen))
+	if (cookie != f->sk_cookie) {
+		/* Another socket's owner may hold the flow now: the flow's own
+		 * socket looks again at its next datagram. */
+		f->owner_seen = seen - 1;
+		return;
+	}
+	/* Noted only while the flow still holds what this look found. Another
+	 * CPU may still apply an older entry in between: pdtt_emit_deltas
+	 * makes every UDP flow look again each tick, so no such race outlives
+	 * a second. */
+	if (!o || f->owner_gen == o->gen)
 		f->owner_seen = seen;
 }
 

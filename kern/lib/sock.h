@@ -67,9 +67,6 @@ static __always_inline int sock_key_read(struct sock *sk, struct pdtt_flow_key *
 	return 0;
 }
 
-/* The caller's cgroup too (the job), so that a flow opens with the one its
- * first write finds: no FLOW_OWNER a connection for learning it. btf: the
- * cgroup v1 kfunc is a tracing program's only. */
 /* Who the current task moves bytes for: its effective uid (Samba and ProFTPD
  * switch only that), but a setuid-root program handed a user's socket acts
  * for its real user. */
@@ -83,10 +80,18 @@ static __always_inline void task_owner(struct task_struct *task, __u32 *uid, __u
 	*cgroup = owner_cgroup_id(task);
 }
 
+/* The caller of listen() (or, for the classic tracepoint, connect()), its
+ * cgroup too (the job), so that a flow opens with the one its first write
+ * finds: no FLOW_OWNER a connection for learning it. btf: the cgroup v1
+ * kfunc is a tracing program's only; without it, with jobs on v1, no cgroup
+ * (a v2 id would name another hierarchy's node). */
 static __always_inline void current_owner(struct owner *o, const int btf)
 {
 	o->pid = bpf_get_current_pid_tgid() >> 32;
-	o->cgroup = btf ? owner_cgroup_id(bpf_get_current_task_btf()) : bpf_get_current_cgroup_id();
+	if (btf)
+		o->cgroup = owner_cgroup_id(bpf_get_current_task_btf());
+	else
+		o->cgroup = cgroup1_hierarchy ? 0 : bpf_get_current_cgroup_id();
 	bpf_get_current_comm(o->comm, sizeof(o->comm));
 }
 

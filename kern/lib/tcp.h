@@ -51,6 +51,7 @@ static __always_inline void flow_connecting(struct sock *sk, const int btf)
 	__u64 skp = (__u64)sk;
 
 	if (btf) {
+		struct task_struct *task = bpf_get_current_task_btf();
 		struct io_owner *io =
 			bpf_sk_storage_get(&io_owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 
@@ -58,9 +59,13 @@ static __always_inline void flow_connecting(struct sock *sk, const int btf)
 			stat_inc(PDTT_STAT_AUX_FULL);
 			return;
 		}
-		task_owner(bpf_get_current_task_btf(), &io->uid, &io->pid, &io->cgroup);
-		io->epoch = owner_epoch;
 		io->connected = 1;
+		/* A kernel worker (sunrpc, CIFS, MPTCP subflows) acts for the
+		 * socket's owner, as in io_hook: no pid, and the socket's uid. */
+		if (task->flags & PF_KTHREAD)
+			return;
+		task_owner(task, &io->uid, &io->pid, &io->cgroup);
+		io->epoch = owner_epoch;
 		bpf_get_current_comm(io->comm, sizeof(io->comm));
 	} else {
 		struct owner o;
@@ -108,7 +113,7 @@ static __always_inline void flow_established(struct sock *sk, int oldstate, cons
 	if (!sock_monitored(sk, btf))
 		goto out;
 	f.uid = SK_READ(btf, sk, sk_uid.val);
-	if (io) { /* the connecting process, as its first write will find it */
+	if (io && io->pid) { /* the connecting process, as its first write will find it */
 		f.uid = io->uid;
 		f.pid = io->pid;
 		f.cgroup = io->cgroup;

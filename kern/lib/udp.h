@@ -43,6 +43,10 @@ static __always_inline __u32 owner_changes_now(void)
 
 static __always_inline void owner_changed(void)
 {
+	/* Ordered after the map write on x86 (lock add). On arm64 it may be
+	 * seen first: a flow may then note the new count with the old entry,
+	 * until pdtt_emit_deltas makes it look again within the tick. (A
+	 * fetching add, fully ordered, needs BPF ISA v3; we build for v1.) */
 	__sync_fetch_and_add(&owner_changes, 1);
 }
 
