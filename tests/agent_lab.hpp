@@ -10,7 +10,10 @@
 #include <boost/test/unit_test.hpp>
 #include <bpf/bpf.h>
 
+#include <unistd.h>
+
 #include <cctype>
+#include <cerrno>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -18,7 +21,9 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <tuple>
+#include <vector>
 
 namespace pdtt::test {
 
@@ -233,6 +238,22 @@ inline void pin_neighbours(const VethPair& v, const Netns& a, const Netns& b) {
          {std::tuple{v.b_ip4(), mac_b, &a, v.a_name()}, std::tuple{v.b_ip6(), mac_b, &a, v.a_name()},
           std::tuple{v.a_ip4(), mac_a, &b, v.b_name()}, std::tuple{v.a_ip6(), mac_a, &b, v.b_name()}})
         run_ok("ip -n " + ns->name() + " neigh replace " + ip + " lladdr " + mac + " dev " + dev + " nud permanent");
+}
+
+// Removes directories a test made (cgroups), deepest first, retrying for
+// 2 s while the processes in them exit; an error if any is left.
+inline void remove_dirs(const std::vector<fs::path>& deepest_first) {
+    for (int i = 0; i < 200; ++i) {
+        const fs::path* left = nullptr;
+        for (const fs::path& p : deepest_first)
+            if (::rmdir(p.c_str()) != 0 && errno != ENOENT && !left)
+                left = &p;
+        if (!left)
+            return;
+        if (i == 199)
+            BOOST_ERROR("directories left behind: " << *left);
+        std::this_thread::sleep_for(10ms);
+    }
 }
 
 // Waits until no TCP connection in ns is still opening or closing (the

@@ -33,16 +33,10 @@ struct SlurmCgroup {
         fs::create_directories(task);
     }
     ~SlurmCgroup() {
-        for (int i = 0; i < 200; ++i) {
-            bool left = false;
-            for (fs::path p = task; p != top.parent_path(); p = p.parent_path())
-                if (::rmdir(p.c_str()) != 0 && errno != ENOENT)
-                    left = true;
-            if (!left)
-                return;
-            std::this_thread::sleep_for(10ms);
-        }
-        BOOST_ERROR("cgroups left behind under " << top);
+        std::vector<fs::path> dirs;
+        for (fs::path p = task; p != top.parent_path(); p = p.parent_path())
+            dirs.push_back(p);
+        remove_dirs(dirs);
     }
 };
 
@@ -67,16 +61,7 @@ struct SlurmV1Cgroup {
         }
         step = p;
     }
-    ~SlurmV1Cgroup() {
-        for (int i = 0; i < 200 && !made.empty(); ++i) {
-            while (!made.empty() && (::rmdir(made.back().c_str()) == 0 || errno == ENOENT))
-                made.pop_back();
-            if (!made.empty())
-                std::this_thread::sleep_for(10ms);
-        }
-        if (!made.empty())
-            BOOST_ERROR("cgroups left behind: " << made.back());
-    }
+    ~SlurmV1Cgroup() { remove_dirs({made.rbegin(), made.rend()}); }
 };
 
 // The agent in the lab's host namespace, cgroup mounts visible.

@@ -716,18 +716,7 @@ struct TwoCgroups {
         fs::create_directories(a);
         fs::create_directories(b);
     }
-    ~TwoCgroups() {
-        for (int i = 0; i < 200; ++i) {
-            bool left = false;
-            for (const fs::path& p : {a, b, top})
-                if (::rmdir(p.c_str()) != 0 && errno != ENOENT)
-                    left = true;
-            if (!left)
-                return;
-            std::this_thread::sleep_for(10ms);
-        }
-        BOOST_ERROR("cgroups left behind under " << top);
-    }
+    ~TwoCgroups() { remove_dirs({a, b, top}); }
 };
 
 } // namespace
