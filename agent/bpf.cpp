@@ -415,8 +415,9 @@ void Bpf::set_udp_owner(uint64_t cookie, uint32_t uid) {
     o.uid = uid;
     o.gen = kSeededFlowIds | ++owner_gens_;
     o.cookie = cookie;
+    // After the write, as the kernel's writers do: UDP flows look at their entry again.
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.udp_owners), &cookie, &o, BPF_NOEXIST) == 0)
-        owners_changed();
+        __atomic_fetch_add(&skel_->bss->owner_changes, 1, __ATOMIC_SEQ_CST);
 }
 
 size_t Bpf::prune_udp_owners(const std::function<bool(uint64_t)>& alive) {
@@ -490,9 +491,6 @@ std::vector<std::pair<uint32_t, Counters>> Bpf::take_overflow() {
 }
 
 void Bpf::owners_seeded() { skel_->bss->owner_epoch++; }
-
-// After a write to udp_owners: UDP flows look at their entry again.
-void Bpf::owners_changed() { __atomic_fetch_add(&skel_->bss->owner_changes, 1, __ATOMIC_SEQ_CST); }
 
 Counters Bpf::unattributed() const {
     std::vector<pdtt_counters> per_cpu(libbpf_num_possible_cpus());

@@ -104,7 +104,6 @@ public:
 private:
     Skeleton load(bool btf_tracepoint, bool io_hooks, bool tcp_send) const;
     int flows_fd() const;
-    void owners_changed();
 
     BpfOptions opts_;
     Skeleton skel_;
