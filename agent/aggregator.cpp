@@ -302,9 +302,9 @@ void Aggregator::on_event(const pdtt_event& e) {
     }
 }
 
-Aggregator::FlowMap::iterator Aggregator::erase(FlowMap::iterator it) {
+void Aggregator::erase(FlowMap::iterator it) {
     udp_flows_ -= it->second.udp;
-    return flows_.erase(it);
+    flows_.erase(it);
 }
 
 void Aggregator::forget(const pdtt_flow_key& k) {
@@ -487,7 +487,7 @@ void Aggregator::prune(const std::function<bool(const pdtt_flow_key&)>& kernel_h
     for (auto it = flows_.begin(); it != flows_.end();) {
         // Only flows quiet for a whole interval are worth a syscall.
         if (it->second.gen + 1 < gen_ && !kernel_has(it->first))
-            it = erase(it);
+            erase(it++); // erasing moves no other flow
         else
             ++it;
     }
