@@ -13,6 +13,7 @@
 #include "wall_clock.hpp"
 
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -60,7 +61,10 @@ public:
     void on_event(const pdtt_event& e);
     // Call after each delta pass's records were consumed. A record of a flow
     // closed in the pass before the last one can no longer be in the ring.
-    void deltas_done() { closed_before_ = std::exchange(closed_, {}); }
+    void deltas_done() {
+        std::swap(closed_, closed_before_);
+        closed_.clear(); // keeps its room: a pass closes about as many as the last
+    }
     void add_unattributed(const Counters& delta);
     // Bytes of flows the kernel had no slot for, still the owner's: one
     // "* -> *" row in the user's report.
@@ -185,7 +189,7 @@ private:
     void erase(FlowMap::iterator it);
 
     FlowMap flows_;
-    std::unordered_set<uint64_t> closed_, closed_before_; // flow ids closed in this and the last pass
+    boost::unordered_flat_set<uint64_t> closed_, closed_before_; // flow ids closed in this and the last pass
     std::unordered_map<int64_t, User> users_;
     std::vector<Job> jobs_;                             // this interval's
     std::unordered_map<std::string, size_t> job_index_; // job, step, uid -> jobs_ row
