@@ -149,12 +149,12 @@ FlowRecord Aggregator::record(FlowEvent type, Flow& f, const pdtt_event& e, cons
 
 void Aggregator::add_to_pair(User& u, size_t& pair, const std::string& local, const std::string& remote,
                              const Counters& d) {
-    std::string pk = local;
-    pk += '\0';
-    pk += remote;
-    auto [it, fresh] = u.pair_index.try_emplace(std::move(pk), u.pairs.size());
-    if (fresh)
+    pair_key_.assign(local).append(1, '\0').append(remote);
+    auto it = u.pair_index.find(std::string_view(pair_key_));
+    if (it == u.pair_index.end()) {
+        it = u.pair_index.emplace(pair_key_, u.pairs.size()).first;
         u.pairs.push_back({local, remote, 0, 0});
+    }
     pair = it->second;
     u.pairs[pair].tx += d.tx_bytes;
     u.pairs[pair].rx += d.rx_bytes;

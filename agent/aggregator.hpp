@@ -38,6 +38,11 @@ struct FlowKeyHash {
 struct FlowKeyEq {
     bool operator()(const pdtt_flow_key& a, const pdtt_flow_key& b) const noexcept;
 };
+// Finds a std::string key by a view: no key is made to look one up.
+struct TextHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
 
 class Aggregator {
 public:
@@ -132,7 +137,7 @@ private:
         Counters cnt;
         uint64_t flows = 0;
         std::vector<Pair> pairs;
-        std::unordered_map<std::string, size_t> pair_index;
+        boost::unordered_flat_map<std::string, size_t, TextHash, std::equal_to<>> pair_index; // local \0 remote
         std::vector<ClassCounters> classes;
     };
 
@@ -194,6 +199,7 @@ private:
     std::vector<Job> jobs_;                             // this interval's
     std::unordered_map<std::string, size_t> job_index_; // job, step, uid -> jobs_ row
     std::unordered_set<std::string> interned_;          // user and interface names; nodes never move
+    std::string pair_key_;                              // add_to_pair's, reused
     std::chrono::milliseconds name_wait_{5000};
     std::deque<Held> held_;                         // oldest first
     std::unordered_map<int64_t, size_t> held_uids_; // uid -> held records naming it
