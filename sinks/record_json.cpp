@@ -104,10 +104,11 @@ private:
     // are a name and a few digits, where a string append per part cost more
     // than the text.
     char* room(size_t n) {
-        if (out_.room.size() - out_.len < n)
-            out_.room.resize(std::max(2 * out_.room.size(), out_.len + n));
+        if (out_.room.size() - out_.len < n) [[unlikely]]
+            grow(n);
         return out_.room.data() + out_.len;
     }
+    [[gnu::noinline]] void grow(size_t n) { out_.room.resize(std::max(2 * out_.room.size(), out_.len + n)); }
     void wrote(const char* end) { out_.len = size_t(end - out_.room.data()); }
     static char* put(char* p, std::string_view s) {
         std::memcpy(p, s.data(), s.size());
