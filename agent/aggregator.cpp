@@ -149,12 +149,12 @@ FlowRecord Aggregator::record(FlowEvent type, Flow& f, const pdtt_event& e, cons
 
 void Aggregator::add_to_pair(User& u, size_t& pair, const std::string& local, const std::string& remote,
                              const Counters& d) {
-    std::string pk = local;
-    pk += '\0';
-    pk += remote;
-    auto [it, fresh] = u.pair_index.try_emplace(std::move(pk), u.pairs.size());
-    if (fresh)
+    pair_key_.assign(local).append(1, '\0').append(remote);
+    auto it = u.pair_index.find(std::string_view(pair_key_));
+    if (it == u.pair_index.end()) {
+        it = u.pair_index.emplace(pair_key_, u.pairs.size()).first;
         u.pairs.push_back({local, remote, 0, 0});
+    }
     pair = it->second;
     u.pairs[pair].tx += d.tx_bytes;
     u.pairs[pair].rx += d.rx_bytes;
@@ -302,9 +302,9 @@ void Aggregator::on_event(const pdtt_event& e) {
     }
 }
 
-Aggregator::FlowMap::iterator Aggregator::erase(FlowMap::iterator it) {
+void Aggregator::erase(FlowMap::iterator it) {
     udp_flows_ -= it->second.udp;
-    return flows_.erase(it);
+    flows_.erase(it);
 }
 
 void Aggregator::forget(const pdtt_flow_key& k) {
@@ -487,7 +487,7 @@ void Aggregator::prune(const std::function<bool(const pdtt_flow_key&)>& kernel_h
     for (auto it = flows_.begin(); it != flows_.end();) {
         // Only flows quiet for a whole interval are worth a syscall.
         if (it->second.gen + 1 < gen_ && !kernel_has(it->first))
-            it = erase(it);
+            erase(it++); // erasing moves no other flow
         else
             ++it;
     }

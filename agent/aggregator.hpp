@@ -12,6 +12,9 @@
 #include "sink.hpp"
 #include "wall_clock.hpp"
 
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -27,10 +30,6 @@
 
 namespace pdtt {
 
-// Not noexcept on purpose: libstdc++ then keeps each node's hash, so that a
-// bucket walk compares stored hashes instead of hashing every node's
-// 44-byte key again (a cache miss and a hash per node: a fifth of the
-// pipeline's time before).
 struct FlowKeyHash {
     size_t operator()(const pdtt_flow_key& k) const {
         return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(&k), sizeof(k)));
@@ -38,6 +37,11 @@ struct FlowKeyHash {
 };
 struct FlowKeyEq {
     bool operator()(const pdtt_flow_key& a, const pdtt_flow_key& b) const noexcept;
+};
+// Finds a std::string key by a view: no key is made to look one up.
+struct TextHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 
 class Aggregator {
@@ -62,7 +66,10 @@ public:
     void on_event(const pdtt_event& e);
     // Call after each delta pass's records were consumed. A record of a flow
     // closed in the pass before the last one can no longer be in the ring.
-    void deltas_done() { closed_before_ = std::exchange(closed_, {}); }
+    void deltas_done() {
+        std::swap(closed_, closed_before_);
+        closed_.clear(); // keeps its room: a pass closes about as many as the last
+    }
     void add_unattributed(const Counters& delta);
     // Bytes of flows the kernel had no slot for, still the owner's: one
     // "* -> *" row in the user's report.
@@ -130,7 +137,7 @@ private:
         Counters cnt;
         uint64_t flows = 0;
         std::vector<Pair> pairs;
-        std::unordered_map<std::string, size_t> pair_index;
+        boost::unordered_flat_map<std::string, size_t, TextHash, std::equal_to<>> pair_index; // local \0 remote
         std::vector<ClassCounters> classes;
     };
 
@@ -179,15 +186,20 @@ private:
     std::shared_ptr<const SubuidMap> subuids_;
     uint64_t gen_ = 0;
     size_t udp_flows_ = 0;
-    using FlowMap = std::unordered_map<pdtt_flow_key, Flow, FlowKeyHash, FlowKeyEq>;
-    FlowMap::iterator erase(FlowMap::iterator it);
+    // Open addressing, each flow inline: a lookup is one probe of the group's
+    // hashes and the flow itself, where a node table also walked a bucket
+    // list through other flows' nodes (a quarter of the pipeline's time).
+    // Inserting moves flows: no Flow& or iterator lives across one.
+    using FlowMap = boost::unordered_flat_map<pdtt_flow_key, Flow, FlowKeyHash, FlowKeyEq>;
+    void erase(FlowMap::iterator it);
 
     FlowMap flows_;
-    std::unordered_set<uint64_t> closed_, closed_before_; // flow ids closed in this and the last pass
+    boost::unordered_flat_set<uint64_t> closed_, closed_before_; // flow ids closed in this and the last pass
     std::unordered_map<int64_t, User> users_;
     std::vector<Job> jobs_;                             // this interval's
     std::unordered_map<std::string, size_t> job_index_; // job, step, uid -> jobs_ row
     std::unordered_set<std::string> interned_;          // user and interface names; nodes never move
+    std::string pair_key_;                              // add_to_pair's, reused
     std::chrono::milliseconds name_wait_{5000};
     std::deque<Held> held_;                         // oldest first
     std::unordered_map<int64_t, size_t> held_uids_; // uid -> held records naming it

@@ -26,16 +26,22 @@ std::string strftime_str(const std::tm& tm, const char* fmt) {
 std::string_view rfc3339_utc(Timestamp ts, char (&buf)[32]) {
     long usec = 0;
     std::time_t t = split(ts, usec);
-    // Records come in bursts within one second: format the second once.
-    thread_local std::time_t cached_t = -1;
-    thread_local char cached[20];
-    if (t != cached_t) {
+    // Records come in bursts within one second, and a burst's open records
+    // carry the second their flows opened in: the last two seconds are
+    // formatted once each.
+    thread_local std::time_t cached_t[2] = {-1, -1};
+    thread_local char cached[2][20];
+    thread_local int oldest = 0;
+    int slot = t == cached_t[0] ? 0 : t == cached_t[1] ? 1 : -1;
+    if (slot < 0) {
+        slot = oldest;
+        oldest ^= 1;
         std::tm tm{};
         gmtime_r(&t, &tm);
-        std::strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
-        cached_t = t;
+        std::strftime(cached[slot], sizeof cached[slot], "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_t[slot] = t;
     }
-    std::memcpy(buf, cached, 19);
+    std::memcpy(buf, cached[slot], 19);
     buf[19] = '.';
     for (int i = 25; i > 19; i--, usec /= 10)
         buf[i] = static_cast<char>('0' + usec % 10);

@@ -30,19 +30,13 @@ public:
     uint64_t errors() const override { return errors_ + out_.lost(); }
 
 private:
-    // Every record is written into one reused buffer: no allocation per
-    // record once it has grown.
     template <typename Record> void emit(const Record& r) {
-        line_.clear();
-        records_.append(line_, r);
-        line_ += '\n';
-        if (!out_.write(line_))
+        if (!out_.write(records_.line(r)))
             ++errors_;
     }
 
     ConsoleOut out_;
     JsonRecords records_;
-    std::string line_;
     uint64_t errors_ = 0;
 };
 

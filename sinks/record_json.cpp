@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <concepts>
+#include <cstring>
 #include <type_traits>
 
 namespace pdtt {
@@ -20,7 +21,7 @@ namespace {
 class Writer {
 public:
     // spare: where a flow's identity is made when its record keeps none.
-    Writer(std::string& out, json::serializer& sr, std::string* spare = nullptr) : out_(out), sr_(sr), spare_(spare) {}
+    Writer(JsonText& out, json::serializer& sr, JsonText* spare = nullptr) : out_(out), sr_(sr), spare_(spare) {}
 
     void type(std::string_view t) { field("type", t, true); }
     void time(std::string_view n, Timestamp ts) {
@@ -36,12 +37,12 @@ public:
         if (s)
             string(*s);
         else
-            out_ += "null";
+            raw("null");
     }
     template <std::integral T> void number(std::string_view n, T v) {
-        char buf[24];
-        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-        field(n, std::string_view(buf, size_t(end - buf)), false);
+        constexpr size_t kDigits = 20; // of any 64-bit integer, sign included
+        char* p = name(room(n.size() + 4 + kDigits), n);
+        wrote(std::to_chars(p, p + kDigits, v).ptr);
     }
     template <std::integral T> void number(std::string_view n, const std::optional<T>& v) {
         if (v)
@@ -57,87 +58,90 @@ public:
         if (classes.empty())
             return;
         key(n);
-        out_ += '{';
+        raw("{");
         first_ = true;
         for (const auto& c : classes) {
             key_string(c.name); // from the configuration: escaped like any value
-            out_ += '{';
+            raw("{");
             first_ = true;
             fields::class_row(*this, c);
-            out_ += '}';
+            raw("}");
         }
-        out_ += '}';
+        raw("}");
     }
     // The identity's text is made once per flow (FlowRecord::id_json) and
     // copied into every record of it. It is kept from a flow's first delta
     // or owner record on: a flow that only opens and closes (most of a
     // connection churn) or sits idle costs no memory for it.
     void identity(const FlowRecord& r) {
-        if (r.id_json && !r.id_json->empty()) {
-            out_ += *r.id_json;
-            return;
-        }
-        spare_->clear(); // made where the room is, then kept at its size
+        if (r.id_json && !r.id_json->empty())
+            return raw(*r.id_json);
+        spare_->len = 0; // made where the room is, then kept at its size
         Writer w(*spare_, sr_);
         w.first_ = false; // it follows the head
         fields::identity(w, r.id);
         if (r.id_json && (r.type == FlowEvent::delta || r.type == FlowEvent::owner))
-            *r.id_json = *spare_;
-        out_ += *spare_;
+            r.id_json->assign(spare_->view());
+        raw(spare_->view());
     }
     void connections(std::string_view n, const std::vector<PairRow>& rows) {
         key(n);
-        out_ += '[';
+        raw("[");
         for (size_t i = 0; i < rows.size(); ++i) {
             if (i)
-                out_ += ',';
-            out_ += '{';
+                raw(",");
+            raw("{");
             first_ = true;
             fields::pair_row(*this, rows[i]);
-            out_ += '}';
+            raw("}");
         }
-        out_ += ']';
+        raw("]");
     }
+    void raw(std::string_view s) { wrote(put(room(s.size()), s)); }
 
 private:
-    void comma() {
-        if (!first_)
-            out_ += ',';
-        first_ = false;
+    // Each field checks for room once and is written at the cursor: most
+    // are a name and a few digits, where a string append per part cost more
+    // than the text.
+    char* room(size_t n) {
+        if (out_.room.size() - out_.len < n) [[unlikely]]
+            grow(n);
+        return out_.room.data() + out_.len;
     }
-    void key(std::string_view n) { field(n, {}, false); }
-    // ,"n":v in one append (v quoted when asked): most fields are a name and
-    // a few digits, and one append costs what each of five would.
-    void field(std::string_view n, std::string_view v, bool quoted) {
-        char buf[128];
-        if (n.size() + v.size() + 6 > sizeof buf) {
-            comma();
-            out_.append("\"").append(n).append("\":");
-            if (quoted)
-                out_.append("\"").append(v).append("\"");
-            else
-                out_.append(v);
-            return;
-        }
-        char* p = buf;
+    [[gnu::noinline]] void grow(size_t n) { out_.room.resize(std::max(2 * out_.room.size(), out_.len + n)); }
+    void wrote(const char* end) { out_.len = size_t(end - out_.room.data()); }
+    static char* put(char* p, std::string_view s) {
+        std::memcpy(p, s.data(), s.size());
+        return p + s.size();
+    }
+    // ,"n": at p, which has room for it.
+    char* name(char* p, std::string_view n) {
         if (!first_)
             *p++ = ',';
         first_ = false;
         *p++ = '"';
-        p = std::copy(n.begin(), n.end(), p);
+        p = put(p, n);
         *p++ = '"';
         *p++ = ':';
+        return p;
+    }
+    void key(std::string_view n) { wrote(name(room(n.size() + 4), n)); }
+    // ,"n":v (v quoted when asked)
+    void field(std::string_view n, std::string_view v, bool quoted) {
+        char* p = name(room(n.size() + v.size() + 6), n);
         if (quoted)
             *p++ = '"';
-        p = std::copy(v.begin(), v.end(), p);
+        p = put(p, v);
         if (quoted)
             *p++ = '"';
-        out_.append(buf, size_t(p - buf));
+        wrote(p);
     }
     void key_string(std::string_view n) {
-        comma();
+        if (!first_)
+            raw(",");
+        first_ = false;
         string(n);
-        out_ += ':';
+        raw(":");
     }
     // Valid UTF-8 first (Boost.JSON does not check it on output); ASCII
     // needs no repair copy.
@@ -151,44 +155,43 @@ private:
     // Room for the worst case, every octet as \u00XX, so one read() finishes it.
     void escaped(std::string_view s) {
         sr_.reset(s);
-        size_t used = out_.size();
-        out_.resize(used + 6 * s.size() + 2);
-        out_.resize(used + sr_.read(out_.data() + used, out_.size() - used).size());
+        const size_t most = 6 * s.size() + 2;
+        char* p = room(most);
+        wrote(p + sr_.read(p, most).size());
     }
 
-    std::string& out_;
+    JsonText& out_;
     json::serializer& sr_;
-    std::string* spare_;
+    JsonText* spare_;
     bool first_ = true;
 };
 
 template <typename Record, typename List>
-void append_object(std::string& out, json::serializer& sr, const Record& r, List list) {
-    Writer w(out, sr);
-    out += '{';
+std::string_view make_line(JsonText& out, json::serializer& sr, JsonText* spare, const Record& r, List list) {
+    out.len = 0;
+    Writer w(out, sr, spare);
+    w.raw("{");
     list(w, r);
-    out += '}';
+    w.raw("}\n");
+    return out.view();
 }
 
 } // namespace
 
-void JsonRecords::append(std::string& out, const FlowRecord& r) {
-    Writer w(out, sr_, &id_);
-    out += '{';
-    fields::flow(w, r);
-    out += '}';
+std::string_view JsonRecords::line(const FlowRecord& r) {
+    return make_line(line_, sr_, &id_, r, [](Writer& w, const FlowRecord& r) { fields::flow(w, r); });
 }
 
-void JsonRecords::append(std::string& out, const UserReport& r) {
-    append_object(out, sr_, r, [](Writer& w, const UserReport& r) { fields::user_report(w, r); });
+std::string_view JsonRecords::line(const UserReport& r) {
+    return make_line(line_, sr_, nullptr, r, [](Writer& w, const UserReport& r) { fields::user_report(w, r); });
 }
 
-void JsonRecords::append(std::string& out, const JobReport& r) {
-    append_object(out, sr_, r, [](Writer& w, const JobReport& r) { fields::job_report(w, r); });
+std::string_view JsonRecords::line(const JobReport& r) {
+    return make_line(line_, sr_, nullptr, r, [](Writer& w, const JobReport& r) { fields::job_report(w, r); });
 }
 
-void JsonRecords::append(std::string& out, const AgentStats& s) {
-    append_object(out, sr_, s, [](Writer& w, const AgentStats& s) { fields::agent_stats(w, s); });
+std::string_view JsonRecords::line(const AgentStats& s) {
+    return make_line(line_, sr_, nullptr, s, [](Writer& w, const AgentStats& s) { fields::agent_stats(w, s); });
 }
 
 namespace {

@@ -195,6 +195,29 @@ BOOST_FIXTURE_TEST_CASE(held_flow_records_go_out_as_json_after_their_flow_is_gon
     BOOST_TEST(n == 3);
 }
 
+// A held record owns what it names: its flow closed, then the flow table
+// grew and moved every flow while it waited.
+BOOST_FIXTURE_TEST_CASE(held_records_name_their_flow_after_the_table_moved, Fixture) {
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, 1005, 100));
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, 1005, 300));
+    agg.on_event(ev(PDTT_EV_FLOW_CLOSE, 1, 1005, 400));
+    constexpr uint64_t kFlows = 2000;
+    for (uint64_t id = 2; id <= kFlows; ++id)
+        agg.on_event(ev(PDTT_EV_FLOW_OPEN, id, 1005, 100));
+    BOOST_TEST(agg.held() == kFlows + 2);
+    let_names_answer(1005);
+    agg.release_held(Steady::now());
+    BOOST_TEST_REQUIRE(cap->flows.size() == kFlows + 2);
+    for (size_t i = 0; i < cap->flows.size(); ++i) {
+        const FlowRecord& r = cap->flows[i];
+        BOOST_TEST(r.id.flow_id == (i < 3 ? 1u : i - 1));
+        BOOST_TEST(r.id.lport == 40000 + r.id.flow_id);
+        BOOST_TEST(r.id.user == "user1005");
+        BOOST_TEST(r.id.local == "10.0.0.1");
+    }
+    BOOST_TEST(cap->flows[2].cnt.tx_bytes == 400u);
+}
+
 // Shutdown: everything held goes out, with the names that arrive in time.
 BOOST_FIXTURE_TEST_CASE(flush_sends_everything_held_waiting_for_names_until_its_deadline, Fixture) {
     agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, 1006, 100));

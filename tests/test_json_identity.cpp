@@ -169,3 +169,34 @@ BOOST_AUTO_TEST_CASE(kept_identity_is_remade_whenever_the_flow_changes) {
     BOOST_TEST(count(text, "\"cgroup\":null") == 4u); // flow 2's open, flow 3 until its cgroup was learnt
     BOOST_TEST(count(text, "\"job\":\"88\"") == 2u);
 }
+
+// Flows live inline in an open-addressed table that moves them when it
+// grows or rehashes: a flow's kept identity must follow it, and no record
+// may be made from where a flow used to be.
+BOOST_AUTO_TEST_CASE(kept_identity_follows_its_flow_when_the_table_grows) {
+    Lines kept, fresh;
+    SinkList sinks;
+    sinks.push_back(std::make_unique<Tee>(kept, fresh));
+    UserNames names{std::chrono::seconds(600), &fake_passwd, UserNames::Threads::none};
+    WallClock clock;
+    Aggregator agg{sinks, names, [](uint32_t) { return std::string("veth0"); }, clock};
+
+    constexpr uint64_t kFlows = 3000;
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, 1001, 0, 10, "ssh", 1000));
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, 1001, 0, 10, "ssh", 2000)); // its identity is kept from here
+    for (uint64_t id = 2; id <= kFlows; ++id) {
+        agg.on_event(ev(PDTT_EV_FLOW_OPEN, id, 1002, 0, 20, "dd", 1000));
+        agg.on_event(ev(PDTT_EV_FLOW_DELTA, id, 1002, 0, 20, "dd", 2000));
+        if (id % 3 == 0) // holes for inserts to reuse
+            agg.on_event(ev(PDTT_EV_FLOW_CLOSE, id, 1002, 0, 20, "dd", 3000));
+        agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, 1001, 0, 10, "ssh", 2000 + id));
+    }
+    agg.on_event(ev(PDTT_EV_FLOW_CLOSE, 1, 1001, 0, 10, "ssh", 10 * kFlows));
+    BOOST_TEST(agg.active() == kFlows - 1 - kFlows / 3);
+
+    const std::string text = kept.text();
+    BOOST_TEST(text == fresh.text());
+    BOOST_TEST(count(text, "\"flow_id\":1,") == kFlows + 2);
+    BOOST_TEST(count(text, "\"comm\":\"ssh\"") == kFlows + 2);
+    BOOST_TEST(count(text, "\"user\":\"alice\"") == kFlows + 2);
+}

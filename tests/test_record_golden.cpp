@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "factory.hpp"
+#include "record_json.hpp"
 #include "sample_records.hpp"
 #include "syslog_format.hpp"
 
@@ -350,6 +351,40 @@ BOOST_AUTO_TEST_CASE(fractional_seconds) {
           "\"events\":1,\"ring_drops\":2,\"flow_table_full\":3,\"aux_table_full\":4,\"flow_share_full\":5,"
           "\"owner_deferred\":6,\"deltas_incomplete\":7,\"flows_active\":8,\"flow_table_size\":65536,"
           "\"sink_errors\":10,\"interfaces_missing\":11,\"cgroups_unresolved\":12}\n");
+}
+
+// The sink reuses one buffer for every line: a line many times longer than
+// any before it, escapes and all, and a short one after it are each whole.
+BOOST_AUTO_TEST_CASE(lines_longer_than_any_before) {
+    std::string longest;
+    for (int i = 0; i < 300; ++i)
+        longest += kHostile;
+    UserReport big = report(10, 0);
+    big.user = longest;
+    for (uint64_t i = 0; i < 2000; ++i)
+        big.connections.push_back({kHostile, std::to_string(i), i, 2 * i});
+    FlowRecord big_flow = hostile(FlowEvent::close);
+    big_flow.id.comm = longest;
+    const UserReport small = report(10, 1);
+    const FlowRecord small_flow = flow(FlowEvent::close);
+    const std::string text = json_of([&](Sink& s) {
+        s.user_report(small);
+        s.user_report(big);
+        s.user_report(small);
+        s.flow_close(small_flow);
+        s.flow_close(big_flow);
+        s.flow_close(small_flow);
+    });
+    const boost::json::object expected[] = {to_json(small),      to_json(big),      to_json(small),
+                                            to_json(small_flow), to_json(big_flow), to_json(small_flow)};
+    size_t at = 0;
+    for (const auto& e : expected) {
+        const size_t end = text.find('\n', at);
+        BOOST_TEST_REQUIRE(end != std::string::npos);
+        BOOST_TEST((boost::json::parse(text.substr(at, end - at)) == e));
+        at = end + 1;
+    }
+    BOOST_TEST(at == text.size());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -117,6 +117,19 @@ BOOST_AUTO_TEST_CASE(rfc3339_has_microseconds_and_z) {
     BOOST_TEST(rfc3339_utc(at(-1)) == "2024-01-15T10:29:59.999999Z");
 }
 
+// It keeps the text of the last two seconds: records of three seconds, interleaved.
+BOOST_AUTO_TEST_CASE(rfc3339_of_interleaved_seconds) {
+    for (int round = 0; round < 2; ++round) {
+        BOOST_TEST(rfc3339_utc(at(1)) == "2024-01-15T10:30:00.000001Z");
+        BOOST_TEST(rfc3339_utc(at(-2)) == "2024-01-15T10:29:59.999998Z");
+        BOOST_TEST(rfc3339_utc(at(2)) == "2024-01-15T10:30:00.000002Z");
+        BOOST_TEST(rfc3339_utc(at(1'000'003)) == "2024-01-15T10:30:01.000003Z");
+        BOOST_TEST(rfc3339_utc(at(4)) == "2024-01-15T10:30:00.000004Z");
+        BOOST_TEST(rfc3339_utc(at(-5)) == "2024-01-15T10:29:59.999995Z");
+        BOOST_TEST(rfc3339_utc(at(1'000'006)) == "2024-01-15T10:30:01.000006Z");
+    }
+}
+
 BOOST_AUTO_TEST_CASE(local_datetime_follows_tz) {
     UtcZone utc;
     BOOST_TEST(local_datetime(at(999999)) == "2024-01-15 10:30:00");
