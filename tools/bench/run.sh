@@ -236,15 +236,27 @@ iperf_once() {
     rm -f "$TOOL_OUT"
 }
 
-# Interleaved rounds: "none" then every variant, the order rotating.
+# Round R's order: "none" and every variant, rotated by R - 1, so that no
+# variant always runs first (after the quiet of the previous figure) or
+# right after another one's agent stopped.
+round_order() {
+    local r=$1 i
+    shift
+    local all=(none "$@")
+    ROUND=()
+    for ((i = 0; i < ${#all[@]}; i++)); do
+        ROUND+=("${all[$(((i + r - 1) % ${#all[@]}))]}")
+    done
+}
+
+# Interleaved rounds, each run of a round compared with its round's "none".
 rounds() {
-    local figure=$1 secs=$2
+    local figure=$1 secs=$2 r v
     shift 2
-    local variants=("$@") r i n=$#
     for ((r = 1; r <= PAIRS; r++)); do
-        iperf_once "$figure" none "$r" "$secs"
-        for ((i = 0; i < n; i++)); do
-            iperf_once "$figure" "${variants[$(((i + r - 1) % n))]}" "$r" "$secs"
+        round_order "$r" "$@"
+        for v in "${ROUND[@]}"; do
+            iperf_once "$figure" "$v" "$r" "$secs"
         done
     done
 }
@@ -361,11 +373,10 @@ fi
 
 if has_figure churn; then
     log "connection churn, as fast as it goes"
-    n=${#VARIANTS_INGRESS[@]}
     for ((r = 1; r <= PAIRS; r++)); do
-        churn_once churn-max none "$r" 0 "$CHURN_MAX_DURATION"
-        for ((i = 0; i < n; i++)); do
-            churn_once churn-max "${VARIANTS_INGRESS[$(((i + r - 1) % n))]}" "$r" 0 "$CHURN_MAX_DURATION"
+        round_order "$r" "${VARIANTS_INGRESS[@]}"
+        for v in "${ROUND[@]}"; do
+            churn_once churn-max "$v" "$r" 0 "$CHURN_MAX_DURATION"
         done
     done
     for rate in ${RATES//,/ }; do
