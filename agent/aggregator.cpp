@@ -239,7 +239,7 @@ bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
 
 void Aggregator::on_event(const pdtt_event& e) {
     auto it = flows_.find(e.key);
-    if (it != flows_.end() && it->second.id.flow_id != e.flow_id) {
+    if (it != flows_.end() && it->second->id.flow_id != e.flow_id) {
         if (closed(e.flow_id))
             return; // a straggler of an earlier flow on this 5-tuple: counted at its close
         erase(it);  // a new flow on the 5-tuple of one whose close was lost
@@ -248,15 +248,15 @@ void Aggregator::on_event(const pdtt_event& e) {
     if (it == flows_.end()) {
         if (closed(e.flow_id))
             return; // a delta emitted in a race with this flow's close: already counted
-        it = flows_.emplace(e.key, make_flow(e)).first;
-        udp_flows_ += it->second.udp;
+        it = flows_.emplace(e.key, std::make_unique<Flow>(make_flow(e))).first;
+        udp_flows_ += it->second->udp;
         // Its open record was lost (ring full) when this is not FLOW_OPEN.
         // FLOW_OPEN counts the first packet: the open record carries it.
         FlowRecord r =
-            record(FlowEvent::open, it->second, e, e.type == PDTT_EV_FLOW_OPEN ? to_counters(e.cnt) : Counters{});
-        send_flow(r, it->second);
+            record(FlowEvent::open, *it->second, e, e.type == PDTT_EV_FLOW_OPEN ? to_counters(e.cnt) : Counters{});
+        send_flow(r, *it->second);
     }
-    Flow& f = it->second;
+    Flow& f = *it->second;
     if (!f.named) // its first records said "uid-N": its name may be known by now
         f.id.user = user_name(f.id.uid, f.named);
     if (f.cgroup_id && !f.cg) // resolved since, perhaps
@@ -303,7 +303,7 @@ void Aggregator::on_event(const pdtt_event& e) {
 }
 
 void Aggregator::erase(FlowMap::iterator it) {
-    udp_flows_ -= it->second.udp;
+    udp_flows_ -= it->second->udp;
     flows_.erase(it);
 }
 
@@ -319,7 +319,7 @@ Aggregator::udp_to_close(uint64_t now_ns, uint64_t idle_ns,
     if (udp_flows_ == 0)
         return out;
     for (const auto& [k, f] : flows_)
-        if (f.udp && (now_ns - f.active_ns >= idle_ns || !socket_alive(k)))
+        if (f->udp && (now_ns - f->active_ns >= idle_ns || !socket_alive(k)))
             out.push_back(k);
     return out;
 }
@@ -486,7 +486,7 @@ void Aggregator::report(Timestamp end, double interval_s) {
 void Aggregator::prune(const std::function<bool(const pdtt_flow_key&)>& kernel_has) {
     for (auto it = flows_.begin(); it != flows_.end();) {
         // Only flows quiet for a whole interval are worth a syscall.
-        if (it->second.gen + 1 < gen_ && !kernel_has(it->first))
+        if (it->second->gen + 1 < gen_ && !kernel_has(it->first))
             erase(it++); // erasing moves no other flow
         else
             ++it;
