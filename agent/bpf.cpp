@@ -250,10 +250,8 @@ Skeleton Bpf::load(bool btf_tracepoint, bool io_hooks, bool tcp_send) const {
         bpf_map__set_max_entries(s.maps.events, opts_.ring_bytes);
         bpf_program__set_autoload(s.progs.pdtt_state_btf, btf_tracepoint);
         bpf_program__set_autoload(s.progs.pdtt_state_tp, !btf_tracepoint);
-        // Sends: TCP's at tcp_sendmsg_locked, UDP's at tc egress, inside the
-        // sender's call; sock_send_length only where TCP has no such hook.
-        bpf_program__set_autoload(s.progs.pdtt_sock_recv, io_hooks);
-        bpf_program__set_autoload(s.progs.pdtt_sock_send, io_hooks && !tcp_send);
+        for (bpf_program* p : {s.progs.pdtt_sock_send, s.progs.pdtt_sock_recv})
+            bpf_program__set_autoload(p, io_hooks);
         bpf_program__set_autoload(s.progs.pdtt_tcp_send, io_hooks && tcp_send);
     });
 }
@@ -277,8 +275,7 @@ void Bpf::attach_tracepoints() {
     if (io_hooks_) {
         if (tcp_send_hook_)
             attach(skel_->progs.pdtt_tcp_send, "tp_btf/tcp_sendmsg_locked");
-        else
-            attach(skel_->progs.pdtt_sock_send, "tp_btf/sock_send_length");
+        attach(skel_->progs.pdtt_sock_send, "tp_btf/sock_send_length");
         attach(skel_->progs.pdtt_sock_recv, "tp_btf/sock_recv_length");
     }
     attach(prog, btf_tracepoint_ ? "tp_btf/inet_sock_set_state" : "tracepoint/sock/inet_sock_set_state");

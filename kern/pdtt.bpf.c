@@ -117,11 +117,14 @@ int pdtt_egress(struct __sk_buff *skb)
 		f = bpf_map_lookup_elem(&flows, &k);
 		/* Forwarded packets have no socket and stay unattributed. A
 		 * handshake segment's socket is opening: tcp_flow_late refuses it. */
-		if (sk && p.proto == IPPROTO_UDP)
-			f = udp_tx(skb, sk, &k, f);
-		else if (!f && sk && p.proto == IPPROTO_TCP && !p.syn && sock_in_target_netns(sk) &&
-			 !noslot_active(&k))
-			f = tcp_flow_late(&k, bpf_sk_fullsock(sk), bpf_get_socket_uid(skb));
+		if (!f && sk && !p.syn && sock_in_target_netns(sk) && !noslot_active(&k)) {
+			if (p.proto == IPPROTO_UDP)
+				f = udp_tx_flow(skb, &k);
+			else if (p.proto == IPPROTO_TCP)
+				f = tcp_flow_late(&k, bpf_sk_fullsock(sk), bpf_get_socket_uid(skb));
+		}
+		if (f && p.proto == IPPROTO_UDP && sk)
+			udp_owner_tx(skb, f, &k);
 	}
 	account(f, &k, &p, 1, segs, ifindex);
 	return TC_ACT_UNSPEC;

@@ -90,9 +90,8 @@ struct {
 	__type(value, struct owner);
 } listeners SEC(".maps");
 
-/* Owners of UDP sockets, by socket cookie: kept by the receive hook and by
- * tc egress inside the sending call (from the socket's uid for a datagram
- * sent from softirq before any). Keyed by the socket,
+/* Owners of UDP sockets, by socket cookie: kept by the I/O hooks, learnt
+ * from senders at tc egress before their first hook. Keyed by the socket,
  * not its port: another user's socket on the same port (another address,
  * SO_REUSEADDR) owns its own bytes only. The agent drops entries of closed
  * sockets. */

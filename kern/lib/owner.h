@@ -8,11 +8,9 @@
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
 #include "pdtt.h"
 #include "cgroup.h"
 #include "consts.h"
-#include "flow.h"
 #include "maps.h"
 #include "ring.h"
 #include "sock.h"
@@ -139,78 +137,12 @@ static __always_inline struct pdtt_flow *udp_rx(void *ctx, const struct pdtt_flo
 	return f;
 }
 
-/*
- * The process sending a local datagram, when tc egress runs inside its own
- * send call: on its kernel stack (softirq runs on the CPU's interrupt
- * stack, so a datagram queued for neighbour resolution and sent later has
- * no sender here), not a kernel thread, and a user's socket (a tunnel's
- * kernel socket carries other sockets' datagrams). NULL otherwise.
- */
-static __always_inline struct task_struct *udp_sending_task(struct bpf_sock *bsk)
+/* Sent: the sending socket's owner, datagram by datagram, once it is known
+ * (an existing flow keeps its owner for a socket not seen yet). */
+static __always_inline void udp_owner_tx(struct __sk_buff *skb, struct pdtt_flow *f,
+					 const struct pdtt_flow_key *k)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct sock *sk = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct sock));
-	volatile __u8 here = 0;
-	struct vm_struct *vm;
-	__u64 size = 16384; /* THREAD_SIZE without a vmapped stack */
-
-	if ((task->flags & PF_KTHREAD) || BPF_CORE_READ_BITFIELD(sk, sk_kern_sock))
-		return NULL;
-	if (bpf_core_field_exists(task->stack_vm_area)) {
-		vm = task->stack_vm_area;
-		size = vm ? vm->size : 0; /* the stack and its guard page */
-	}
-	if ((__u64)&here - (__u64)task->stack >= size)
-		return NULL;
-	return task;
-}
-
-/* Where udp_follow would look and find nothing new, the sender's datagram
- * needs no look either. */
-static __always_inline int udp_owner_is(const struct pdtt_flow *f, __u64 cookie, __u32 seen,
-					__u32 uid, __u32 pid, __u64 cgroup)
-{
-	return f->owner_seen == seen && f->sk_cookie == cookie && f->uid == uid && f->pid == pid &&
-	       f->cgroup == cgroup;
-}
-
-/*
- * A datagram a local socket sends. Inside its sender's send call the flow
- * and the socket's owner entry are the sender's from this datagram on
- * (there is no send hook to wait for); sent from softirq it follows the
- * socket's entry, as a received datagram does.
- */
-static __always_inline struct pdtt_flow *udp_tx(struct __sk_buff *skb, struct bpf_sock *sk,
-						const struct pdtt_flow_key *k, struct pdtt_flow *f)
-{
-	struct task_struct *task = udp_sending_task(sk);
-	__u32 seen = owner_changes_now(), uid, pid;
-	__u64 cookie = bpf_get_socket_cookie(skb);
-	struct pdtt_owner o;
-	__u64 cgroup;
-
-	if (!task) {
-		if (!f && sock_in_target_netns(sk) && !noslot_active(k))
-			f = udp_tx_flow(skb, k, cookie, seen);
-		if (f)
-			udp_follow(f, k, cookie);
-		return f;
-	}
-	task_owner(task, &uid, &pid, &cgroup);
-	if (f && udp_owner_is(f, cookie, seen, uid, pid, cgroup))
-		return f;
-	if (!f && (!sock_in_target_netns(sk) || noslot_active(k)))
-		return NULL;
-	udp_owner_set(cookie, uid, pid, cgroup, &o);
-	if (!f)
-		return udp_flow_create(k, &o, uid, cookie, PDTT_DIR_OUTBOUND, seen);
-	if (!flow_set_owner(f, k, uid, pid, cgroup, o.comm))
-		return f; /* waits: looked at again on the next datagram */
-	f->owner_gen = o.gen;
-	/* As in udp_follow: another socket of the 5-tuple makes the flow's own
-	 * socket look again at its next datagram. */
-	f->owner_seen = cookie == f->sk_cookie ? seen : seen - 1;
-	return f;
+	udp_follow(f, k, bpf_get_socket_cookie(skb));
 }
 
 static __always_inline int tcp_owner_moved(struct sock *sk, __u32 uid, __u32 pid, __u64 cgroup)
@@ -237,9 +169,20 @@ static __always_inline int tcp_owner_moved(struct sock *sk, __u32 uid, __u32 pid
 
 static __always_inline int udp_owner_moved(struct sock *sk, __u32 uid, __u32 pid, __u64 cgroup)
 {
-	struct pdtt_owner o;
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	struct pdtt_owner o = {
+		.uid = uid,
+		.pid = pid,
+		.cgroup = cgroup,
+		.gen = __sync_fetch_and_add(&next_owner_gen, 1) + 1,
+		.cookie = cookie,
+	};
 
-	udp_owner_set(bpf_get_socket_cookie(sk), uid, pid, cgroup, &o);
+	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	if (bpf_map_update_elem(&udp_owners, &cookie, &o, BPF_ANY))
+		stat_inc(PDTT_STAT_AUX_FULL);
+	else
+		owner_changed();
 	return 1;
 }
 

@@ -14,7 +14,6 @@
 #include "consts.h"
 #include "maps.h"
 #include "ipv4.h"
-#include "ring.h"
 #include "slots.h"
 #include "sock.h"
 
@@ -76,8 +75,8 @@ static __always_inline struct pdtt_flow *udp_flow_create(const struct pdtt_flow_
 	return flow_insert(k, &f, UDP_NOSLOT_RETRY_NS);
 }
 
-/* The owner entry of the socket sending skb from softirq, made from the
- * socket's uid when it has none yet. */
+/* The owner entry of the socket sending skb, made from the socket's uid
+ * before its first sock_send_length (which runs after the datagram left). */
 static __always_inline struct pdtt_owner *udp_sender(struct __sk_buff *skb, __u64 cookie)
 {
 	struct pdtt_owner *o = bpf_map_lookup_elem(&udp_owners, &cookie);
@@ -96,36 +95,15 @@ static __always_inline struct pdtt_owner *udp_sender(struct __sk_buff *skb, __u6
 	return o;
 }
 
-/* A local sender's flow, sent from softirq: seen is owner_changes before
- * the look at udp_owners. */
-static __always_inline struct pdtt_flow *
-udp_tx_flow(struct __sk_buff *skb, const struct pdtt_flow_key *k, __u64 cookie, __u32 seen)
+/* A local sender. */
+static __always_inline struct pdtt_flow *udp_tx_flow(struct __sk_buff *skb,
+						     const struct pdtt_flow_key *k)
 {
+	__u32 seen = owner_changes_now();
+	__u64 cookie = bpf_get_socket_cookie(skb);
+
 	return udp_flow_create(k, udp_sender(skb, cookie), bpf_get_socket_uid(skb), cookie,
 			       PDTT_DIR_OUTBOUND, seen);
-}
-
-/* The socket's owner entry is the current process's (o, its copy): written
- * only when it names another, so that an unchanged sender costs a lookup. */
-static __always_inline void udp_owner_set(__u64 cookie, __u32 uid, __u32 pid, __u64 cgroup,
-					  struct pdtt_owner *o)
-{
-	struct pdtt_owner *cur = udp_owner_of(cookie);
-
-	if (cur && cur->uid == uid && cur->pid == pid && cur->cgroup == cgroup) {
-		*o = *cur;
-		return;
-	}
-	o->uid = uid;
-	o->pid = pid;
-	o->cgroup = cgroup;
-	o->gen = __sync_fetch_and_add(&next_owner_gen, 1) + 1;
-	o->cookie = cookie;
-	bpf_get_current_comm(o->comm, sizeof(o->comm));
-	if (bpf_map_update_elem(&udp_owners, &cookie, o, BPF_ANY))
-		stat_inc(PDTT_STAT_AUX_FULL);
-	else
-		owner_changed();
 }
 
 #endif /* PDTT_LIB_UDP_H */
