@@ -405,7 +405,11 @@ if has_figure memory; then
     for ((s = 1; s < (FLOWS + nofile / 2 - 1) / (nofile / 2); s++)); do
         start_churn_server "$s"
     done
+    # Every held flow in the table: one uid holds them all, past its default
+    # share (a quarter of the table), whose overflow would keep no flows.
+    AGENT_EXTRA=(--max-flows-per-user "$FLOWS")
     tool_start pdtt memory
+    AGENT_EXTRA=()
     AGENT_PID=$TOOL_PID
     sleep 2
     rss0=$(num "idle VmRSS" "$(proc_status_kib "$AGENT_PID" VmRSS)")
@@ -429,9 +433,11 @@ if has_figure memory; then
     sleep 2
     tool_stop pdtt
     opened=$(grep -c -E "\"type\":\"flow_open\".*\"uid\":$CHURN_UID,.*\"rport\":70(0[89]|1[0-5])," "$TOOL_OUT" || true)
+    tracked=$(num "flows tracked" "$(jq -s '[.[] | select(.type == "agent_stats") | .flows_active] | max // 0' "$TOOL_OUT")")
     rm -f "$TOOL_OUT"
     rec memory pdtt 1 flows_held "$held"
     rec memory pdtt 1 flows_opened_reported "$opened"
+    rec memory pdtt 1 flows_tracked "$tracked"
     rec memory pdtt 1 rss_mib_idle "$(calc "$rss0 / 1024")"
     rec memory pdtt 1 rss_mib "$(calc "$rss1 / 1024")"
     rec memory pdtt 1 rss_hwm_mib "$(calc "$hwm / 1024")"
@@ -439,7 +445,7 @@ if has_figure memory; then
     rec memory pdtt 1 rss_mib_at_100k_flows "$(calc "($rss0 + ($held > 0 ? ($rss1 - $rss0) * 100000 / $held : 0)) / 1024")"
     rec memory pdtt 1 map_mib_idle "$(calc "$maps0 / 1048576")"
     rec memory pdtt 1 map_mib "$(calc "$maps1 / 1048576")"
-    log "memory: $held flows held, $opened reported open; RSS $((rss0 / 1024)) -> $((rss1 / 1024)) MiB (HWM $((hwm / 1024))); maps $((maps0 / 1048576)) -> $((maps1 / 1048576)) MiB"
+    log "memory: $held flows held, $opened reported open, $tracked tracked at most; RSS $((rss0 / 1024)) -> $((rss1 / 1024)) MiB (HWM $((hwm / 1024))); maps $((maps0 / 1048576)) -> $((maps1 / 1048576)) MiB"
 fi
 
 # ---- 6 many moving flows ----

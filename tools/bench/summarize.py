@@ -31,6 +31,7 @@ UNITS = {
     "flow_table_full": "flow_table_full",
     "flows_held": "flows held open",
     "flows_opened_reported": "flow_open reported",
+    "flows_tracked": "flows the agent tracked (most, agent_stats)",
     "rss_mib_idle": "agent RSS idle (MiB)",
     "rss_mib": "agent RSS loaded (MiB)",
     "rss_hwm_mib": "agent RSS peak (MiB)",
