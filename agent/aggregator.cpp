@@ -140,7 +140,9 @@ FlowRecord Aggregator::record(FlowEvent type, Flow& f, const pdtt_event& e, cons
     r.type = type;
     r.ts = clock_.from_mono(type == FlowEvent::open ? e.open_ns : e.ts_ns);
     r.id = f.id;
-    r.id_json = &f.id_json;
+    // Kept from a flow's second delta on: one that moves once and then
+    // idles (most of a host's many open connections) keeps no copy.
+    r.id_json = type != FlowEvent::delta || f.moved ? &f.id_json : nullptr;
     r.cnt = cnt;
     if (classes_)
         r.cls = classes_->names()[f.cls];
@@ -272,8 +274,10 @@ void Aggregator::on_event(const pdtt_event& e) {
     switch (e.type) {
     case PDTT_EV_FLOW_DELTA:
         note_process(f, e);
-        if (!delta.empty())
+        if (!delta.empty()) {
             send_flow(record(FlowEvent::delta, f, e, delta), f);
+            f.moved = true;
+        }
         break;
     case PDTT_EV_FLOW_OWNER: {
         // Same owner: what moved is a delta like any other, of the job it

@@ -117,6 +117,7 @@ private:
         uint64_t job_gen = UINT64_MAX; // report generation job_slot is valid in
         size_t job_slot = 0;           // its row in jobs_
         std::string id_json;           // FlowRecord::id_json: emptied whenever id changes
+        bool moved = false;            // a delta record of it went out
     };
     struct ClassCounters {
         uint64_t tx = 0, rx = 0;
