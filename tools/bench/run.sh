@@ -455,7 +455,9 @@ if has_figure moving; then
     spawn "$TMPD/udp-sink.out" "$TMPD/udp-sink.err" ip netns exec "$NS_B" python3 -c \
         "import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('$IP_B', 6100)); time.sleep(3600)"
     SINK_PID=$SPAWNED
+    AGENT_EXTRA=(--max-flows-per-user "$MOVING_FLOWS") # one uid's flows, all of them in the table
     tool_start pdtt moving
+    AGENT_EXTRA=()
     AGENT_PID=$TOOL_PID
     gens=()
     per=5000   # flows per sender: one process's descriptor limit
