@@ -68,6 +68,15 @@ struct Tee : Sink {
     void flow_close(const FlowRecord& r) override { both(r, &Sink::flow_close); }
 };
 
+// An aggregator feeding one sink.
+struct Pipeline {
+    SinkList sinks;
+    UserNames names{std::chrono::seconds(600), &fake_passwd, UserNames::Threads::none};
+    WallClock clock;
+    Aggregator agg{sinks, names, [](uint32_t) { return std::string("veth0"); }, clock};
+    explicit Pipeline(std::unique_ptr<Sink> sink) { sinks.push_back(std::move(sink)); }
+};
+
 CgroupResolver::Options walk_only() {
     CgroupResolver::Options o;
     o.use_handles = false; // a temporary directory is no cgroup2 file system
@@ -136,11 +145,8 @@ BOOST_AUTO_TEST_CASE(kept_identity_is_remade_whenever_the_flow_changes) {
     resolve(other_job);
 
     Lines kept, fresh;
-    SinkList sinks;
-    sinks.push_back(std::make_unique<Tee>(kept, fresh));
-    UserNames names{std::chrono::seconds(600), &fake_passwd, UserNames::Threads::none};
-    WallClock clock;
-    Aggregator agg{sinks, names, [](uint32_t) { return std::string("veth0"); }, clock};
+    Pipeline p{std::make_unique<Tee>(kept, fresh)};
+    Aggregator& agg = p.agg;
     agg.set_cgroups(&cgroups);
 
     agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, 1001, step0, 10, "ssh", 1000));
@@ -176,11 +182,8 @@ BOOST_AUTO_TEST_CASE(kept_identity_is_remade_whenever_the_flow_changes) {
 // used to be.
 BOOST_AUTO_TEST_CASE(kept_identity_follows_its_flow_when_the_table_grows) {
     Lines kept, fresh;
-    SinkList sinks;
-    sinks.push_back(std::make_unique<Tee>(kept, fresh));
-    UserNames names{std::chrono::seconds(600), &fake_passwd, UserNames::Threads::none};
-    WallClock clock;
-    Aggregator agg{sinks, names, [](uint32_t) { return std::string("veth0"); }, clock};
+    Pipeline p{std::make_unique<Tee>(kept, fresh)};
+    Aggregator& agg = p.agg;
 
     constexpr uint64_t kFlows = 3000;
     agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, 1001, 0, 10, "ssh", 1000));
@@ -220,11 +223,8 @@ struct KeepOffers : Sink {
 BOOST_AUTO_TEST_CASE(identity_is_kept_from_a_flows_second_delta_on) {
     auto offers = std::make_unique<KeepOffers>();
     KeepOffers& o = *offers;
-    SinkList sinks;
-    sinks.push_back(std::move(offers));
-    UserNames names{std::chrono::seconds(600), &fake_passwd, UserNames::Threads::none};
-    WallClock clock;
-    Aggregator agg{sinks, names, [](uint32_t) { return std::string("veth0"); }, clock};
+    Pipeline p{std::move(offers)};
+    Aggregator& agg = p.agg;
 
     agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, 1001, 0, 10, "ssh", 1000));
     for (uint64_t tx = 2000; tx <= 4000; tx += 1000)
