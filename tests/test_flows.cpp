@@ -293,6 +293,60 @@ BOOST_AUTO_TEST_CASE(addresses_format_like_users_write_them) {
     BOOST_TEST(!is_v4_mapped(v6));
 }
 
+// format_addr writes its own text: it must be inet_ntop's, byte for byte.
+BOOST_AUTO_TEST_CASE(addresses_format_as_inet_ntop_writes_them) {
+    auto ntop = [](const uint8_t a[16]) {
+        char buf[INET6_ADDRSTRLEN];
+        if (is_v4_mapped(a))
+            ::inet_ntop(AF_INET, a + 12, buf, sizeof(buf));
+        else
+            ::inet_ntop(AF_INET6, a, buf, sizeof(buf));
+        return std::string(buf);
+    };
+    size_t checked = 0, mismatched = 0;
+    auto check = [&](const uint8_t a[16]) {
+        ++checked;
+        const std::string want = ntop(a), got = format_addr(a);
+        if (got != want && ++mismatched <= 5)
+            BOOST_ERROR("format_addr wrote " << got << ", inet_ntop " << want);
+    };
+    // Every pattern of zero and non-zero groups (where "::" goes, and the
+    // dotted tails after six zeros or five and ffff), with small and
+    // large groups.
+    for (uint16_t value : {0x1, 0xa, 0xff, 0x100, 0xffff})
+        for (unsigned mask = 0; mask < 256; ++mask) {
+            uint8_t a[16] = {};
+            for (int g = 0; g < 8; ++g)
+                if (mask & (1u << g)) {
+                    a[2 * g] = uint8_t(value >> 8);
+                    a[2 * g + 1] = uint8_t(value);
+                }
+            check(a);
+            a[10] = a[11] = 0xff; // group 5 ffff
+            check(a);
+        }
+    // Every octet value in each IPv4 position.
+    for (int pos = 12; pos < 16; ++pos)
+        for (int v = 0; v < 256; ++v) {
+            uint8_t a[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 20, 30, 40};
+            a[pos] = uint8_t(v);
+            check(a);
+        }
+    uint32_t x = 2463534242u; // xorshift: the same addresses every run
+    for (int i = 0; i < 200000; ++i) {
+        uint8_t a[16];
+        for (auto& b : a) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            b = (x & 3) == 0 ? 0 : uint8_t(x >> 8); // a quarter zero: runs of zero groups
+        }
+        check(a);
+    }
+    BOOST_TEST(mismatched == 0u);
+    BOOST_TEST(checked == 5u * 512u + 1024u + 200000u);
+}
+
 BOOST_AUTO_TEST_CASE(a_connection_older_than_the_agent_is_found_with_owner_and_direction) {
     auto local_port = [](int fd) {
         sockaddr_in a{};
