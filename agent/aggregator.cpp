@@ -33,54 +33,73 @@ bool FlowKeyEq::operator()(const pdtt_flow_key& a, const pdtt_flow_key& b) const
 Aggregator::Aggregator(SinkList& sinks, UserNames& names, IfName ifname, const WallClock& clock, Resolve resolve) :
     sinks_(sinks), names_(names), ifname_(std::move(ifname)), clock_(clock), resolve_(std::move(resolve)) {}
 
-Aggregator::Flow Aggregator::make_flow(const pdtt_event& e) {
-    Flow f;
-    f.open_ns = e.open_ns;
-    FlowId& id = f.id;
-    id.flow_id = e.flow_id;
-    f.udp = e.key.proto == IPPROTO_UDP;
-    f.active_ns = e.ts_ns;
-    id.iface = intern(ifname_(e.ifindex));
+std::unique_ptr<Aggregator::Flow> Aggregator::make_flow(const pdtt_event& e) {
+    auto f = std::make_unique<Flow>();
+    f->key = e.key;
+    f->open_ns = e.open_ns;
+    f->flow_id = e.flow_id;
+    f->udp = e.key.proto == IPPROTO_UDP;
+    f->active_ns = e.ts_ns;
+    f->iface = &intern(ifname_(e.ifindex));
     if (e.uid != PDTT_UID_UNRESOLVED)
-        id.raw_uid = e.uid;
+        f->raw_uid = e.uid;
     else
-        id.raw_uid = resolve_ ? resolve_(e.key) : kUnattributedUid;
-    id.uid = owner_of(id.raw_uid);
-    id.user = user_name(id.uid, f.named);
-    if (e.pid)
-        id.pid = e.pid;
-    if (e.comm[0])
-        id.comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
-    id.proto = proto_name(e.key.proto);
-    id.family = is_v4_mapped(e.key.raddr) ? "ipv4" : "ipv6";
-    id.local = format_addr(e.key.laddr);
-    id.lport = e.key.lport;
-    id.remote = format_addr(e.key.raddr);
-    id.rport = e.key.rport;
-    id.direction = e.direction == PDTT_DIR_OUTBOUND  ? Direction::outbound
-                   : e.direction == PDTT_DIR_INBOUND ? Direction::inbound
-                                                     : Direction::unknown;
+        f->raw_uid = resolve_ ? resolve_(e.key) : kUnattributedUid;
+    f->uid = owner_of(f->raw_uid);
+    f->user = &user_name(f->uid, f->named);
+    f->pid = e.pid;
+    std::memcpy(f->comm, e.comm, sizeof(f->comm));
+    f->direction = e.direction;
     if (classes_)
-        f.cls = classes_->classify(e.key.raddr);
-    set_cgroup(f, e.cgroup, lookup_cgroup(e.cgroup));
+        f->cls = classes_->classify(e.key.raddr);
+    set_cgroup(*f, e.cgroup, lookup_cgroup(e.cgroup));
     return f;
 }
 
-std::string_view Aggregator::user_name(int64_t uid, bool& named) {
+FlowId Aggregator::identity(const Flow& f) const {
+    FlowId id;
+    id.flow_id = f.flow_id;
+    id.iface = *f.iface;
+    id.uid = f.uid;
+    id.user = *f.user;
+    if (f.pid)
+        id.pid = f.pid;
+    if (f.comm[0])
+        id.comm.emplace(f.comm, strnlen(f.comm, sizeof(f.comm)));
+    id.proto = proto_name(f.key.proto);
+    id.family = is_v4_mapped(f.key.raddr) ? "ipv4" : "ipv6";
+    id.local = format_addr(f.key.laddr);
+    id.lport = f.key.lport;
+    id.remote = format_addr(f.key.raddr);
+    id.rport = f.key.rport;
+    id.direction = f.direction == PDTT_DIR_OUTBOUND  ? Direction::outbound
+                   : f.direction == PDTT_DIR_INBOUND ? Direction::inbound
+                                                     : Direction::unknown;
+    // Views of the path f.cg keeps alive.
+    id.cgroup = f.cg ? std::string_view(f.cg->path()) : std::string_view();
+    id.job = job_of(f.cg);
+    id.step = f.cg ? f.cg->step() : std::nullopt;
+    id.raw_uid = f.raw_uid;
+    return id;
+}
+
+std::string* Aggregator::keep_json(Flow& f) const {
+    if (!f.id_json)
+        f.id_json = std::make_unique<std::string>();
+    return f.id_json.get();
+}
+
+const std::string& Aggregator::user_name(int64_t uid, bool& named) {
     std::optional<std::string> n = names_.known(uid);
     named = n.has_value();
     return intern(named ? *n : "uid-" + std::to_string(uid));
 }
 
-// The views in f.id point into cg, which f keeps alive.
 void Aggregator::set_cgroup(Flow& f, uint64_t id, CgroupInfoPtr cg) {
     f.cgroup_id = id;
     f.cg = std::move(cg);
-    f.job_gen = UINT64_MAX; // its bytes from now on may be another job's or step's
-    f.id_json.clear();
-    f.id.cgroup = f.cg ? std::string_view(f.cg->path()) : std::string_view();
-    f.id.job = job_of(f.cg);
-    f.id.step = f.cg ? f.cg->step() : std::nullopt;
+    f.job_gen = kNoGen; // its bytes from now on may be another job's or step's
+    identity_changed(f);
 }
 
 void Aggregator::add_class(std::vector<ClassCounters>& v, ClassId cls, const Counters& delta) const {
@@ -103,30 +122,32 @@ std::vector<ClassTotals> Aggregator::class_totals(const std::vector<ClassCounter
 }
 
 void Aggregator::add_to_job(Flow& f, const Counters& delta) {
-    if (!f.id.job)
+    const std::optional<std::string_view> job_name = job_of(f.cg);
+    if (!job_name)
         return;
     if (f.job_gen != gen_) { // first bytes of this flow's job in this interval: find its row once
-        const std::string_view job = *f.id.job;
+        const std::string_view job = *job_name;
+        const std::optional<std::string_view> step = f.cg->step();
         std::string key(job);
         key += '\0';
-        if (f.id.step)
-            key += *f.id.step;
+        if (step)
+            key += *step;
         key += '\0';
-        key += std::to_string(f.id.uid);
+        key += std::to_string(f.uid);
         auto [it, fresh] = job_index_.try_emplace(std::move(key), jobs_.size());
         if (fresh) {
             Job j;
             j.job = job;
             const std::string& path = f.cg->path();
             // The step's own cgroup (the job's without a step), not a task's below it.
-            std::string_view last = f.id.step ? *f.id.step : job;
+            std::string_view last = step ? *step : job;
             j.cgroup = path.substr(0, size_t(last.data() - path.data()) + last.size());
-            if (f.id.step)
-                j.step = std::string(*f.id.step);
-            j.uid = f.id.uid;
+            if (step)
+                j.step = std::string(*step);
+            j.uid = f.uid;
             jobs_.push_back(std::move(j));
         }
-        f.job_slot = it->second;
+        f.job_slot = uint32_t(it->second);
         f.job_gen = gen_;
     }
     Job& j = jobs_[f.job_slot];
@@ -139,17 +160,21 @@ FlowRecord Aggregator::record(FlowEvent type, Flow& f, const pdtt_event& e, cons
     FlowRecord r;
     r.type = type;
     r.ts = clock_.from_mono(type == FlowEvent::open ? e.open_ns : e.ts_ns);
-    r.id = f.id;
+    r.id = identity(f);
     // Kept from a flow's second delta on: one that moves once and then
-    // idles (most of a host's many open connections) keeps no copy.
-    r.id_json = type != FlowEvent::delta || f.moved ? &f.id_json : nullptr;
+    // idles (most of a host's many open connections) keeps no copy. Open
+    // and close records only read one that is there.
+    if (type == FlowEvent::owner || (type == FlowEvent::delta && f.moved))
+        r.id_json = keep_json(f);
+    else if (type != FlowEvent::delta)
+        r.id_json = f.id_json.get();
     r.cnt = cnt;
     if (classes_)
         r.cls = classes_->names()[f.cls];
     return r;
 }
 
-void Aggregator::add_to_pair(User& u, size_t& pair, const std::string& local, const std::string& remote,
+void Aggregator::add_to_pair(User& u, uint32_t& pair, const std::string& local, const std::string& remote,
                              const Counters& d) {
     pair_key_.assign(local).append(1, '\0').append(remote);
     auto it = u.pair_index.find(std::string_view(pair_key_));
@@ -157,13 +182,13 @@ void Aggregator::add_to_pair(User& u, size_t& pair, const std::string& local, co
         it = u.pair_index.emplace(pair_key_, u.pairs.size()).first;
         u.pairs.push_back({local, remote, 0, 0});
     }
-    pair = it->second;
+    pair = uint32_t(it->second);
     u.pairs[pair].tx += d.tx_bytes;
     u.pairs[pair].rx += d.rx_bytes;
 }
 
 void Aggregator::account(Flow& f, const Counters& delta) {
-    User& u = users_[f.id.uid];
+    User& u = users_[f.uid];
     u.cnt += delta;
     if (classes_)
         add_class(u.classes, f.cls, delta);
@@ -171,7 +196,7 @@ void Aggregator::account(Flow& f, const Counters& delta) {
     if (f.gen != gen_) { // first bytes of this flow in this interval: find its row once
         f.gen = gen_;
         u.flows++;
-        add_to_pair(u, f.pair, f.id.local, f.id.remote, delta);
+        add_to_pair(u, f.pair, format_addr(f.key.laddr), format_addr(f.key.raddr), delta);
         return;
     }
     Pair& p = u.pairs[f.pair];
@@ -185,29 +210,26 @@ void Aggregator::add_overflow(int64_t uid, const Counters& delta) {
     static const std::string any = "*";
     User& u = users_[owner_of(uid)];
     u.cnt += delta;
-    size_t pair = 0;
+    uint32_t pair = 0;
     add_to_pair(u, pair, any, any, delta);
 }
 
 // A new pid or comm of the same owner is only noted.
 void Aggregator::note_process(Flow& f, const pdtt_event& e) {
-    if (!e.pid || (f.id.pid && *f.id.pid == e.pid))
+    if (!e.pid || f.pid == e.pid)
         return;
-    f.id_json.clear();
-    f.id.pid = e.pid;
-    if (e.comm[0])
-        f.id.comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
-    else
-        f.id.comm.reset();
+    identity_changed(f);
+    f.pid = e.pid;
+    std::memcpy(f.comm, e.comm, sizeof(f.comm));
 }
 
 // The kernel counted everything up to e.cnt for the old owner; from here on
 // the bytes are the new one's. The owner is the user and the job: another
 // cgroup of the same job (a new step, a task's own) is only noted.
 bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
-    const bool new_uid = e.uid != PDTT_UID_UNRESOLVED && owner_of(e.uid) != f.id.uid;
+    const bool new_uid = e.uid != PDTT_UID_UNRESOLVED && owner_of(e.uid) != f.uid;
     if (e.uid != PDTT_UID_UNRESOLVED && !new_uid)
-        f.id.raw_uid = e.uid;    // another uid of the owner's range: the same user
+        f.raw_uid = e.uid;       // another uid of the owner's range: the same user
     CgroupInfoPtr old_cg = f.cg; // keeps the old job's views alive for the record
     if (e.cgroup != f.cgroup_id)
         set_cgroup(f, e.cgroup, lookup_cgroup(e.cgroup));
@@ -218,30 +240,32 @@ bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
         note_process(f, e);
         return false;
     }
-    FlowRecord r = record(FlowEvent::owner, f, e, since(to_counters(e.cnt), f.owner_base));
-    r.from_uid = f.id.uid;
-    r.from_user = f.id.user;
+    FlowRecord r = record(FlowEvent::owner, f, e, since(to_counters(e.cnt), owner_base(f)));
+    r.from_uid = f.uid;
+    r.from_user = *f.user;
     r.from_job = job_of(old_cg);
     const bool from_named = f.named;
     if (new_uid) {
-        f.id.raw_uid = e.uid;
-        f.id.uid = owner_of(e.uid);
-        f.id.user = user_name(f.id.uid, f.named);
-        f.gen = UINT64_MAX; // its bytes from now on are in another user's rows
-        f.job_gen = UINT64_MAX;
+        f.raw_uid = e.uid;
+        f.uid = owner_of(e.uid);
+        f.user = &user_name(f.uid, f.named);
+        f.gen = kNoGen; // its bytes from now on are in another user's rows
+        f.job_gen = kNoGen;
     }
-    f.id.pid.reset();
+    f.pid = 0; // its comm stays until the new owner's is known
     note_process(f, e);
-    f.id_json.clear();
-    f.owner_base = to_counters(e.cnt);
-    r.id = f.id;
+    identity_changed(f);
+    if (!f.owner_base)
+        f.owner_base = std::make_unique<Counters>();
+    *f.owner_base = to_counters(e.cnt);
+    r.id = identity(f);
     send_flow(r, f, from_named, std::move(old_cg));
     return true;
 }
 
 void Aggregator::on_event(const pdtt_event& e) {
     auto it = flows_.find(e.key);
-    if (it != flows_.end() && it->second->id.flow_id != e.flow_id) {
+    if (it != flows_.end() && (*it)->flow_id != e.flow_id) {
         if (closed(e.flow_id))
             return; // a straggler of an earlier flow on this 5-tuple: counted at its close
         erase(it);  // a new flow on the 5-tuple of one whose close was lost
@@ -250,17 +274,16 @@ void Aggregator::on_event(const pdtt_event& e) {
     if (it == flows_.end()) {
         if (closed(e.flow_id))
             return; // a delta emitted in a race with this flow's close: already counted
-        it = flows_.emplace(e.key, std::make_unique<Flow>(make_flow(e))).first;
-        udp_flows_ += it->second->udp;
+        it = flows_.insert(make_flow(e)).first;
+        udp_flows_ += (*it)->udp;
         // Its open record was lost (ring full) when this is not FLOW_OPEN.
         // FLOW_OPEN counts the first packet: the open record carries it.
-        FlowRecord r =
-            record(FlowEvent::open, *it->second, e, e.type == PDTT_EV_FLOW_OPEN ? to_counters(e.cnt) : Counters{});
-        send_flow(r, *it->second);
+        FlowRecord r = record(FlowEvent::open, **it, e, e.type == PDTT_EV_FLOW_OPEN ? to_counters(e.cnt) : Counters{});
+        send_flow(r, **it);
     }
-    Flow& f = *it->second;
+    Flow& f = **it;
     if (!f.named) // its first records said "uid-N": its name may be known by now
-        f.id.user = user_name(f.id.uid, f.named);
+        f.user = &user_name(f.uid, f.named);
     if (f.cgroup_id && !f.cg) // resolved since, perhaps
         if (CgroupInfoPtr cg = lookup_cgroup(f.cgroup_id))
             set_cgroup(f, f.cgroup_id, std::move(cg));
@@ -291,7 +314,7 @@ void Aggregator::on_event(const pdtt_event& e) {
     }
     case PDTT_EV_FLOW_CLOSE: {
         note_process(f, e);
-        FlowRecord r = record(FlowEvent::close, f, e, since(to_counters(e.cnt), f.owner_base));
+        FlowRecord r = record(FlowEvent::close, f, e, since(to_counters(e.cnt), owner_base(f)));
         r.tcp_bytes_acked = e.tcp_bytes_acked;
         r.tcp_bytes_received = e.tcp_bytes_received;
         r.tcp_bytes_retrans = e.tcp_bytes_retrans;
@@ -307,7 +330,7 @@ void Aggregator::on_event(const pdtt_event& e) {
 }
 
 void Aggregator::erase(FlowMap::iterator it) {
-    udp_flows_ -= it->second->udp;
+    udp_flows_ -= (*it)->udp;
     flows_.erase(it);
 }
 
@@ -322,9 +345,9 @@ Aggregator::udp_to_close(uint64_t now_ns, uint64_t idle_ns,
     std::vector<pdtt_flow_key> out;
     if (udp_flows_ == 0)
         return out;
-    for (const auto& [k, f] : flows_)
-        if (f->udp && (now_ns - f->active_ns >= idle_ns || !socket_alive(k)))
-            out.push_back(k);
+    for (const auto& f : flows_)
+        if (f->udp && (now_ns - f->active_ns >= idle_ns || !socket_alive(f->key)))
+            out.push_back(f->key);
     return out;
 }
 
@@ -490,7 +513,7 @@ void Aggregator::report(Timestamp end, double interval_s) {
 void Aggregator::prune(const std::function<bool(const pdtt_flow_key&)>& kernel_has) {
     for (auto it = flows_.begin(); it != flows_.end();) {
         // Only flows quiet for a whole interval are worth a syscall.
-        if (it->second->gen + 1 < gen_ && !kernel_has(it->first))
+        if ((*it)->gen + 1 < gen_ && !kernel_has((*it)->key))
             erase(it++); // erasing moves no other flow
         else
             ++it;

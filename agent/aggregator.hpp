@@ -101,23 +101,40 @@ public:
     void forget(const pdtt_flow_key& k);
 
 private:
+    static constexpr uint32_t kNoGen = UINT32_MAX; // no report generation
+
+    // What the agent keeps of a flow, compact: with 100,000 flows open it
+    // is most of the agent's memory. Its record's FlowId is made from it
+    // when a record goes out (identity()).
     struct Flow {
-        FlowId id;
-        Counters accounted;
-        Counters owner_base; // counters when the current owner took over
-        uint64_t open_ns = 0;
-        uint64_t gen = UINT64_MAX; // report generation it last moved bytes in
-        size_t pair = 0;           // its row in its user's pairs, valid in generation gen
-        uint64_t active_ns = 0;    // kernel time of the last record that moved bytes
+        pdtt_flow_key key;
+        uint8_t direction = PDTT_DIR_UNKNOWN; // enum pdtt_direction
         bool udp = false;
-        ClassId cls = kOtherClass;     // of its remote address, fixed at open
-        uint64_t cgroup_id = 0;        // the owner's, as the kernel last reported it
-        CgroupInfoPtr cg;              // its path; null while it is being resolved
-        bool named = false;            // id.user is the name, not "uid-N" while it is looked up
-        uint64_t job_gen = UINT64_MAX; // report generation job_slot is valid in
-        size_t job_slot = 0;           // its row in jobs_
-        std::string id_json;           // FlowRecord::id_json: emptied whenever id changes
+        bool named = false;            // user is the name, not "uid-N" while it is looked up
         bool moved = false;            // a delta record of it went out
+        ClassId cls = kOtherClass;     // of its remote address, fixed at open
+        uint32_t pid = 0;              // 0: the kernel never ran in the owner
+        char comm[PDTT_COMM_LEN] = {}; // empty: none
+        uint32_t gen = kNoGen;         // report generation it last moved bytes in
+        uint32_t pair = 0;             // its row in its user's pairs, valid in generation gen
+        uint32_t job_gen = kNoGen;     // report generation job_slot is valid in
+        uint32_t job_slot = 0;         // its row in jobs_
+        uint64_t flow_id = 0;
+        int64_t uid = kUnattributedUid;
+        int64_t raw_uid = kUnattributedUid; // FlowId::raw_uid
+        const std::string* user = nullptr;  // interned
+        const std::string* iface = nullptr; // interned, its name at open
+        Counters accounted;
+        uint64_t open_ns = 0;
+        uint64_t active_ns = 0; // kernel time of the last record that moved bytes
+        uint64_t cgroup_id = 0; // the owner's, as the kernel last reported it
+        CgroupInfoPtr cg;       // its path; null while it is being resolved
+        // Counters when the current owner took over; null: zero (the owner
+        // it opened with, as most flows keep).
+        std::unique_ptr<Counters> owner_base;
+        // FlowRecord::id_json, made when a record may keep it; emptied
+        // whenever the identity changes.
+        std::unique_ptr<std::string> id_json;
     };
     struct ClassCounters {
         uint64_t tx = 0, rx = 0;
@@ -144,8 +161,15 @@ private:
     };
 
     int64_t owner_of(int64_t raw) const { return subuids_ && raw >= 0 ? int64_t(subuids_->owner(uint32_t(raw))) : raw; }
-    Flow make_flow(const pdtt_event& e);
-    std::string_view user_name(int64_t uid, bool& named); // never waits
+    std::unique_ptr<Flow> make_flow(const pdtt_event& e);
+    FlowId identity(const Flow& f) const;  // a record's FlowId
+    std::string* keep_json(Flow& f) const; // f.id_json, made when it is not there
+    static Counters owner_base(const Flow& f) { return f.owner_base ? *f.owner_base : Counters{}; }
+    static void identity_changed(Flow& f) {
+        if (f.id_json)
+            f.id_json->clear();
+    }
+    const std::string& user_name(int64_t uid, bool& named); // never waits
     // A flow record and what its views point into.
     struct HeldFlow {
         FlowRecord r;
@@ -165,9 +189,9 @@ private:
     void send(JobReport& r);
     void send(HeldFlow& h);
     void dispatch(const FlowRecord& r);
-    std::string_view intern(const std::string& s) { return *interned_.insert(s).first; }
+    const std::string& intern(const std::string& s) { return *interned_.insert(s).first; }
     void account(Flow& f, const Counters& delta);
-    void add_to_pair(User& u, size_t& pair, const std::string& local, const std::string& remote, const Counters& d);
+    void add_to_pair(User& u, uint32_t& pair, const std::string& local, const std::string& remote, const Counters& d);
     void note_process(Flow& f, const pdtt_event& e);
     void set_cgroup(Flow& f, uint64_t id, CgroupInfoPtr cg);
     CgroupInfoPtr lookup_cgroup(uint64_t id) { return cgroups_ && id ? cgroups_->lookup(id) : nullptr; }
@@ -186,17 +210,29 @@ private:
     CgroupResolver* cgroups_ = nullptr;
     const TrafficClasses* classes_ = nullptr;
     std::shared_ptr<const SubuidMap> subuids_;
-    uint64_t gen_ = 0;
+    uint32_t gen_ = 0;
     size_t udp_flows_ = 0;
-    // Open addressing over keys and pointers: a lookup is one probe of the
+    // Open addressing over pointers to flows: a lookup is one probe of the
     // group's hashes and the flow itself, where a node table also walked a
     // bucket list through other flows' nodes (a quarter of the pipeline's
-    // time). The flows live apart: a slot is small, so the empty slots of
-    // open addressing cost little (flows inline took half again the
-    // agent's memory at 100,000 flows), and a flow never moves.
-    using FlowMap = boost::unordered_flat_map<pdtt_flow_key, std::unique_ptr<Flow>, FlowKeyHash, FlowKeyEq>;
+    // time). A slot is a pointer, so the empty slots of open addressing
+    // cost little (flows inline took half again the agent's memory at
+    // 100,000 flows), and a flow never moves. Found by its key.
+    struct FlowHash {
+        using is_transparent = void;
+        size_t operator()(const pdtt_flow_key& k) const { return FlowKeyHash{}(k); }
+        size_t operator()(const std::unique_ptr<Flow>& f) const { return FlowKeyHash{}(f->key); }
+    };
+    struct FlowEq {
+        using is_transparent = void;
+        static const pdtt_flow_key& key(const pdtt_flow_key& k) { return k; }
+        static const pdtt_flow_key& key(const std::unique_ptr<Flow>& f) { return f->key; }
+        template <class A, class B> bool operator()(const A& a, const B& b) const noexcept {
+            return FlowKeyEq{}(key(a), key(b));
+        }
+    };
+    using FlowMap = boost::unordered_flat_set<std::unique_ptr<Flow>, FlowHash, FlowEq>;
     void erase(FlowMap::iterator it);
-
     FlowMap flows_;
     boost::unordered_flat_set<uint64_t> closed_, closed_before_; // flow ids closed in this and the last pass
     std::unordered_map<int64_t, User> users_;
