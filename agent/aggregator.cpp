@@ -403,12 +403,36 @@ std::pair<int64_t, int64_t> Aggregator::uids(const Held& h) {
     return {uid, uid};
 }
 
-void Aggregator::hold(Held h) {
+void Aggregator::hold(Held h, std::chrono::steady_clock::time_point now) {
     auto [a, b] = uids(h);
     held_uids_[a]++;
     if (b != a)
         held_uids_[b]++;
     held_.push_back(std::move(h));
+    // The oldest go as soon as their names are known, not at the next tick:
+    // a burst of a new user's records (its first connections at 20,000 a
+    // second) would otherwise wait in memory for up to a second. In order,
+    // from the front only: no earlier record of their users is held.
+    while (!held_.empty() && may_go(held_.front(), now)) {
+        std::visit([this](auto& r) { send(r); }, held_.front().record);
+        sent(held_.front());
+        held_.pop_front();
+    }
+}
+
+bool Aggregator::may_go(const Held& h, std::chrono::steady_clock::time_point now) {
+    auto [a, b] = uids(h);
+    return h.until <= now || (names_.known(a) && (b == a || names_.known(b)));
+}
+
+void Aggregator::sent(const Held& h) {
+    auto [a, b] = uids(h);
+    for (int64_t u : {a, b}) {
+        if (--held_uids_[u] == 0)
+            held_uids_.erase(u);
+        if (b == a)
+            break;
+    }
 }
 
 // The hot path: a named flow while nothing is held costs two tests.
@@ -419,17 +443,18 @@ void Aggregator::send_flow(const FlowRecord& r, const Flow& f, bool from_named, 
         dispatch(r);
         return;
     }
-    Held h{std::chrono::steady_clock::now() + name_wait_, HeldFlow{r, f.cg, std::move(from_cg)}};
+    const auto now = std::chrono::steady_clock::now();
+    Held h{now + name_wait_, HeldFlow{r, f.cg, std::move(from_cg)}};
     // Its flow's kept identity may be gone (or name another user) when it goes out.
     std::get<HeldFlow>(h.record).r.id_json = nullptr;
-    hold(std::move(h));
+    hold(std::move(h), now);
 }
 
 template <class Report> void Aggregator::send_or_hold(Report&& r, std::chrono::steady_clock::time_point now) {
     if (!held_uids_.count(r.uid) && names_.known(r.uid))
         send(r);
     else
-        hold({now + name_wait_, std::forward<Report>(r)});
+        hold({now + name_wait_, std::forward<Report>(r)}, now);
 }
 
 void Aggregator::release_held(std::chrono::steady_clock::time_point now) {
@@ -437,8 +462,7 @@ void Aggregator::release_held(std::chrono::steady_clock::time_point now) {
     std::unordered_set<int64_t> waiting;
     for (auto it = held_.begin(); it != held_.end();) {
         auto [a, b] = uids(*it);
-        const bool may = !waiting.count(a) && !waiting.count(b) &&
-                         (it->until <= now || (names_.known(a) && (b == a || names_.known(b))));
+        const bool may = !waiting.count(a) && !waiting.count(b) && may_go(*it, now);
         if (!may) {
             waiting.insert(a);
             waiting.insert(b);
@@ -446,12 +470,7 @@ void Aggregator::release_held(std::chrono::steady_clock::time_point now) {
             continue;
         }
         std::visit([this](auto& r) { send(r); }, it->record);
-        for (int64_t u : {a, b}) {
-            if (--held_uids_[u] == 0)
-                held_uids_.erase(u);
-            if (b == a)
-                break;
-        }
+        sent(*it);
         it = held_.erase(it);
     }
 }

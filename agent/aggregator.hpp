@@ -184,7 +184,11 @@ private:
     // earlier record naming the user is held.
     template <class Report> void send_or_hold(Report&& r, std::chrono::steady_clock::time_point now);
     void send_flow(const FlowRecord& r, const Flow& f, bool from_named = true, CgroupInfoPtr from_cg = {});
-    void hold(Held h);
+    // Keeps h, then sends the oldest held records that may go now.
+    void hold(Held h, std::chrono::steady_clock::time_point now);
+    // Its users' names are known, or it waited long enough.
+    bool may_go(const Held& h, std::chrono::steady_clock::time_point now);
+    void sent(const Held& h); // h went out: it no longer holds its users back
     void send(UserReport& r);
     void send(JobReport& r);
     void send(HeldFlow& h);
