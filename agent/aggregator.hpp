@@ -81,8 +81,9 @@ public:
     // A record whose user's name is still being looked up is held, with its
     // own bytes, ts and interval_s, until the name arrives or `wait` has
     // passed (then it names "uid-N"). A user's records
-    // keep their order, other users' are not held up. release_held sends
-    // those that may go (call it every tick); flush_held sends them all,
+    // keep their order, other users' are not held up. Each record held
+    // sends the oldest ones that may go; release_held sends every one that
+    // may (call it every tick); flush_held sends them all,
     // after waiting for their names until `until` (shutdown).
     void set_name_wait(std::chrono::milliseconds wait) { name_wait_ = wait; }
     void release_held(std::chrono::steady_clock::time_point now);
