@@ -446,7 +446,7 @@ void Agent::report(bool final) {
             s->flush();
     }
     if (!final)
-        agg_->prune([this](const pdtt_flow_key& k) { return bpf_->has_flow(k); });
+        agg_->prune([this](const pdtt_flow_key& k) { return bpf_->has_flow(k); }, [this] { ring_->drain(); });
 }
 
 void Agent::shutdown() {

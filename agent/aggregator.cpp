@@ -529,14 +529,19 @@ void Aggregator::report(Timestamp end, double interval_s) {
     gen_++;
 }
 
-void Aggregator::prune(const std::function<bool(const pdtt_flow_key&)>& kernel_has) {
-    for (auto it = flows_.begin(); it != flows_.end();) {
+void Aggregator::prune(const std::function<bool(const pdtt_flow_key&)>& kernel_has,
+                       const std::function<void()>& drain) {
+    std::vector<std::pair<pdtt_flow_key, uint64_t>> gone; // key, flow id
+    for (const auto& f : flows_)
         // Only flows quiet for a whole interval are worth a syscall.
-        if ((*it)->gen + 1 < gen_ && !kernel_has((*it)->key))
-            erase(it++); // erasing moves no other flow
-        else
-            ++it;
-    }
+        if (f->gen + 1 < gen_ && !kernel_has(f->key))
+            gone.emplace_back(f->key, f->flow_id);
+    if (gone.empty())
+        return;
+    drain(); // may close some of them, or open a new flow on one's 5-tuple
+    for (const auto& [k, id] : gone)
+        if (auto it = flows_.find(k); it != flows_.end() && (*it)->flow_id == id)
+            erase(it);
 }
 
 } // namespace pdtt

@@ -89,8 +89,12 @@ public:
     void release_held(std::chrono::steady_clock::time_point now);
     void flush_held(std::chrono::steady_clock::time_point until);
     size_t held() const { return held_.size(); }
-    // Forgets flows the kernel no longer has (their close record was lost).
-    void prune(const std::function<bool(const pdtt_flow_key&)>& kernel_has);
+    // Forgets flows quiet for a whole interval that the kernel no longer
+    // has: their close record was lost. The kernel sends a flow's close
+    // before it removes the flow, so `drain` (consume the ring) runs between
+    // looking and forgetting: a close still in the ring closes its flow,
+    // where forgetting it first made that close open the flow again.
+    void prune(const std::function<bool(const pdtt_flow_key&)>& kernel_has, const std::function<void()>& drain);
 
     size_t active() const { return flows_.size(); }
     size_t udp_active() const { return udp_flows_; }

@@ -280,8 +280,47 @@ BOOST_FIXTURE_TEST_CASE(prune_forgets_flows_the_kernel_lost, Fixture) {
     agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40001, "10.0.0.2", 22, 1001, 100, 10));
     agg.report(Timestamp{}, 1.0);
     agg.report(Timestamp{}, 1.0);
-    agg.prune([](const pdtt_flow_key& k) { return k.lport == 40001; });
+    agg.prune([](const pdtt_flow_key& k) { return k.lport == 40001; }, [] {});
     BOOST_TEST(agg.active() == 1u);
+}
+
+// The kernel sends a flow's close, then removes the flow: a prune between
+// the two finds the flow gone while its close waits in the ring. That close
+// must close the flow, not open it a second time (6,485 of 100,000 held
+// flows had two flow_open records when the holders stopped just as a
+// report ran: run.sh --figures memory).
+BOOST_FIXTURE_TEST_CASE(a_close_still_in_the_ring_closes_its_flow_rather_than_opening_it_again, Fixture) {
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 0, 0));
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 100, 10));
+    agg.report(Timestamp{}, 1.0);
+    agg.report(Timestamp{}, 1.0);
+    bool drained = false;
+    agg.prune([](const pdtt_flow_key&) { return false; }, // the kernel removed it
+              [&] {
+                  drained = true;
+                  agg.on_event(ev(PDTT_EV_FLOW_CLOSE, "10.0.0.1", 40000, "10.0.0.2", 22, 1001, 100, 10));
+              });
+    BOOST_TEST(drained);
+    BOOST_TEST(agg.active() == 0u);
+    BOOST_TEST(cap->opens.size() == 1u);
+    BOOST_TEST_REQUIRE(cap->closes.size() == 1u);
+    BOOST_TEST(cap->closes[0].cnt.tx_bytes == 100u);
+
+    // A flow whose close was lost is still forgotten, and a new flow that
+    // opened on its 5-tuple while the ring drained is kept.
+    auto flow = [](uint64_t id, uint8_t type, uint16_t lport, uint64_t tx) {
+        pdtt_event e = ev(type, "10.0.0.1", lport, "10.0.0.2", 22, 1001, tx, 0);
+        e.flow_id = id;
+        return e;
+    };
+    agg.on_event(flow(2, PDTT_EV_FLOW_DELTA, 40001, 100));
+    agg.on_event(flow(3, PDTT_EV_FLOW_DELTA, 40002, 100));
+    agg.report(Timestamp{}, 1.0);
+    agg.report(Timestamp{}, 1.0);
+    agg.prune([](const pdtt_flow_key&) { return false; },
+              [&] { agg.on_event(flow(4, PDTT_EV_FLOW_OPEN, 40002, 0)); }); // flow 3's close was lost
+    BOOST_TEST(agg.active() == 1u);
+    BOOST_TEST(cap->opens.size() == 4u);
 }
 
 BOOST_AUTO_TEST_CASE(addresses_format_like_users_write_them) {

@@ -149,7 +149,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             } else if (op == 12) {
                 agg.add_overflow(p.ConsumeIntegralInRange<int64_t>(-1, 1002), counters());
             } else if (op == 13) {
-                agg.prune([&p](const pdtt_flow_key&) { return p.ConsumeBool(); });
+                // The drain may bring a close (or any record) of a flow prune looked at.
+                agg.prune([&p](const pdtt_flow_key&) { return p.ConsumeBool(); },
+                          [&] {
+                              if (!p.ConsumeBool())
+                                  return;
+                              pdtt_event e{};
+                              e.type = PDTT_EV_FLOW_CLOSE;
+                              e.key = key(p.ConsumeIntegralInRange(0, 3));
+                              e.flow_id = p.ConsumeIntegralInRange<uint64_t>(1, 6);
+                              e.uid = 1000;
+                              pdtt::Counters c = counters();
+                              e.cnt = {c.tx_bytes, c.rx_bytes, c.tx_packets, c.rx_packets};
+                              agg.on_event(e);
+                          });
             } else {
                 for (const auto& k : agg.udp_to_close(p.ConsumeIntegral<uint64_t>(), p.ConsumeIntegral<uint64_t>(),
                                                       [&p](const pdtt_flow_key&) { return p.ConsumeBool(); }))
