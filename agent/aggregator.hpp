@@ -106,7 +106,9 @@ public:
     void forget(const pdtt_flow_key& k);
 
 private:
-    static constexpr uint32_t kNoGen = UINT32_MAX; // no report generation
+    // No report generation. Generations are 64-bit: at 2^32 reports a 32-bit
+    // one would reach kNoGen and make a flow look placed in rows it is not.
+    static constexpr uint64_t kNoGen = UINT64_MAX;
 
     // What the agent keeps of a flow, compact: with 100,000 flows open it
     // is most of the agent's memory. Its record's FlowId is made from it
@@ -120,10 +122,10 @@ private:
         ClassId cls = kOtherClass;     // of its remote address, fixed at open
         uint32_t pid = 0;              // 0: the kernel never ran in the owner
         char comm[PDTT_COMM_LEN] = {}; // empty: none
-        uint32_t gen = kNoGen;         // report generation it last moved bytes in
         uint32_t pair = 0;             // its row in its user's pairs, valid in generation gen
-        uint32_t job_gen = kNoGen;     // report generation job_slot is valid in
-        uint32_t job_slot = 0;         // its row in jobs_
+        uint32_t job_slot = 0;         // its row in jobs_, valid in generation job_gen
+        uint64_t gen = kNoGen;         // report generation it last moved bytes in
+        uint64_t job_gen = kNoGen;     // report generation job_slot is valid in
         uint64_t flow_id = 0;
         int64_t uid = kUnattributedUid;
         int64_t raw_uid = kUnattributedUid; // FlowId::raw_uid
@@ -219,7 +221,7 @@ private:
     CgroupResolver* cgroups_ = nullptr;
     const TrafficClasses* classes_ = nullptr;
     std::shared_ptr<const SubuidMap> subuids_;
-    uint32_t gen_ = 0;
+    uint64_t gen_ = 0;
     size_t udp_flows_ = 0;
     // Open addressing over pointers to flows: a lookup is one probe of the
     // group's hashes and the flow itself, where a node table also walked a
