@@ -259,7 +259,7 @@ bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
         f.owner_base = std::make_unique<Counters>();
     *f.owner_base = to_counters(e.cnt);
     r.id = identity(f);
-    send_flow(r, f, from_named, std::move(old_cg));
+    send_flow(r, f, f.cg, from_named, std::move(old_cg));
     return true;
 }
 
@@ -279,7 +279,7 @@ void Aggregator::on_event(const pdtt_event& e) {
         // Its open record was lost (ring full) when this is not FLOW_OPEN.
         // FLOW_OPEN counts the first packet: the open record carries it.
         FlowRecord r = record(FlowEvent::open, **it, e, e.type == PDTT_EV_FLOW_OPEN ? to_counters(e.cnt) : Counters{});
-        send_flow(r, **it);
+        send_flow(r, **it, (*it)->cg);
     }
     Flow& f = **it;
     if (!f.named) // its first records said "uid-N": its name may be known by now
@@ -298,7 +298,7 @@ void Aggregator::on_event(const pdtt_event& e) {
     case PDTT_EV_FLOW_DELTA:
         note_process(f, e);
         if (!delta.empty()) {
-            send_flow(record(FlowEvent::delta, f, e, delta), f);
+            send_flow(record(FlowEvent::delta, f, e, delta), f, f.cg);
             f.moved = true;
         }
         break;
@@ -309,7 +309,7 @@ void Aggregator::on_event(const pdtt_event& e) {
         FlowRecord r = record(FlowEvent::delta, f, e, delta);
         r.id_json = nullptr; // r's identity may be older than the flow's now: not one to keep
         if (!change_owner(f, e) && !delta.empty())
-            send_flow(r, f);
+            send_flow(r, f, keep); // r views the cgroup before the change
         break;
     }
     case PDTT_EV_FLOW_CLOSE: {
@@ -319,7 +319,7 @@ void Aggregator::on_event(const pdtt_event& e) {
         r.tcp_bytes_received = e.tcp_bytes_received;
         r.tcp_bytes_retrans = e.tcp_bytes_retrans;
         r.duration_ms = e.ts_ns > f.open_ns ? (e.ts_ns - f.open_ns) / 1'000'000 : 0;
-        send_flow(r, f);
+        send_flow(r, f, f.cg);
         closed_.insert(e.flow_id);
         erase(it);
         break;
@@ -436,7 +436,8 @@ void Aggregator::sent(const Held& h) {
 }
 
 // The hot path: a named flow while nothing is held costs two tests.
-void Aggregator::send_flow(const FlowRecord& r, const Flow& f, bool from_named, CgroupInfoPtr from_cg) {
+void Aggregator::send_flow(const FlowRecord& r, const Flow& f, const CgroupInfoPtr& cg, bool from_named,
+                           CgroupInfoPtr from_cg) {
     const bool owner = r.type == FlowEvent::owner;
     if (f.named && from_named &&
         (held_uids_.empty() || (!held_uids_.count(r.id.uid) && !(owner && held_uids_.count(r.from_uid))))) {
@@ -444,7 +445,7 @@ void Aggregator::send_flow(const FlowRecord& r, const Flow& f, bool from_named, 
         return;
     }
     const auto now = std::chrono::steady_clock::now();
-    Held h{now + name_wait_, HeldFlow{r, f.cg, std::move(from_cg)}};
+    Held h{now + name_wait_, HeldFlow{r, cg, std::move(from_cg)}};
     // Its flow's kept identity may be gone (or name another user) when it goes out.
     std::get<HeldFlow>(h.record).r.id_json = nullptr;
     hold(std::move(h), now);

@@ -190,7 +190,10 @@ private:
     // Sends r now, or holds it while its user's name is pending or an
     // earlier record naming the user is held.
     template <class Report> void send_or_hold(Report&& r, std::chrono::steady_clock::time_point now);
-    void send_flow(const FlowRecord& r, const Flow& f, bool from_named = true, CgroupInfoPtr from_cg = {});
+    // r's views point into cg (its job) and from_cg (its from_job): a held r
+    // keeps them alive.
+    void send_flow(const FlowRecord& r, const Flow& f, const CgroupInfoPtr& cg, bool from_named = true,
+                   CgroupInfoPtr from_cg = {});
     // Keeps h, then sends the oldest held records that may go now.
     void hold(Held h, std::chrono::steady_clock::time_point now);
     // Its users' names are known, or it waited long enough.

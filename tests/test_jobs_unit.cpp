@@ -4,6 +4,8 @@
 #define BOOST_TEST_MODULE jobs_unit
 #include <boost/test/unit_test.hpp>
 
+#include <boost/json.hpp>
+
 #include "aggregator.hpp"
 #include "cgroups.hpp"
 #include "classes.hpp"
@@ -19,6 +21,9 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cstdio>
+#include <sstream>
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -252,6 +257,87 @@ BOOST_FIXTURE_TEST_CASE(a_new_job_changes_the_owner_a_new_cgroup_of_the_job_is_o
     BOOST_TEST(a->tx_bytes == 300u);
     BOOST_TEST(b->tx_bytes == 200u);
     BOOST_TEST(cap->jobs.size() == 2u);
+}
+
+namespace {
+std::atomic<bool> carol_answers{false};
+bool slow_for_carol(uint32_t uid, std::string& name) { // 1003's lookup is stuck until the test lets it answer
+    while (uid == 1003 && !carol_answers)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    name = uid == 1003 ? "carol" : "alice";
+    return true;
+}
+} // namespace
+
+// A flow's record held behind a user whose name is pending points into the
+// cgroup the flow was in when the record was made. If the flow moved to
+// another cgroup of its job meanwhile and the cache let the old one go, the
+// held record must still keep it (it kept the flow's new one, and the JSON
+// sink read freed memory: AddressSanitizer, helper review).
+BOOST_AUTO_TEST_CASE(a_held_record_keeps_the_cgroup_its_text_points_into) {
+    Tree tree;
+    const uint64_t task0 = tree.make("/slurmstepd.scope/job_4242/step_0/user/task_0");
+    const uint64_t task1 = tree.make("/slurmstepd.scope/job_4242/step_0/user/task_1");
+    carol_answers = false;
+    struct Answer { // the worker must finish its lookup whatever happens here
+        ~Answer() { carol_answers = true; }
+    } answer;
+    UserNames names{std::chrono::seconds(600), &slow_for_carol};
+    BOOST_TEST_REQUIRE(names.wait(1001, std::chrono::steady_clock::now() + std::chrono::seconds(2)));
+    CgroupResolver::Options one = walk_only();
+    one.max_entries = 1; // the next cgroup looked up lets the last one go
+    CgroupResolver cgroups{CgroupMount{2, tree.root.string(), "/", 0}, one};
+    auto resolve = [&](uint64_t id) {
+        cgroups.lookup(id);
+        for (int i = 0; i < 500 && cgroups.stats().pending; ++i) {
+            cgroups.poll();
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        BOOST_TEST_REQUIRE(cgroups.lookup(id) != nullptr);
+    };
+    char* buf = nullptr;
+    size_t len = 0;
+    std::FILE* mem = open_memstream(&buf, &len);
+    BOOST_TEST_REQUIRE(mem);
+    {
+        SinkList sinks;
+        sinks.push_back(make_json_sink(mem));
+        WallClock clock;
+        Aggregator agg{sinks, names, [](uint32_t) { return std::string("veth0"); }, clock};
+        agg.set_cgroups(&cgroups);
+        resolve(task0);
+        agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, "10.0.0.2", 1001, task0, 0, 0));
+        agg.on_event(ev(PDTT_EV_FLOW_OPEN, 2, "10.0.0.3", 1001, 0, 0, 0));
+        agg.on_event(ev(PDTT_EV_FLOW_OWNER, 2, "10.0.0.3", 1003, 0, 100, 0)); // carol: held, alice's records too
+        BOOST_TEST_REQUIRE(agg.held() == 1u);
+        resolve(task1); // task0 leaves the cache: flow 1 alone keeps it
+        agg.on_event(ev(PDTT_EV_FLOW_OWNER, 1, "10.0.0.2", 1001, task1, 500, 0)); // same job: a delta, held
+        BOOST_TEST_REQUIRE(agg.held() == 2u);
+        std::vector<std::string> churn; // reuse what was freed, if it was
+        for (int i = 0; i < 64; ++i)
+            churn.emplace_back(std::string(64, char('a' + i % 26)));
+        carol_answers = true;
+        BOOST_TEST_REQUIRE(names.wait(1003, std::chrono::steady_clock::now() + std::chrono::seconds(2)));
+        agg.release_held(std::chrono::steady_clock::now());
+        BOOST_TEST(agg.held() == 0u);
+        for (auto& s : sinks)
+            s->flush();
+    }
+    std::fclose(mem);
+    std::string text(buf, len);
+    std::free(buf);
+    std::istringstream lines(text);
+    int deltas = 0;
+    for (std::string line; std::getline(lines, line);) {
+        auto o = boost::json::parse(line).as_object();
+        if (o.at("type").as_string() != "flow_delta" || o.at("flow_id").as_int64() != 1)
+            continue;
+        ++deltas;
+        BOOST_TEST(o.at("cgroup").as_string() == "/slurmstepd.scope/job_4242/step_0/user/task_0");
+        BOOST_TEST(o.at("job").as_string() == "4242");
+        BOOST_TEST(o.at("tx_bytes").as_int64() == 500);
+    }
+    BOOST_TEST(deltas == 1);
 }
 
 BOOST_AUTO_TEST_CASE(without_classes_reports_have_no_classes) {
