@@ -228,8 +228,10 @@ void Aggregator::note_process(Flow& f, const pdtt_event& e) {
 // cgroup of the same job (a new step, a task's own) is only noted.
 bool Aggregator::change_owner(Flow& f, const pdtt_event& e) {
     const bool new_uid = e.uid != PDTT_UID_UNRESOLVED && owner_of(e.uid) != f.uid;
-    if (e.uid != PDTT_UID_UNRESOLVED && !new_uid)
-        f.raw_uid = e.uid;       // another uid of the owner's range: the same user
+    if (e.uid != PDTT_UID_UNRESOLVED && !new_uid && f.raw_uid != e.uid) {
+        f.raw_uid = e.uid; // another uid of the owner's range: the same user
+        identity_changed(f);
+    }
     CgroupInfoPtr old_cg = f.cg; // keeps the old job's views alive for the record
     if (e.cgroup != f.cgroup_id)
         set_cgroup(f, e.cgroup, lookup_cgroup(e.cgroup));

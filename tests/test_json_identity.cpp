@@ -8,6 +8,7 @@
 #include "aggregator.hpp"
 #include "cgroups.hpp"
 #include "factory.hpp"
+#include "subuid.hpp"
 
 #include <netinet/in.h>
 #include <sys/stat.h>
@@ -175,6 +176,31 @@ BOOST_AUTO_TEST_CASE(kept_identity_is_remade_whenever_the_flow_changes) {
     BOOST_TEST(count(text, "\"job\":\"77\"") == 3u);
     BOOST_TEST(count(text, "\"cgroup\":null") == 4u); // flow 2's open, flow 3 until its cgroup was learnt
     BOOST_TEST(count(text, "\"job\":\"88\"") == 2u);
+}
+
+// Another uid of the owner's subordinate range takes the flow over: the
+// same user, no owner record, but raw_uid changes, and so must the kept
+// identity (it kept the first raw_uid: helper review).
+BOOST_AUTO_TEST_CASE(kept_identity_follows_a_new_raw_uid_of_the_same_user) {
+    Lines kept, fresh;
+    Pipeline p{std::make_unique<Tee>(kept, fresh)};
+    Aggregator& agg = p.agg;
+    agg.set_subuids(std::make_shared<const SubuidMap>(
+        SubuidMap::parse("1001:200000:65536\n", [](const std::string&) { return std::nullopt; })));
+
+    agg.on_event(ev(PDTT_EV_FLOW_OPEN, 1, 200007, 0, 10, "ssh", 1000));
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, 200007, 0, 10, "ssh", 2000));
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, 200007, 0, 10, "ssh", 3000)); // kept from here
+    agg.on_event(ev(PDTT_EV_FLOW_OWNER, 1, 1001, 0, 10, "ssh", 4000));   // alice herself now
+    agg.on_event(ev(PDTT_EV_FLOW_DELTA, 1, 1001, 0, 10, "ssh", 5000));
+    agg.on_event(ev(PDTT_EV_FLOW_CLOSE, 1, 1001, 0, 10, "ssh", 6000));
+
+    const std::string text = kept.text();
+    BOOST_TEST(text == fresh.text());
+    BOOST_TEST(count(text, "\"type\":\"flow_owner\"") == 0u);
+    BOOST_TEST(count(text, "\"user\":\"alice\"") == 6u);
+    BOOST_TEST(count(text, "\"raw_uid\":200007") == 4u); // with what moved before the change
+    BOOST_TEST(count(text, "\"raw_uid\":1001") == 2u);
 }
 
 // The flow table is open-addressed and rehashes as it grows: a flow's kept
