@@ -23,6 +23,27 @@ namespace pdtt {
 namespace {
 
 namespace po = boost::program_options;
+
+// Boost fills its option errors' templates by replacing "%option%",
+// "%original_token%"... until none is left, so a token that holds its own
+// placeholder (`--x%original_token%`) never ends and grows without bound
+// (fuzz_config). The values go in with '%' masked, and come out as typed.
+std::string option_error_text(po::error& e) {
+    struct Masked : po::error_with_option_name {
+        static void mask(po::error_with_option_name& named) {
+            for (auto& [key, value] : named.*(&Masked::m_substitutions))
+                std::replace(value.begin(), value.end(), '%', '\x01');
+        }
+    };
+    auto* named = dynamic_cast<po::error_with_option_name*>(&e);
+    if (!named)
+        return e.what();
+    Masked::mask(*named);
+    std::string text = named->what();
+    std::replace(text.begin(), text.end(), '\x01', '%');
+    return text;
+}
+
 namespace fs = std::filesystem;
 
 constexpr std::size_t kMaxIfName = 15; // IFNAMSIZ - 1
@@ -572,8 +593,8 @@ std::optional<Config> parse_config(int argc, const char* const argv[], std::ostr
             if (o.position_key != -1 && !o.value.empty())
                 usage_error("unexpected argument '" + o.value.front() + "' (interfaces go after -i)");
         po::store(parsed, vm);
-    } catch (const po::error& e) {
-        usage_error(std::string(e.what()) + " (see pdtt-agent --help)");
+    } catch (po::error& e) {
+        usage_error(option_error_text(e) + " (see pdtt-agent --help)");
     }
 
     if (vm["help"].as<bool>()) {
